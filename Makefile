@@ -1,0 +1,119 @@
+# Meridian's build. Everything the tests and the demo need is built here from Go modules, into bin/.
+
+SHELL := /usr/bin/env bash -o pipefail
+.SHELLFLAGS := -ec
+
+ROOT := $(CURDIR)
+BIN := $(ROOT)/bin
+GO ?= go
+
+KUBE_VERSION := v1.36.3
+KUBE_MINOR := 36
+# Kubernetes' binaries report the version they were built from only when told by ldflags, as
+# Kubernetes' own build does.
+KUBE_LDFLAGS := -s -w \
+	-X k8s.io/component-base/version.gitVersion=$(KUBE_VERSION) \
+	-X k8s.io/component-base/version.gitMajor=1 \
+	-X k8s.io/component-base/version.gitMinor=$(KUBE_MINOR) \
+	-X k8s.io/component-base/version.gitTreeState=clean \
+	-X k8s.io/client-go/pkg/version.gitVersion=$(KUBE_VERSION) \
+	-X k8s.io/client-go/pkg/version.gitMajor=1 \
+	-X k8s.io/client-go/pkg/version.gitMinor=$(KUBE_MINOR) \
+	-X k8s.io/client-go/pkg/version.gitTreeState=clean
+
+CONTROLLER_GEN := $(BIN)/controller-gen
+KUBE_APISERVER := $(BIN)/kube-apiserver
+ETCD := $(BIN)/etcd
+KUBECTL := $(BIN)/kubectl
+MANAGER := $(BIN)/manager
+
+# Stamps record which tools-module inputs a binary was built from, so a changed go.mod rebuilds it.
+KUBE_INPUTS := hack/kube/go.mod hack/kube/go.sum
+ETCD_INPUTS := hack/etcd/go.mod hack/etcd/go.sum hack/etcd/main.go
+GEN_INPUTS := hack/controller-gen/go.mod hack/controller-gen/go.sum
+
+IMG ?= meridian-manager:dev
+
+.PHONY: all
+all: build
+
+##@ Tools (built once from Go modules, cached in bin/)
+
+$(KUBE_APISERVER): $(KUBE_INPUTS)
+	cd hack/kube && $(GO) build -trimpath -ldflags '$(KUBE_LDFLAGS)' -o $@ k8s.io/kubernetes/cmd/kube-apiserver
+
+$(KUBECTL): $(KUBE_INPUTS)
+	cd hack/kube && $(GO) build -trimpath -ldflags '$(KUBE_LDFLAGS)' -o $@ k8s.io/kubernetes/cmd/kubectl
+
+$(ETCD): $(ETCD_INPUTS)
+	cd hack/etcd && $(GO) build -trimpath -ldflags '-s -w' -o $@ .
+
+$(CONTROLLER_GEN): $(GEN_INPUTS)
+	cd hack/controller-gen && $(GO) build -trimpath -o $@ sigs.k8s.io/controller-tools/cmd/controller-gen
+
+.PHONY: test-tools
+test-tools: $(KUBE_APISERVER) $(ETCD) ## Build the control plane binaries the test bed runs.
+
+##@ Development
+
+.PHONY: generate
+generate: $(CONTROLLER_GEN) ## Generate deepcopy code.
+	$(CONTROLLER_GEN) object:headerFile=hack/boilerplate.go.txt paths=./apis/...
+
+.PHONY: manifests
+manifests: $(CONTROLLER_GEN) ## Generate CRDs, RBAC and webhook configuration.
+	$(CONTROLLER_GEN) rbac:roleName=meridian-manager-role crd webhook paths=./... \
+		output:crd:artifacts:config=config/crd/bases \
+		output:rbac:artifacts:config=config/rbac \
+		output:webhook:artifacts:config=config/webhook
+
+.PHONY: verify-generated
+verify-generated: $(CONTROLLER_GEN) ## Fail when generating changes the generated files (they were stale).
+	@before="$$(find apis config -type f -print0 | sort -z | xargs -0 sha256sum)"; \
+		$(MAKE) --no-print-directory generate manifests >/dev/null; \
+		after="$$(find apis config -type f -print0 | sort -z | xargs -0 sha256sum)"; \
+		if [ "$$before" != "$$after" ]; then \
+			echo "Generated files were out of date and are now regenerated; review and commit them:"; \
+			diff <(echo "$$before") <(echo "$$after") || true; exit 1; fi
+
+.PHONY: fmt
+fmt:
+	$(GO) fmt ./...
+
+.PHONY: vet
+vet: ## Run go vet and check formatting.
+	@unformatted="$$(gofmt -l apis cmd controllers internal test)"; \
+		if [ -n "$$unformatted" ]; then echo "gofmt needed: $$unformatted"; exit 1; fi
+	$(GO) vet ./...
+
+##@ Test
+
+.PHONY: test
+test: verify-generated vet test-tools ## Everything: generated files, vet, unit and integration tests.
+	$(GO) test -count=1 -timeout 20m ./...
+
+.PHONY: test-unit
+test-unit: ## Unit tests only (no control planes).
+	$(GO) test -count=1 ./apis/... ./internal/... ./controllers/...
+
+##@ Build and run
+
+.PHONY: build
+build: ## Build the manager.
+	$(GO) build -trimpath -o $(MANAGER) ./cmd/manager
+
+.PHONY: demo
+demo: build test-tools $(KUBECTL) ## Start a hub and two members on loopback, run the manager, apply the samples.
+	MERIDIAN_BIN_DIR=$(BIN) $(GO) run ./test/demo
+
+.PHONY: docker-build
+docker-build: ## Build the manager image (needs a Docker engine).
+	docker build -t $(IMG) .
+
+.PHONY: clean
+clean:
+	rm -rf $(BIN)
+
+.PHONY: help
+help: ## Show the targets.
+	@awk 'BEGIN {FS = ":.*##"} /^[a-zA-Z_-]+:.*##/ { printf "  %-18s %s\n", $$1, $$2 } /^##@/ { printf "\n%s\n", substr($$0, 5) }' $(MAKEFILE_LIST)

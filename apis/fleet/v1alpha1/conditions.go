@@ -1,0 +1,47 @@
+package v1alpha1
+
+// Condition types of a MemberCluster.
+const (
+	// ReadyCondition is True when the member is reachable and reports a healthy inventory.
+	ReadyCondition = "Ready"
+	// ReachableCondition is True when the last probe of the member's apiserver succeeded.
+	ReachableCondition = "Reachable"
+)
+
+// Reasons of MemberCluster conditions.
+const (
+	// ProbeSucceededReason: the member answered the last probe.
+	ProbeSucceededReason = "ProbeSucceeded"
+	// ProbePendingReason: the member has not been probed yet with its current kubeconfig.
+	ProbePendingReason = "ProbePending"
+	// MemberUnreachableReason: the member did not answer within the probe timeout.
+	MemberUnreachableReason = "MemberUnreachable"
+	// UnauthorizedReason: the member refused the credentials in the kubeconfig.
+	UnauthorizedReason = "Unauthorized"
+	// ForbiddenReason: the member's RBAC forbids the kubeconfig's user what the probe needs.
+	ForbiddenReason = "Forbidden"
+	// InvalidKubeconfigReason: the kubeconfig is missing its key, cannot be parsed or names no usable cluster.
+	InvalidKubeconfigReason = "InvalidKubeconfig"
+	// KubeconfigSecretNotFoundReason: the Secret that should hold the kubeconfig does not exist.
+	KubeconfigSecretNotFoundReason = "KubeconfigSecretNotFound"
+	// ClusterNotFoundReason: the referenced Cluster API Cluster does not exist.
+	ClusterNotFoundReason = "ClusterNotFound"
+	// ControlPlaneNotInitializedReason: the referenced Cluster API Cluster has no initialised control plane yet.
+	ControlPlaneNotInitializedReason = "ControlPlaneNotInitialized"
+	// MemberReadyReason: the member is reachable and healthy.
+	MemberReadyReason = "MemberReady"
+	// DeletingReason: the MemberCluster is being deleted.
+	DeletingReason = "Deleting"
+)
+
+// Labels and annotations Meridian sets on hub objects.
+const (
+	// JoinLabel on a Cluster API Cluster asks Meridian to register it as a MemberCluster.
+	JoinLabel = "meridian.io/join"
+	// MemberClusterLabel names the MemberCluster a hub object belongs to.
+	MemberClusterLabel = "fleet.meridian.io/member-cluster"
+	// DiscoveredClusterNamespaceLabel and DiscoveredClusterNameLabel mark a MemberCluster that
+	// Meridian created for a Cluster API Cluster, naming that Cluster.
+	DiscoveredClusterNamespaceLabel = "fleet.meridian.io/cluster-namespace"
+	DiscoveredClusterNameLabel      = "fleet.meridian.io/cluster-name"
+)

@@ -1,0 +1,120 @@
+// Package controllers wires Meridian's reconcilers and webhooks into a controller-runtime Manager.
+package controllers
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	apimeta "k8s.io/apimachinery/pkg/api/meta"
+	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/selection"
+	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
+	clusterv1 "sigs.k8s.io/cluster-api/api/core/v1beta2"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/cache"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/event"
+
+	fleetv1alpha1 "github.com/meridian-io/meridian/apis/fleet/v1alpha1"
+	"github.com/meridian-io/meridian/controllers/fleet"
+	"github.com/meridian-io/meridian/internal/memberconn"
+	fleetwebhook "github.com/meridian-io/meridian/internal/webhook/fleet/v1alpha1"
+)
+
+// Options tune the manager's controllers.
+type Options struct {
+	// EnableWebhooks registers the admission webhooks with the manager's webhook server.
+	EnableWebhooks bool
+	// StatusRefreshInterval bounds how stale a MemberCluster's lastProbeTime may get.
+	StatusRefreshInterval time.Duration
+	// MemberQPS and MemberBurst set the client rate towards each member.
+	MemberQPS   float32
+	MemberBurst int
+	// MaxConcurrentReconciles of the MemberCluster controller.
+	MaxConcurrentReconciles int
+}
+
+// DefaultOptions are the manager's defaults.
+func DefaultOptions() Options {
+	return Options{
+		EnableWebhooks:          true,
+		StatusRefreshInterval:   5 * time.Minute,
+		MemberQPS:               50,
+		MemberBurst:             100,
+		MaxConcurrentReconciles: 4,
+	}
+}
+
+// CacheOptions limit what the manager caches of the hub: of Namespaces only the hub namespaces
+// Meridian owns (Secrets are watched by metadata only, see the MemberCluster controller).
+func CacheOptions() cache.Options {
+	owned, _ := labels.NewRequirement(fleetv1alpha1.MemberClusterLabel, selection.Exists, nil)
+	return cache.Options{ByObject: map[client.Object]cache.ByObject{
+		&corev1.Namespace{}: {Label: labels.NewSelector().Add(*owned)},
+	}}
+}
+
+// NewScheme returns a scheme with every kind the manager reads or writes on the hub.
+func NewScheme() (*runtime.Scheme, error) {
+	s := runtime.NewScheme()
+	for _, add := range []func(*runtime.Scheme) error{clientgoscheme.AddToScheme, fleetv1alpha1.AddToScheme, clusterv1.AddToScheme} {
+		if err := add(s); err != nil {
+			return nil, err
+		}
+	}
+	return s, nil
+}
+
+// Setup registers every controller and webhook with mgr. Cluster API discovery is registered only
+// when the hub serves the Cluster API Cluster kind.
+func Setup(ctx context.Context, mgr ctrl.Manager, opts Options) (*memberconn.Registry, error) {
+	log := ctrl.Log.WithName("setup")
+	probeEvents := make(chan event.TypedGenericEvent[*fleetv1alpha1.MemberCluster], 1024)
+	registry := memberconn.NewRegistry(func(member string) {
+		e := event.TypedGenericEvent[*fleetv1alpha1.MemberCluster]{Object: &fleetv1alpha1.MemberCluster{}}
+		e.Object.Name = member
+		select {
+		case probeEvents <- e:
+		case <-ctx.Done():
+		}
+	})
+	if err := mgr.Add(registry); err != nil {
+		return nil, err
+	}
+	if err := (&fleet.MemberClusterReconciler{
+		HubClient:               mgr.GetClient(),
+		HubReader:               mgr.GetAPIReader(),
+		Registry:                registry,
+		Recorder:                mgr.GetEventRecorder("meridian-membercluster"),
+		StatusRefreshInterval:   opts.StatusRefreshInterval,
+		MemberQPS:               opts.MemberQPS,
+		MemberBurst:             opts.MemberBurst,
+		ProbeEvents:             probeEvents,
+		MaxConcurrentReconciles: opts.MaxConcurrentReconciles,
+	}).SetupWithManager(ctx, mgr); err != nil {
+		return nil, fmt.Errorf("set up the MemberCluster controller: %w", err)
+	}
+
+	clusterGVK := clusterv1.GroupVersion.WithKind("Cluster")
+	if _, err := mgr.GetRESTMapper().RESTMapping(clusterGVK.GroupKind(), clusterGVK.Version); err != nil {
+		if !apimeta.IsNoMatchError(err) {
+			return nil, fmt.Errorf("look up Cluster API on the hub: %w", err)
+		}
+		log.Info("Cluster API is not installed on the hub: Cluster discovery is off until the manager restarts with it")
+	} else if err := (&fleet.ClusterDiscoveryReconciler{
+		HubClient: mgr.GetClient(),
+		Recorder:  mgr.GetEventRecorder("meridian-clusterdiscovery"),
+	}).SetupWithManager(mgr); err != nil {
+		return nil, fmt.Errorf("set up Cluster API discovery: %w", err)
+	}
+
+	if opts.EnableWebhooks {
+		if err := fleetwebhook.SetupMemberClusterWebhookWithManager(mgr); err != nil {
+			return nil, fmt.Errorf("set up the MemberCluster webhook: %w", err)
+		}
+	}
+	return registry, nil
+}

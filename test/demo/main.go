@@ -1,0 +1,171 @@
+// Command demo runs Meridian's main job on one machine: a hub and two member control planes on
+// loopback, the manager against the hub, the samples applied and the fleet's status printed.
+// DEMO_EXIT=1 makes it exit after printing; otherwise it runs until interrupted.
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"os/signal"
+	"path/filepath"
+	"strconv"
+	"syscall"
+	"time"
+
+	"github.com/meridian-io/meridian/controllers"
+	"github.com/meridian-io/meridian/test/testbed"
+)
+
+func main() {
+	if err := run(); err != nil {
+		fmt.Fprintf(os.Stderr, "demo: %v\n", err)
+		os.Exit(1)
+	}
+}
+
+func run() (reterr error) {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	root := testbed.RepoRoot()
+	bin := testbed.BinDir()
+	out := os.Getenv("DEMO_DIR")
+	if out == "" {
+		out = filepath.Join(root, "demo-out")
+	}
+	if err := os.RemoveAll(out); err != nil {
+		return err
+	}
+	kubeconfigs := filepath.Join(out, "kubeconfigs")
+
+	scheme, err := controllers.NewScheme()
+	if err != nil {
+		return err
+	}
+	step("Starting a hub and two member control planes (kube-apiserver + etcd each) on loopback")
+	start := time.Now()
+	bed, err := testbed.Start(ctx, testbed.Options{
+		Members:    []string{"member-1", "member-2"},
+		Scheme:     scheme,
+		Webhooks:   true,
+		ClusterAPI: true,
+	})
+	if bed != nil {
+		defer func() {
+			step("Stopping the control planes")
+			reterr = errors.Join(reterr, bed.Stop())
+		}()
+	}
+	if err != nil {
+		return err
+	}
+	fmt.Printf("   started in %s\n", time.Since(start).Round(100*time.Millisecond))
+	if err := bed.WriteKubeconfigs(kubeconfigs); err != nil {
+		return err
+	}
+	hubKubeconfig := filepath.Join(kubeconfigs, "hub.kubeconfig")
+
+	step("Starting the manager against the hub (log: " + filepath.Join(out, "manager.log") + ")")
+	logFile, err := os.Create(filepath.Join(out, "manager.log"))
+	if err != nil {
+		return err
+	}
+	defer logFile.Close()
+	healthPort, err := freePort()
+	if err != nil {
+		return err
+	}
+	mgr := exec.Command(filepath.Join(bin, "manager"),
+		"--metrics-bind-address=0",
+		"--health-probe-bind-address=127.0.0.1:"+strconv.Itoa(healthPort),
+		"--webhook-host="+bed.Hub.Webhook.Host,
+		"--webhook-port="+strconv.Itoa(bed.Hub.Webhook.Port),
+		"--webhook-cert-dir="+bed.Hub.Webhook.CertDir,
+	)
+	mgr.Env = append(os.Environ(), "KUBECONFIG="+hubKubeconfig)
+	mgr.Stdout, mgr.Stderr = logFile, logFile
+	if err := mgr.Start(); err != nil {
+		return fmt.Errorf("start the manager: %w", err)
+	}
+	exited := make(chan error, 1)
+	go func() { exited <- mgr.Wait() }()
+	defer func() {
+		step("Stopping the manager")
+		_ = mgr.Process.Signal(syscall.SIGTERM)
+		select {
+		case <-exited:
+		case <-time.After(15 * time.Second):
+			_ = mgr.Process.Kill()
+			<-exited
+		}
+	}()
+	if err := waitReady(ctx, healthPort, exited); err != nil {
+		return err
+	}
+
+	kubectl := func(args ...string) error {
+		cmd := exec.CommandContext(ctx, filepath.Join(bin, "kubectl"), append([]string{"--kubeconfig", hubKubeconfig}, args...)...)
+		cmd.Stdout, cmd.Stderr = os.Stdout, os.Stderr
+		return cmd.Run()
+	}
+	step("Applying config/samples to the hub")
+	if err := kubectl("apply", "-k", filepath.Join(root, "config", "samples")); err != nil {
+		return fmt.Errorf("apply the samples: %w", err)
+	}
+	step("Waiting for both MemberClusters to be Ready")
+	if err := kubectl("wait", "--for=condition=Ready", "memberclusters", "--all", "--timeout=120s"); err != nil {
+		return fmt.Errorf("wait for the MemberClusters: %w", err)
+	}
+	step("kubectl get memberclusters -o wide")
+	if err := kubectl("get", "memberclusters", "-o", "wide"); err != nil {
+		return err
+	}
+
+	fmt.Printf("\nKubeconfigs of the hub and the members are in %s:\n", kubeconfigs)
+	fmt.Printf("  %s --kubeconfig %s get memberclusters -o wide\n", filepath.Join(bin, "kubectl"), hubKubeconfig)
+	fmt.Printf("  %s --kubeconfig %s get namespaces\n", filepath.Join(bin, "kubectl"), filepath.Join(kubeconfigs, "member-1.kubeconfig"))
+	if os.Getenv("DEMO_EXIT") == "1" {
+		return nil
+	}
+	fmt.Println("\nThe demo keeps running; press Ctrl-C to stop it.")
+	select {
+	case <-ctx.Done():
+	case err := <-exited:
+		return fmt.Errorf("the manager exited: %v (see %s)", err, logFile.Name())
+	}
+	return nil
+}
+
+func step(s string) { fmt.Printf("==> %s\n", s) }
+
+func freePort() (int, error) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return 0, err
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port, nil
+}
+
+// waitReady waits until the manager's readiness check (its webhook server) answers.
+func waitReady(ctx context.Context, port int, exited <-chan error) error {
+	url := fmt.Sprintf("http://127.0.0.1:%d/readyz", port)
+	deadline := time.After(60 * time.Second)
+	for {
+		if ok, _ := get(url); ok {
+			return nil
+		}
+		select {
+		case err := <-exited:
+			return fmt.Errorf("the manager exited before it was ready: %v", err)
+		case <-deadline:
+			return errors.New("the manager was not ready within 60s")
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(200 * time.Millisecond):
+		}
+	}
+}
