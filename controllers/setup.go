@@ -20,8 +20,10 @@ import (
 
 	fleetv1alpha1 "github.com/meridian-io/meridian/apis/fleet/v1alpha1"
 	"github.com/meridian-io/meridian/controllers/fleet"
+	workctrl "github.com/meridian-io/meridian/controllers/work"
 	"github.com/meridian-io/meridian/internal/memberconn"
 	fleetwebhook "github.com/meridian-io/meridian/internal/webhook/fleet/v1alpha1"
+	"github.com/meridian-io/meridian/internal/work"
 )
 
 // Options tune the manager's controllers.
@@ -35,6 +37,8 @@ type Options struct {
 	MemberBurst int
 	// MaxConcurrentReconciles of the MemberCluster controller.
 	MaxConcurrentReconciles int
+	// WorkersPerMember sync that many ClusterWorks of one member at a time.
+	WorkersPerMember int
 }
 
 // DefaultOptions are the manager's defaults.
@@ -45,6 +49,7 @@ func DefaultOptions() Options {
 		MemberQPS:               50,
 		MemberBurst:             100,
 		MaxConcurrentReconciles: 4,
+		WorkersPerMember:        8,
 	}
 }
 
@@ -73,6 +78,7 @@ func NewScheme() (*runtime.Scheme, error) {
 func Setup(ctx context.Context, mgr ctrl.Manager, opts Options) (*memberconn.Registry, error) {
 	log := ctrl.Log.WithName("setup")
 	probeEvents := make(chan event.TypedGenericEvent[*fleetv1alpha1.MemberCluster], 1024)
+	works := &workctrl.ClusterWorkReconciler{HubClient: mgr.GetClient()}
 	registry := memberconn.NewRegistry(func(member string) {
 		e := event.TypedGenericEvent[*fleetv1alpha1.MemberCluster]{Object: &fleetv1alpha1.MemberCluster{}}
 		e.Object.Name = member
@@ -80,9 +86,18 @@ func Setup(ctx context.Context, mgr ctrl.Manager, opts Options) (*memberconn.Reg
 		case probeEvents <- e:
 		case <-ctx.Done():
 		}
+		works.MemberChanged(ctx, member)
 	})
 	if err := mgr.Add(registry); err != nil {
 		return nil, err
+	}
+	works.Registry = registry
+	works.Engine = work.NewEngine(registry, opts.WorkersPerMember, works.Process)
+	if err := mgr.Add(works.Engine); err != nil {
+		return nil, err
+	}
+	if err := works.SetupWithManager(mgr); err != nil {
+		return nil, fmt.Errorf("set up the ClusterWork controller: %w", err)
 	}
 	if err := (&fleet.MemberClusterReconciler{
 		HubClient:               mgr.GetClient(),

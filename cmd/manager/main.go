@@ -37,6 +37,7 @@ func main() {
 	var qps float64
 	flag.Float64Var(&qps, "member-qps", float64(opts.MemberQPS), "Requests per second the manager may send to each member.")
 	flag.IntVar(&opts.MemberBurst, "member-burst", opts.MemberBurst, "Burst of requests the manager may send to each member.")
+	flag.IntVar(&opts.WorkersPerMember, "work-workers-per-member", opts.WorkersPerMember, "ClusterWorks synced at a time per member cluster.")
 	flag.IntVar(&opts.MaxConcurrentReconciles, "membercluster-workers", opts.MaxConcurrentReconciles, "Workers of the MemberCluster controller.")
 	zapOpts := zap.Options{}
 	zapOpts.BindFlags(flag.CommandLine)

@@ -164,6 +164,18 @@ func (r *Registry) Health(name string) (Health, bool) {
 	return m.health, true
 }
 
+// Fingerprint identifies the member's current connection; it changes when the connection is
+// replaced (a new kubeconfig or new options).
+func (r *Registry) Fingerprint(name string) (string, bool) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	m, ok := r.members[name]
+	if !ok {
+		return "", false
+	}
+	return m.fingerprint, true
+}
+
 // RESTConfig returns a copy of the REST config the hub uses for a member.
 func (r *Registry) RESTConfig(name string) (*rest.Config, bool) {
 	r.mu.Lock()

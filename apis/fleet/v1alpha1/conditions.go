@@ -45,3 +45,43 @@ const (
 	DiscoveredClusterNamespaceLabel = "fleet.meridian.io/cluster-namespace"
 	DiscoveredClusterNameLabel      = "fleet.meridian.io/cluster-name"
 )
+
+// Condition types of a ClusterWork (besides Ready).
+const (
+	// AppliedCondition is True when every object of the Work is applied to the member.
+	AppliedCondition = "Applied"
+	// AvailableCondition is True when every applied object reports itself ready (kstatus Current).
+	AvailableCondition = "Available"
+	// DegradedCondition is True when an object is in conflict or the member refused it.
+	DegradedCondition = "Degraded"
+	// ReconcilingCondition is True while objects are still being applied or becoming available.
+	ReconcilingCondition = "Reconciling"
+	// StalledCondition is True when progress needs a person: a conflict or a refused object.
+	StalledCondition = "Stalled"
+)
+
+// Reasons of ClusterWork conditions.
+const (
+	AllAppliedReason         = "AllApplied"
+	ApplyPendingReason       = "ApplyPending"
+	ApplyFailedReason        = "ApplyFailed"
+	ConflictReason           = "Conflict"
+	AllAvailableReason       = "AllAvailable"
+	ProgressingReason        = "Progressing"
+	HealthyReason            = "Healthy"
+	InvalidObjectsReason     = "InvalidObjects"
+	MemberNotConnectedReason = "MemberNotConnected"
+)
+
+// Labels and annotations the work syncer sets on the objects it writes to members.
+const (
+	// ManagedByLabel marks every object Meridian owns in a member; its value is ManagedByValue.
+	ManagedByLabel = "fleet.meridian.io/managed-by"
+	ManagedByValue = "meridian"
+	// WorkAnnotation names the ClusterWork (in the member's hub namespace) that owns the object.
+	WorkAnnotation = "fleet.meridian.io/work"
+	// FieldManager is the server-side apply field manager of every write to members.
+	FieldManager = "meridian"
+	// WorkFinalizer lets the syncer remove a deleted Work's objects from the member first.
+	WorkFinalizer = "fleet.meridian.io/work-cleanup"
+)

@@ -1,7 +1,6 @@
 package fleet_test
 
 import (
-	"context"
 	"testing"
 	"time"
 
@@ -10,8 +9,6 @@ import (
 	"k8s.io/apimachinery/pkg/runtime"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
-	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
-	"sigs.k8s.io/controller-runtime/pkg/webhook"
 
 	"github.com/meridian-io/meridian/controllers"
 	"github.com/meridian-io/meridian/test/testbed"
@@ -44,29 +41,7 @@ var _ = BeforeSuite(func(ctx SpecContext) {
 	}
 	Expect(err).NotTo(HaveOccurred())
 
-	mgr, err := ctrl.NewManager(bed.Hub.Config, ctrl.Options{
-		Scheme:  scheme,
-		Cache:   controllers.CacheOptions(),
-		Metrics: metricsserver.Options{BindAddress: "0"},
-		WebhookServer: webhook.NewServer(webhook.Options{
-			Host: bed.Hub.Webhook.Host, Port: bed.Hub.Webhook.Port, CertDir: bed.Hub.Webhook.CertDir,
-		}),
-	})
+	mgr, err := bed.StartManager(controllers.DefaultOptions())
 	Expect(err).NotTo(HaveOccurred())
-	opts := controllers.DefaultOptions()
-	mgrCtx, cancel := context.WithCancel(context.Background())
-	_, err = controllers.Setup(mgrCtx, mgr, opts)
-	Expect(err).NotTo(HaveOccurred())
-	done := make(chan struct{})
-	go func() {
-		defer GinkgoRecover()
-		defer close(done)
-		Expect(mgr.Start(mgrCtx)).To(Succeed())
-	}()
-	DeferCleanup(func() {
-		cancel()
-		Eventually(done, 30*time.Second).Should(BeClosed())
-	})
-	// The webhook server must answer before specs create MemberClusters.
-	Eventually(func() error { return mgr.GetWebhookServer().StartedChecker()(nil) }, 30*time.Second, 100*time.Millisecond).Should(Succeed())
+	DeferCleanup(mgr.Stop)
 }, NodeTimeout(3*time.Minute))

@@ -1,0 +1,193 @@
+// Package work holds the ClusterWork reconciler: it hands each Work to its member's queue in the
+// work engine and writes back what the syncer did.
+package work
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"time"
+
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+	kerrors "k8s.io/apimachinery/pkg/util/errors"
+	"k8s.io/klog/v2"
+	"sigs.k8s.io/cluster-api/util/patch"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/builder"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
+	"sigs.k8s.io/controller-runtime/pkg/event"
+	"sigs.k8s.io/controller-runtime/pkg/handler"
+	"sigs.k8s.io/controller-runtime/pkg/predicate"
+	"sigs.k8s.io/controller-runtime/pkg/source"
+
+	fleetv1alpha1 "github.com/meridian-io/meridian/apis/fleet/v1alpha1"
+	"github.com/meridian-io/meridian/internal/memberconn"
+	"github.com/meridian-io/meridian/internal/work"
+)
+
+// ClusterWorkReconciler dispatches ClusterWorks to the work engine and records the results.
+//
+// Reconcile runs on the controller's shared workers and never talks to a member: it only puts the
+// Work on its member's queue. Process runs on that member's own workers and does the syncing.
+type ClusterWorkReconciler struct {
+	HubClient client.Client
+	Registry  *memberconn.Registry
+	Engine    *work.Engine
+
+	memberEvents chan event.TypedGenericEvent[*fleetv1alpha1.ClusterWork]
+}
+
+// +kubebuilder:rbac:groups=fleet.meridian.io,resources=clusterworks,verbs=get;list;watch;update;patch
+// +kubebuilder:rbac:groups=fleet.meridian.io,resources=clusterworks/status,verbs=get;update;patch
+// +kubebuilder:rbac:groups=fleet.meridian.io,resources=clusterworks/finalizers,verbs=update
+
+// Reconcile queues the Work on its member, or reports on the Work why that cannot be done.
+func (r *ClusterWorkReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
+	member, ok := strings.CutPrefix(req.Namespace, fleetv1alpha1.MemberClusterNamespacePrefix)
+	if !ok || member == "" {
+		return ctrl.Result{}, nil // not in a member's hub namespace: not ours to sync
+	}
+	if r.Engine.Enqueue(member, req.NamespacedName) {
+		return ctrl.Result{}, nil
+	}
+
+	w := &fleetv1alpha1.ClusterWork{}
+	if err := r.HubClient.Get(ctx, req.NamespacedName, w); err != nil {
+		return ctrl.Result{}, client.IgnoreNotFound(err)
+	}
+	mc := &fleetv1alpha1.MemberCluster{}
+	err := r.HubClient.Get(ctx, client.ObjectKey{Name: member}, mc)
+	switch {
+	case apierrors.IsNotFound(err) || (err == nil && !mc.DeletionTimestamp.IsZero()):
+		if !w.DeletionTimestamp.IsZero() {
+			// The member is gone: nothing can be cleaned up there any more.
+			return ctrl.Result{}, r.removeFinalizer(ctx, w)
+		}
+		return ctrl.Result{}, r.reportNotConnected(ctx, w, fleetv1alpha1.MemberNotConnectedReason,
+			fmt.Sprintf("MemberCluster %s does not exist; create it or remove this Work.", member))
+	case err != nil:
+		return ctrl.Result{}, err
+	}
+	if c := meta.FindStatusCondition(mc.Status.Conditions, fleetv1alpha1.ReachableCondition); c != nil && c.Status == metav1.ConditionFalse {
+		return ctrl.Result{}, r.reportNotConnected(ctx, w, c.Reason, fmt.Sprintf("MemberCluster %s is not reachable: %s", member, c.Message))
+	}
+	// Connecting: the registry's notice of the first probe queues the member's Works again.
+	return ctrl.Result{}, nil
+}
+
+// Process syncs one Work to its member and records the result. It runs on the member's workers.
+func (r *ClusterWorkReconciler) Process(ctx context.Context, s *work.MemberSyncer, key types.NamespacedName) (_ time.Duration, reterr error) {
+	w := &fleetv1alpha1.ClusterWork{}
+	if err := r.HubClient.Get(ctx, key, w); err != nil {
+		if apierrors.IsNotFound(err) {
+			s.Forget(key)
+			return 0, nil
+		}
+		return 0, err
+	}
+	log := ctrl.LoggerFrom(ctx).WithValues("ClusterWork", klog.KObj(w), "member", s.Name())
+	ctx = ctrl.LoggerInto(ctx, log)
+
+	if h, ok := r.Registry.Health(s.Name()); ok && !h.Reachable && !h.ProbeTime.IsZero() {
+		// Requests would only time out; the registry's notice of recovery queues the Work again.
+		return 0, r.reportNotConnected(ctx, w, h.Reason, fmt.Sprintf("MemberCluster %s is not reachable: %s", s.Name(), h.Message))
+	}
+
+	if !w.DeletionTimestamp.IsZero() {
+		if !controllerutil.ContainsFinalizer(w, fleetv1alpha1.WorkFinalizer) {
+			return 0, nil
+		}
+		done, writes, err := s.Cleanup(ctx, w)
+		if err != nil {
+			return 0, fmt.Errorf("clean up ClusterWork %s in member %s: %w", klog.KObj(w), s.Name(), err)
+		}
+		log.V(1).Info("Cleaned up deleted Work", "writes", writes, "deletionPolicy", w.Spec.DeletionPolicy)
+		if done {
+			s.Forget(key)
+			return 0, r.removeFinalizer(ctx, w)
+		}
+		return time.Second, nil
+	}
+	if !controllerutil.ContainsFinalizer(w, fleetv1alpha1.WorkFinalizer) {
+		before := w.DeepCopy()
+		controllerutil.AddFinalizer(w, fleetv1alpha1.WorkFinalizer)
+		if err := r.HubClient.Patch(ctx, w, client.MergeFrom(before)); err != nil {
+			return 0, fmt.Errorf("add finalizer to ClusterWork %s: %w", klog.KObj(w), err)
+		}
+	}
+
+	helper, err := patch.NewHelper(w, r.HubClient)
+	if err != nil {
+		return 0, err
+	}
+	res := s.Sync(ctx, w)
+	if res.Writes > 0 {
+		log.V(1).Info("Applied Work", "writes", res.Writes)
+	}
+	setStatus(w, res.Objects, res.Err)
+	if err := helper.Patch(ctx, w, patch.WithOwnedConditions{Conditions: ownedConditions}); err != nil {
+		reterr = kerrors.NewAggregate([]error{res.Err, fmt.Errorf("patch status of ClusterWork %s: %w", klog.KObj(w), err)})
+		return 0, reterr
+	}
+	return res.RequeueAfter, res.Err
+}
+
+func (r *ClusterWorkReconciler) reportNotConnected(ctx context.Context, w *fleetv1alpha1.ClusterWork, reason, message string) error {
+	helper, err := patch.NewHelper(w, r.HubClient)
+	if err != nil {
+		return err
+	}
+	setNotConnected(w, reason, message)
+	return helper.Patch(ctx, w, patch.WithOwnedConditions{Conditions: ownedConditions})
+}
+
+func (r *ClusterWorkReconciler) removeFinalizer(ctx context.Context, w *fleetv1alpha1.ClusterWork) error {
+	if !controllerutil.ContainsFinalizer(w, fleetv1alpha1.WorkFinalizer) {
+		return nil
+	}
+	before := w.DeepCopy()
+	controllerutil.RemoveFinalizer(w, fleetv1alpha1.WorkFinalizer)
+	if err := r.HubClient.Patch(ctx, w, client.MergeFrom(before)); err != nil && !apierrors.IsNotFound(err) {
+		return fmt.Errorf("remove finalizer from ClusterWork %s: %w", klog.KObj(w), err)
+	}
+	return nil
+}
+
+// MemberChanged queues every Work of a member again, when its connection or health changed.
+func (r *ClusterWorkReconciler) MemberChanged(ctx context.Context, member string) {
+	if _, connected := r.Registry.Fingerprint(member); !connected {
+		r.Engine.Remove(member)
+	}
+	list := &fleetv1alpha1.ClusterWorkList{}
+	if err := r.HubClient.List(ctx, list, client.InNamespace(fleetv1alpha1.MemberClusterNamespacePrefix+member)); err != nil {
+		ctrl.LoggerFrom(ctx).Error(err, "Listing the Works of a member", "member", member)
+		return
+	}
+	for i := range list.Items {
+		select {
+		case r.memberEvents <- event.TypedGenericEvent[*fleetv1alpha1.ClusterWork]{Object: &list.Items[i]}:
+		case <-ctx.Done():
+			return
+		}
+	}
+}
+
+// SetupWithManager registers the dispatcher. Status writes do not queue a Work again: only spec
+// changes, deletion and finalizer changes do.
+func (r *ClusterWorkReconciler) SetupWithManager(mgr ctrl.Manager) error {
+	r.memberEvents = make(chan event.TypedGenericEvent[*fleetv1alpha1.ClusterWork], 1024)
+	specOrDeletion := predicate.Funcs{UpdateFunc: func(e event.UpdateEvent) bool {
+		return e.ObjectOld.GetGeneration() != e.ObjectNew.GetGeneration() ||
+			!e.ObjectOld.GetDeletionTimestamp().Equal(e.ObjectNew.GetDeletionTimestamp()) ||
+			len(e.ObjectOld.GetFinalizers()) != len(e.ObjectNew.GetFinalizers())
+	}}
+	return ctrl.NewControllerManagedBy(mgr).
+		For(&fleetv1alpha1.ClusterWork{}, builder.WithPredicates(specOrDeletion)).
+		WatchesRawSource(source.Channel(r.memberEvents, &handler.TypedEnqueueRequestForObject[*fleetv1alpha1.ClusterWork]{})).
+		Named("clusterwork").
+		Complete(r)
+}

@@ -1,0 +1,76 @@
+package work
+
+import (
+	"errors"
+	"testing"
+
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	fleetv1alpha1 "github.com/meridian-io/meridian/apis/fleet/v1alpha1"
+)
+
+func obj(state fleetv1alpha1.ObjectState, health string) fleetv1alpha1.ObjectStatus {
+	return fleetv1alpha1.ObjectStatus{Kind: "ConfigMap", Name: "c", Version: "v1", State: state, Health: health, Message: string(state) + " message"}
+}
+
+func TestSetStatus(t *testing.T) {
+	tests := []struct {
+		name                         string
+		objects                      []fleetv1alpha1.ObjectStatus
+		err                          error
+		ready, reconciling, stalled  metav1.ConditionStatus
+		appliedReason, summary       string
+		observedGenerationMovesAlong bool
+	}{
+		{"all applied and current", []fleetv1alpha1.ObjectStatus{obj(fleetv1alpha1.ObjectApplied, "Current")}, nil,
+			metav1.ConditionTrue, metav1.ConditionFalse, metav1.ConditionFalse, fleetv1alpha1.AllAppliedReason, "1/1 applied", true},
+		{"no objects", nil, nil,
+			metav1.ConditionTrue, metav1.ConditionFalse, metav1.ConditionFalse, fleetv1alpha1.AllAppliedReason, "0/0 applied", true},
+		{"applied, not yet available", []fleetv1alpha1.ObjectStatus{obj(fleetv1alpha1.ObjectApplied, "InProgress")}, nil,
+			metav1.ConditionFalse, metav1.ConditionTrue, metav1.ConditionFalse, fleetv1alpha1.AllAppliedReason, "1/1 applied", true},
+		{"pending", []fleetv1alpha1.ObjectStatus{obj(fleetv1alpha1.ObjectApplied, "Current"), obj(fleetv1alpha1.ObjectPending, "")}, nil,
+			metav1.ConditionFalse, metav1.ConditionTrue, metav1.ConditionFalse, fleetv1alpha1.ApplyPendingReason, "1/2 applied, 1 pending", true},
+		{"member did not answer", []fleetv1alpha1.ObjectStatus{obj(fleetv1alpha1.ObjectPending, "")}, errors.New("timeout"),
+			metav1.ConditionFalse, metav1.ConditionTrue, metav1.ConditionFalse, fleetv1alpha1.ApplyPendingReason, "0/1 applied, 1 pending", false},
+		{"conflict", []fleetv1alpha1.ObjectStatus{obj(fleetv1alpha1.ObjectConflict, ""), obj(fleetv1alpha1.ObjectFailed, "")}, nil,
+			metav1.ConditionFalse, metav1.ConditionFalse, metav1.ConditionTrue, fleetv1alpha1.ConflictReason, "0/2 applied, 1 conflict, 1 failed", true},
+		{"refused", []fleetv1alpha1.ObjectStatus{obj(fleetv1alpha1.ObjectFailed, "")}, nil,
+			metav1.ConditionFalse, metav1.ConditionFalse, metav1.ConditionTrue, fleetv1alpha1.ApplyFailedReason, "0/1 applied, 1 failed", true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			w := &fleetv1alpha1.ClusterWork{}
+			w.Generation = 2
+			w.Status.ObservedGeneration = 1
+			setStatus(w, tt.objects, tt.err)
+			get := func(c string) *metav1.Condition { return meta.FindStatusCondition(w.Status.Conditions, c) }
+			if got := get(fleetv1alpha1.ReadyCondition).Status; got != tt.ready {
+				t.Errorf("Ready = %s, want %s", got, tt.ready)
+			}
+			if got := get(fleetv1alpha1.ReconcilingCondition).Status; got != tt.reconciling {
+				t.Errorf("Reconciling = %s, want %s", got, tt.reconciling)
+			}
+			if got := get(fleetv1alpha1.StalledCondition).Status; got != tt.stalled {
+				t.Errorf("Stalled = %s, want %s", got, tt.stalled)
+			}
+			if got := get(fleetv1alpha1.AppliedCondition).Reason; got != tt.appliedReason {
+				t.Errorf("Applied reason = %s, want %s", got, tt.appliedReason)
+			}
+			if w.Status.Summary != tt.summary {
+				t.Errorf("summary = %q, want %q", w.Status.Summary, tt.summary)
+			}
+			if moved := w.Status.ObservedGeneration == 2; moved != tt.observedGenerationMovesAlong {
+				t.Errorf("observedGeneration = %d", w.Status.ObservedGeneration)
+			}
+			// kstatus / Flux: never Reconciling and Stalled at once; Ready False while either is True.
+			r, s := get(fleetv1alpha1.ReconcilingCondition).Status, get(fleetv1alpha1.StalledCondition).Status
+			if r == metav1.ConditionTrue && s == metav1.ConditionTrue {
+				t.Error("Reconciling and Stalled are both True")
+			}
+			if (r == metav1.ConditionTrue || s == metav1.ConditionTrue) && get(fleetv1alpha1.ReadyCondition).Status == metav1.ConditionTrue {
+				t.Error("Ready is True while Reconciling or Stalled is True")
+			}
+		})
+	}
+}

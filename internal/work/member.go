@@ -1,0 +1,327 @@
+package work
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"sync"
+	"time"
+
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/dynamic"
+	"k8s.io/client-go/dynamic/dynamicinformer"
+	"k8s.io/client-go/rest"
+	"k8s.io/client-go/tools/cache"
+	"k8s.io/client-go/util/workqueue"
+	"sigs.k8s.io/controller-runtime/pkg/client/apiutil"
+
+	fleetv1alpha1 "github.com/meridian-io/meridian/apis/fleet/v1alpha1"
+)
+
+// trimmedKey holds, in a transformed cache entry, what the syncer computed from the full object.
+const trimmedKey = "meridian.internal"
+
+// ProcessFunc handles one ClusterWork (by its hub key) on a member's worker.
+type ProcessFunc func(ctx context.Context, s *MemberSyncer, work types.NamespacedName) (requeueAfter time.Duration, err error)
+
+// MemberSyncer writes to one member cluster. It owns the member's queue of Works, its workers and
+// its informers; Stop ends them all.
+type MemberSyncer struct {
+	name         string
+	hubNamespace string
+	fingerprint  string
+	dyn          dynamic.Interface
+	mapper       meta.RESTMapper
+	queue        workqueue.TypedRateLimitingInterface[types.NamespacedName]
+	ctx          context.Context
+	cancel       context.CancelFunc
+	wg           sync.WaitGroup
+
+	mu        sync.Mutex
+	informers map[schema.GroupVersionResource]cache.SharedIndexInformer
+	// desired is what each object's Work wants, for the informers' transform.
+	desired map[ObjectKey]desiredEntry
+	// applied records, per object, the digest of the manifest last applied and the projection of
+	// the live object the member returned: the object is in sync while both still hold.
+	applied map[ObjectKey]appliedRecord
+}
+
+type desiredEntry struct {
+	work     string
+	object   map[string]any
+	feedback []fleetv1alpha1.FeedbackField
+}
+
+type appliedRecord struct {
+	manifest   string
+	projection string
+}
+
+// trimmed is what the cache keeps of a member object besides its metadata.
+type trimmed struct {
+	Projection string                        `json:"projection,omitempty"`
+	Feedback   []fleetv1alpha1.FeedbackValue `json:"feedback,omitempty"`
+	Health     string                        `json:"health,omitempty"`
+	HealthMsg  string                        `json:"healthMessage,omitempty"`
+}
+
+func newMemberSyncer(parent context.Context, name, fingerprint string, cfg *rest.Config, workers int, process ProcessFunc) (*MemberSyncer, error) {
+	httpClient, err := rest.HTTPClientFor(cfg)
+	if err != nil {
+		return nil, fmt.Errorf("HTTP client for member %s: %w", name, err)
+	}
+	dyn, err := dynamic.NewForConfigAndClient(cfg, httpClient)
+	if err != nil {
+		return nil, fmt.Errorf("dynamic client for member %s: %w", name, err)
+	}
+	mapper, err := apiutil.NewDynamicRESTMapper(cfg, httpClient)
+	if err != nil {
+		return nil, fmt.Errorf("REST mapper for member %s: %w", name, err)
+	}
+	ctx, cancel := context.WithCancel(parent)
+	s := &MemberSyncer{
+		name:         name,
+		hubNamespace: fleetv1alpha1.MemberClusterNamespacePrefix + name,
+		fingerprint:  fingerprint,
+		dyn:          dyn,
+		mapper:       mapper,
+		queue: workqueue.NewTypedRateLimitingQueueWithConfig(
+			workqueue.DefaultTypedControllerRateLimiter[types.NamespacedName](),
+			workqueue.TypedRateLimitingQueueConfig[types.NamespacedName]{Name: "work-" + name}),
+		ctx:       ctx,
+		cancel:    cancel,
+		informers: map[schema.GroupVersionResource]cache.SharedIndexInformer{},
+		desired:   map[ObjectKey]desiredEntry{},
+		applied:   map[ObjectKey]appliedRecord{},
+	}
+	for range workers {
+		s.wg.Add(1)
+		go s.worker(process)
+	}
+	go func() {
+		<-ctx.Done()
+		s.queue.ShutDown()
+	}()
+	return s, nil
+}
+
+// Name of the member.
+func (s *MemberSyncer) Name() string { return s.name }
+
+// Enqueue queues a Work of this member.
+func (s *MemberSyncer) Enqueue(work types.NamespacedName) { s.queue.Add(work) }
+
+// Stop ends the member's workers and informers and waits for the workers.
+func (s *MemberSyncer) Stop() {
+	s.cancel()
+	s.wg.Wait()
+}
+
+func (s *MemberSyncer) worker(process ProcessFunc) {
+	defer s.wg.Done()
+	for {
+		key, shutdown := s.queue.Get()
+		if shutdown {
+			return
+		}
+		after, err := process(s.ctx, s, key)
+		switch {
+		case err != nil:
+			s.queue.AddRateLimited(key)
+		case after > 0:
+			s.queue.Forget(key)
+			s.queue.AddAfter(key, after)
+		default:
+			s.queue.Forget(key)
+		}
+		s.queue.Done(key)
+	}
+}
+
+// informerFor returns the member-side cache of the objects Meridian owns of one resource, starting
+// it on first use. ok is false until its first list has arrived.
+func (s *MemberSyncer) informerFor(gvr schema.GroupVersionResource) (cache.SharedIndexInformer, bool) {
+	s.mu.Lock()
+	inf, found := s.informers[gvr]
+	if !found {
+		inf = dynamicinformer.NewFilteredDynamicInformer(s.dyn, gvr, metav1.NamespaceAll, 0,
+			cache.Indexers{cache.NamespaceIndex: cache.MetaNamespaceIndexFunc, workIndex: indexByWork},
+			func(o *metav1.ListOptions) {
+				o.LabelSelector = fleetv1alpha1.ManagedByLabel + "=" + fleetv1alpha1.ManagedByValue
+			}).Informer()
+		_ = inf.SetTransform(s.trim)
+		_, _ = inf.AddEventHandler(cache.ResourceEventHandlerFuncs{
+			AddFunc: s.onEvent,
+			UpdateFunc: func(old, cur any) {
+				if changed(old, cur) {
+					s.onEvent(cur)
+				}
+			},
+			DeleteFunc: s.onEvent,
+		})
+		s.informers[gvr] = inf
+		go inf.RunWithContext(s.ctx)
+	}
+	s.mu.Unlock()
+	return inf, inf.HasSynced()
+}
+
+// trim keeps of a member object only its identity, Meridian's marks and the digests the syncer
+// needs, so that the cache grows with the number of objects, not their size.
+func (s *MemberSyncer) trim(obj any) (any, error) {
+	u, ok := obj.(*unstructured.Unstructured)
+	if !ok {
+		return obj, nil
+	}
+	if _, done := u.Object[trimmedKey]; done {
+		return u, nil
+	}
+	key := ObjectKey{GroupKind: u.GroupVersionKind().GroupKind(), Namespace: u.GetNamespace(), Name: u.GetName()}
+	t := trimmed{}
+	s.mu.Lock()
+	d, wanted := s.desired[key]
+	s.mu.Unlock()
+	if wanted {
+		t.Projection = Digest(Project(d.object, u.Object))
+		t.Feedback = readFeedback(u, d.feedback)
+	}
+	t.Health, t.HealthMsg = health(u)
+	// Only JSON values may sit in an Unstructured: it is deep-copied as JSON.
+	out := &unstructured.Unstructured{Object: map[string]any{
+		"apiVersion": u.GetAPIVersion(),
+		"kind":       u.GetKind(),
+		trimmedKey: map[string]any{
+			"projection":    t.Projection,
+			"feedback":      mustJSON(t.Feedback),
+			"health":        t.Health,
+			"healthMessage": t.HealthMsg,
+		},
+	}}
+	out.SetName(u.GetName())
+	out.SetNamespace(u.GetNamespace())
+	out.SetUID(u.GetUID())
+	out.SetResourceVersion(u.GetResourceVersion())
+	out.SetGeneration(u.GetGeneration())
+	out.SetLabels(u.GetLabels())
+	if w, ok := u.GetAnnotations()[fleetv1alpha1.WorkAnnotation]; ok {
+		out.SetAnnotations(map[string]string{fleetv1alpha1.WorkAnnotation: w})
+	}
+	out.SetDeletionTimestamp(u.GetDeletionTimestamp())
+	return out, nil
+}
+
+func trimmedOf(u *unstructured.Unstructured) trimmed {
+	m, _ := u.Object[trimmedKey].(map[string]any)
+	str := func(k string) string { v, _ := m[k].(string); return v }
+	t := trimmed{Projection: str("projection"), Health: str("health"), HealthMsg: str("healthMessage")}
+	if f := str("feedback"); f != "" && f != "null" {
+		_ = json.Unmarshal([]byte(f), &t.Feedback)
+	}
+	return t
+}
+
+// changed tells whether an update matters to the syncer: its digests, marks or deletion.
+func changed(old, cur any) bool {
+	o, ok1 := old.(*unstructured.Unstructured)
+	c, ok2 := cur.(*unstructured.Unstructured)
+	if !ok1 || !ok2 {
+		return true
+	}
+	ot, ct := trimmedOf(o), trimmedOf(c)
+	if ot.Projection != ct.Projection || ot.Health != ct.Health || Digest(ot.Feedback) != Digest(ct.Feedback) {
+		return true
+	}
+	if (o.GetDeletionTimestamp() == nil) != (c.GetDeletionTimestamp() == nil) {
+		return true
+	}
+	return o.GetAnnotations()[fleetv1alpha1.WorkAnnotation] != c.GetAnnotations()[fleetv1alpha1.WorkAnnotation] ||
+		o.GetLabels()[fleetv1alpha1.ManagedByLabel] != c.GetLabels()[fleetv1alpha1.ManagedByLabel]
+}
+
+func (s *MemberSyncer) onEvent(obj any) {
+	if d, ok := obj.(cache.DeletedFinalStateUnknown); ok {
+		obj = d.Obj
+	}
+	u, ok := obj.(*unstructured.Unstructured)
+	if !ok {
+		return
+	}
+	if w := u.GetAnnotations()[fleetv1alpha1.WorkAnnotation]; w != "" {
+		s.queue.Add(types.NamespacedName{Namespace: s.hubNamespace, Name: w})
+	}
+}
+
+// cached returns the cached (trimmed) object, and whether the cache for its resource has synced.
+func (s *MemberSyncer) cached(gvr schema.GroupVersionResource, namespace, name string) (*unstructured.Unstructured, bool) {
+	inf, synced := s.informerFor(gvr)
+	if !synced {
+		return nil, false
+	}
+	key := name
+	if namespace != "" {
+		key = namespace + "/" + name
+	}
+	obj, exists, err := inf.GetStore().GetByKey(key)
+	if err != nil || !exists {
+		return nil, true
+	}
+	u, _ := obj.(*unstructured.Unstructured)
+	return u, true
+}
+
+// ownedBy lists the cached objects a Work owns, across the resources this member caches.
+func (s *MemberSyncer) ownedBy(work string) []ownedObject {
+	s.mu.Lock()
+	infs := make(map[schema.GroupVersionResource]cache.SharedIndexInformer, len(s.informers))
+	for gvr, inf := range s.informers {
+		infs[gvr] = inf
+	}
+	s.mu.Unlock()
+	var out []ownedObject
+	for gvr, inf := range infs {
+		objs, _ := inf.GetIndexer().ByIndex(workIndex, work)
+		for _, o := range objs {
+			u, ok := o.(*unstructured.Unstructured)
+			if !ok {
+				continue
+			}
+			out = append(out, ownedObject{
+				gvr: gvr,
+				key: ObjectKey{GroupKind: u.GroupVersionKind().GroupKind(), Namespace: u.GetNamespace(), Name: u.GetName()},
+				uid: u.GetUID(),
+			})
+		}
+	}
+	return out
+}
+
+const workIndex = "work"
+
+func indexByWork(obj any) ([]string, error) {
+	u, ok := obj.(*unstructured.Unstructured)
+	if !ok {
+		return nil, nil
+	}
+	if w := u.GetAnnotations()[fleetv1alpha1.WorkAnnotation]; w != "" {
+		return []string{w}, nil
+	}
+	return nil, nil
+}
+
+type ownedObject struct {
+	gvr schema.GroupVersionResource
+	key ObjectKey
+	uid types.UID
+}
+
+func mustJSON(v any) string {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return fmt.Sprintf("%q", err.Error())
+	}
+	return string(b)
+}

@@ -1,0 +1,353 @@
+package work
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sort"
+	"strings"
+	"time"
+
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/dynamic"
+	"k8s.io/client-go/tools/cache"
+
+	fleetv1alpha1 "github.com/meridian-io/meridian/apis/fleet/v1alpha1"
+)
+
+// pendingRetry is how soon an object that waits for something no watch here reports (a kind the
+// member does not serve yet, a namespace that does not exist yet) is tried again.
+const pendingRetry = 2 * time.Second
+
+// Result is what one Sync did.
+type Result struct {
+	// Objects reports each object of the Work, in the order of spec.objects.
+	Objects []fleetv1alpha1.ObjectStatus
+	// Writes counts the write requests sent to the member.
+	Writes int
+	// RequeueAfter asks for another pass for objects that wait on something unwatched.
+	RequeueAfter time.Duration
+	// Err is a transient error (the member did not answer); the pass should be retried.
+	Err error
+}
+
+// Sync makes the member hold the Work's objects and prunes those it no longer lists.
+func (s *MemberSyncer) Sync(ctx context.Context, work *fleetv1alpha1.ClusterWork) Result {
+	manifests := Decode(work)
+	s.register(work, manifests)
+
+	res := Result{Objects: make([]fleetv1alpha1.ObjectStatus, len(manifests))}
+	var errs []error
+	wanted := map[ObjectKey]bool{}
+	for _, m := range manifests {
+		st, wrote, requeue, err := s.syncOne(ctx, work, m)
+		res.Objects[m.Index] = st
+		res.Writes += wrote
+		if requeue > 0 && (res.RequeueAfter == 0 || requeue < res.RequeueAfter) {
+			res.RequeueAfter = requeue
+		}
+		if err != nil {
+			errs = append(errs, err)
+		}
+		if m.Err == nil {
+			wanted[m.Key] = true
+		}
+	}
+	wrote, err := s.prune(ctx, work, wanted, work.Spec.DeletionPolicy)
+	res.Writes += wrote
+	if err != nil {
+		errs = append(errs, err)
+	}
+	res.Err = errors.Join(errs...)
+	return res
+}
+
+// Cleanup removes (or orphans, by the Work's deletion policy) every object a deleted Work owns.
+// It returns true when nothing of the Work is left to remove.
+func (s *MemberSyncer) Cleanup(ctx context.Context, work *fleetv1alpha1.ClusterWork) (bool, int, error) {
+	s.register(work, nil)
+	wrote, err := s.prune(ctx, work, nil, work.Spec.DeletionPolicy)
+	return err == nil, wrote, err
+}
+
+// Forget drops what the syncer remembers of a Work that is gone.
+func (s *MemberSyncer) Forget(work types.NamespacedName) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for k, d := range s.desired {
+		if d.work == work.Name {
+			delete(s.desired, k)
+			delete(s.applied, k)
+		}
+	}
+}
+
+// register records what the Work wants, before anything is applied, so that the member cache's
+// digests of the Work's objects are computed against it.
+func (s *MemberSyncer) register(work *fleetv1alpha1.ClusterWork, manifests []*Manifest) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	keep := map[ObjectKey]bool{}
+	for _, m := range manifests {
+		if m.Err != nil {
+			continue
+		}
+		keep[m.Key] = true
+		if d, ok := s.desired[m.Key]; ok && d.work != work.Name {
+			continue // another Work's object: this one will be reported as a conflict
+		}
+		s.desired[m.Key] = desiredEntry{work: work.Name, object: m.Object.Object, feedback: FeedbackFor(work.Spec.StatusFeedback, m.Key)}
+	}
+	for k, d := range s.desired {
+		if d.work == work.Name && !keep[k] {
+			delete(s.desired, k)
+		}
+	}
+}
+
+func (s *MemberSyncer) syncOne(ctx context.Context, work *fleetv1alpha1.ClusterWork, m *Manifest) (st fleetv1alpha1.ObjectStatus, writes int, requeue time.Duration, err error) {
+	st = fleetv1alpha1.ObjectStatus{Group: m.Key.GroupKind.Group, Version: m.Version, Kind: m.Key.GroupKind.Kind, Namespace: m.Key.Namespace, Name: m.Key.Name}
+	pending := func(msg string, after time.Duration, cause error) (fleetv1alpha1.ObjectStatus, int, time.Duration, error) {
+		st.State, st.Message = fleetv1alpha1.ObjectPending, msg
+		return st, writes, after, cause
+	}
+	failed := func(msg string) (fleetv1alpha1.ObjectStatus, int, time.Duration, error) {
+		st.State, st.Message = fleetv1alpha1.ObjectFailed, msg
+		return st, writes, 0, nil
+	}
+	if m.Err != nil {
+		return failed(m.Err.Error())
+	}
+
+	mapping, err := s.mapper.RESTMapping(m.Key.GroupKind, m.Version)
+	if err != nil {
+		if meta.IsNoMatchError(err) {
+			return pending(fmt.Sprintf("The member does not serve %s %s (yet); install its CRD or list the CRD in a Work.", m.Key.GroupKind, m.Version), pendingRetry, nil)
+		}
+		return pending(fmt.Sprintf("Looking up %s in the member failed: %v.", m.Key.GroupKind, err), 0, err)
+	}
+	namespaced := mapping.Scope.Name() == meta.RESTScopeNameNamespace
+	switch {
+	case namespaced && m.Key.Namespace == "":
+		return failed(fmt.Sprintf("%s is namespaced: set metadata.namespace.", m.Key))
+	case !namespaced && m.Key.Namespace != "":
+		return failed(fmt.Sprintf("%s is cluster-scoped: remove metadata.namespace.", m.Key))
+	}
+	ri := s.resource(mapping.Resource, m.Key.Namespace)
+
+	live, synced := s.cached(mapping.Resource, m.Key.Namespace, m.Key.Name)
+	if !synced {
+		if !s.waitForCache(ctx, mapping.Resource) {
+			return pending("Waiting for the member's cache of "+mapping.Resource.Resource+".", 0, fmt.Errorf("cache of %s in member %s did not sync", mapping.Resource, s.name))
+		}
+		live, _ = s.cached(mapping.Resource, m.Key.Namespace, m.Key.Name)
+	}
+
+	digest := Digest(m.Object.Object)
+	if live != nil {
+		if owner := live.GetAnnotations()[fleetv1alpha1.WorkAnnotation]; owner != work.Name {
+			st.State = fleetv1alpha1.ObjectConflict
+			st.Message = fmt.Sprintf("%s already belongs to ClusterWork %s/%s; list it in one Work only.", m.Key, s.hubNamespace, owner)
+			st.ConflictManagers = []string{fleetv1alpha1.FieldManager}
+			return st, 0, 0, nil
+		}
+		if s.inSync(m, digest, live) {
+			t := trimmedOf(live)
+			st.State, st.AppliedGeneration, st.Feedback = fleetv1alpha1.ObjectApplied, live.GetGeneration(), t.Feedback
+			st.Health, st.Message = t.Health, t.HealthMsg
+			return st, 0, 0, nil
+		}
+	} else {
+		// Not among the objects Meridian owns: it may exist all the same.
+		existing, err := ri.Get(ctx, m.Key.Name, metav1.GetOptions{})
+		switch {
+		case apierrors.IsNotFound(err):
+		case err != nil:
+			return pending(fmt.Sprintf("Reading %s from the member failed: %v.", m.Key, err), 0, err)
+		default:
+			owner := existing.GetAnnotations()[fleetv1alpha1.WorkAnnotation]
+			ours := existing.GetLabels()[fleetv1alpha1.ManagedByLabel] == fleetv1alpha1.ManagedByValue
+			switch {
+			case ours && owner == work.Name:
+				// Ours; the cache has not seen it yet.
+			case ours && owner != "":
+				st.State = fleetv1alpha1.ObjectConflict
+				st.Message = fmt.Sprintf("%s already belongs to ClusterWork %s/%s; list it in one Work only.", m.Key, s.hubNamespace, owner)
+				st.ConflictManagers = []string{fleetv1alpha1.FieldManager}
+				return st, 0, 0, nil
+			case !work.Spec.Adopt:
+				st.State = fleetv1alpha1.ObjectConflict
+				st.ConflictManagers = managers(existing)
+				st.Message = fmt.Sprintf("%s exists in the member and was not created by Meridian (field managers: %s); it was left untouched. Set spec.adopt to take it over.",
+					m.Key, strings.Join(st.ConflictManagers, ", "))
+				return st, 0, 0, nil
+			}
+		}
+	}
+
+	applied, err := ri.Apply(ctx, m.Key.Name, m.Object, metav1.ApplyOptions{FieldManager: fleetv1alpha1.FieldManager, Force: true})
+	writes++
+	switch {
+	case apierrors.IsNotFound(err) && m.Key.Namespace != "":
+		return pending(fmt.Sprintf("Namespace %s does not exist in the member yet.", m.Key.Namespace), pendingRetry, nil)
+	case apierrors.IsInvalid(err) || apierrors.IsBadRequest(err) || apierrors.IsForbidden(err) || apierrors.IsMethodNotSupported(err):
+		return failed(fmt.Sprintf("The member refused %s: %v.", m.Key, err))
+	case err != nil:
+		return pending(fmt.Sprintf("Applying %s to the member failed: %v.", m.Key, err), 0, err)
+	}
+	s.mu.Lock()
+	s.applied[m.Key] = appliedRecord{manifest: digest, projection: Digest(Project(m.Object.Object, applied.Object))}
+	s.mu.Unlock()
+	st.State, st.AppliedGeneration = fleetv1alpha1.ObjectApplied, applied.GetGeneration()
+	st.Feedback = readFeedback(applied, FeedbackFor(work.Spec.StatusFeedback, m.Key))
+	st.Health, st.Message = health(applied)
+	return st, writes, 0, nil
+}
+
+// inSync decides, from memory only, whether a cached object already is what the manifest wants.
+func (s *MemberSyncer) inSync(m *Manifest, digest string, live *unstructured.Unstructured) bool {
+	if live.GetDeletionTimestamp() != nil {
+		return false
+	}
+	t := trimmedOf(live)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	rec, ok := s.applied[m.Key]
+	if ok && rec.manifest == digest {
+		return rec.projection == t.Projection
+	}
+	// Nothing applied by this process yet (a restart): in sync when the live object already holds
+	// every field the manifest sets, with the same values.
+	if t.Projection != "" && t.Projection == Digest(Project(m.Object.Object, m.Object.Object)) {
+		s.applied[m.Key] = appliedRecord{manifest: digest, projection: t.Projection}
+		return true
+	}
+	return false
+}
+
+func (s *MemberSyncer) waitForCache(ctx context.Context, gvr schema.GroupVersionResource) bool {
+	inf, synced := s.informerFor(gvr)
+	if synced {
+		return true
+	}
+	wctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	return cache.WaitForCacheSync(wctx.Done(), inf.HasSynced)
+}
+
+func (s *MemberSyncer) resource(gvr schema.GroupVersionResource, namespace string) dynamic.ResourceInterface {
+	if namespace == "" {
+		return s.dyn.Resource(gvr)
+	}
+	return s.dyn.Resource(gvr).Namespace(namespace)
+}
+
+// prune removes, or orphans, the objects the Work owned and no longer wants. Only objects that
+// carry this Work's marks are touched.
+func (s *MemberSyncer) prune(ctx context.Context, work *fleetv1alpha1.ClusterWork, wanted map[ObjectKey]bool, policy fleetv1alpha1.DeletionPolicy) (int, error) {
+	candidates := map[ObjectKey]schema.GroupVersionResource{}
+	for _, o := range s.ownedBy(work.Name) {
+		candidates[o.key] = o.gvr
+	}
+	for _, o := range work.Status.Objects {
+		key := ObjectKey{GroupKind: schema.GroupKind{Group: o.Group, Kind: o.Kind}, Namespace: o.Namespace, Name: o.Name}
+		if _, known := candidates[key]; known || wanted[key] {
+			continue
+		}
+		mapping, err := s.mapper.RESTMapping(key.GroupKind, o.Version)
+		if err != nil {
+			if meta.IsNoMatchError(err) {
+				continue // the kind is gone from the member, and its objects with it
+			}
+			return 0, fmt.Errorf("look up %s in member %s: %w", key, s.name, err)
+		}
+		candidates[key] = mapping.Resource
+	}
+	keys := make([]ObjectKey, 0, len(candidates))
+	for k := range candidates {
+		if !wanted[k] {
+			keys = append(keys, k)
+		}
+	}
+	// Remove in the reverse of apply order: namespaced objects, then namespaces, then CRDs.
+	sort.Slice(keys, func(a, b int) bool {
+		ra, rb := applyRank(&Manifest{Key: keys[a]}), applyRank(&Manifest{Key: keys[b]})
+		if ra != rb {
+			return ra > rb
+		}
+		return keys[a].String() < keys[b].String()
+	})
+	writes := 0
+	var errs []error
+	for _, k := range keys {
+		wrote, err := s.pruneOne(ctx, work.Name, k, candidates[k], policy)
+		writes += wrote
+		if err != nil {
+			errs = append(errs, err)
+		}
+	}
+	return writes, errors.Join(errs...)
+}
+
+func (s *MemberSyncer) pruneOne(ctx context.Context, workName string, key ObjectKey, gvr schema.GroupVersionResource, policy fleetv1alpha1.DeletionPolicy) (int, error) {
+	ri := s.resource(gvr, key.Namespace)
+	live, err := ri.Get(ctx, key.Name, metav1.GetOptions{})
+	if apierrors.IsNotFound(err) {
+		s.forgetObject(key)
+		return 0, nil
+	}
+	if err != nil {
+		return 0, fmt.Errorf("read %s from member %s: %w", key, s.name, err)
+	}
+	if live.GetLabels()[fleetv1alpha1.ManagedByLabel] != fleetv1alpha1.ManagedByValue ||
+		live.GetAnnotations()[fleetv1alpha1.WorkAnnotation] != workName {
+		s.forgetObject(key)
+		return 0, nil // not ours (any more): never delete what Meridian did not create
+	}
+	if live.GetDeletionTimestamp() != nil {
+		return 0, nil
+	}
+	if policy == fleetv1alpha1.DeletionPolicyOrphan {
+		patch := fmt.Sprintf(`{"metadata":{"labels":{%q:null},"annotations":{%q:null}}}`, fleetv1alpha1.ManagedByLabel, fleetv1alpha1.WorkAnnotation)
+		if _, err := ri.Patch(ctx, key.Name, types.MergePatchType, []byte(patch), metav1.PatchOptions{FieldManager: fleetv1alpha1.FieldManager}); err != nil && !apierrors.IsNotFound(err) {
+			return 1, fmt.Errorf("orphan %s in member %s: %w", key, s.name, err)
+		}
+		s.forgetObject(key)
+		return 1, nil
+	}
+	uid := live.GetUID()
+	background := metav1.DeletePropagationBackground
+	err = ri.Delete(ctx, key.Name, metav1.DeleteOptions{Preconditions: &metav1.Preconditions{UID: &uid}, PropagationPolicy: &background})
+	if err != nil && !apierrors.IsNotFound(err) && !apierrors.IsConflict(err) {
+		return 1, fmt.Errorf("delete %s from member %s: %w", key, s.name, err)
+	}
+	s.forgetObject(key)
+	return 1, nil
+}
+
+func (s *MemberSyncer) forgetObject(key ObjectKey) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	delete(s.applied, key)
+}
+
+func managers(u *unstructured.Unstructured) []string {
+	seen := map[string]bool{}
+	var out []string
+	for _, mf := range u.GetManagedFields() {
+		if mf.Manager != "" && !seen[mf.Manager] {
+			seen[mf.Manager] = true
+			out = append(out, mf.Manager)
+		}
+	}
+	if len(out) == 0 {
+		out = []string{"unknown"}
+	}
+	sort.Strings(out)
+	return out
+}

@@ -1,0 +1,71 @@
+package testbed
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	ctrl "sigs.k8s.io/controller-runtime"
+	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
+	"sigs.k8s.io/controller-runtime/pkg/webhook"
+
+	"github.com/meridian-io/meridian/controllers"
+	"github.com/meridian-io/meridian/internal/memberconn"
+)
+
+// Manager is Meridian's manager running in the test process against the bed's hub.
+type Manager struct {
+	ctrl.Manager
+	Registry *memberconn.Registry
+	cancel   context.CancelFunc
+	done     chan error
+}
+
+// StartManager runs the manager with every controller (and, when the bed serves webhooks, the
+// webhooks) against the hub, and waits until its webhook server answers.
+func (b *Bed) StartManager(opts controllers.Options) (*Manager, error) {
+	opts.EnableWebhooks = b.Hub.Webhook != nil
+	mgrOpts := ctrl.Options{
+		Scheme:  b.Hub.Client.Scheme(),
+		Cache:   controllers.CacheOptions(),
+		Metrics: metricsserver.Options{BindAddress: "0"},
+	}
+	if w := b.Hub.Webhook; w != nil {
+		mgrOpts.WebhookServer = webhook.NewServer(webhook.Options{Host: w.Host, Port: w.Port, CertDir: w.CertDir})
+	}
+	mgr, err := ctrl.NewManager(b.Hub.Config, mgrOpts)
+	if err != nil {
+		return nil, err
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	registry, err := controllers.Setup(ctx, mgr, opts)
+	if err != nil {
+		cancel()
+		return nil, err
+	}
+	m := &Manager{Manager: mgr, Registry: registry, cancel: cancel, done: make(chan error, 1)}
+	go func() { m.done <- mgr.Start(ctx) }()
+	if opts.EnableWebhooks {
+		deadline := time.Now().Add(30 * time.Second)
+		for mgr.GetWebhookServer().StartedChecker()(nil) != nil {
+			if time.Now().After(deadline) {
+				m.Stop()
+				return nil, errors.New("the manager's webhook server did not start within 30s")
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+	}
+	return m, nil
+}
+
+// Stop stops the manager and waits for it, at most 30s.
+func (m *Manager) Stop() error {
+	m.cancel()
+	select {
+	case err := <-m.done:
+		return err
+	case <-time.After(30 * time.Second):
+		return fmt.Errorf("the manager did not stop within 30s")
+	}
+}

@@ -1,0 +1,75 @@
+package testbed
+
+import (
+	"context"
+	"fmt"
+	"strings"
+
+	"github.com/prometheus/common/expfmt"
+	"github.com/prometheus/common/model"
+	"k8s.io/client-go/kubernetes"
+)
+
+// WriteVerbs are the request verbs that change state.
+var WriteVerbs = map[string]bool{"POST": true, "PUT": true, "PATCH": true, "DELETE": true, "APPLY": true, "CREATE": true, "UPDATE": true}
+
+// WriteRequests reads the apiserver's apiserver_request_total and returns the write requests it
+// served, by resource ("group/resource", core group as "/resource"). The apiserver's own identity
+// lease renewals are counted under coordination.k8s.io/leases like any other write.
+func (c *Cluster) WriteRequests(ctx context.Context) (map[string]float64, error) {
+	cs, err := kubernetes.NewForConfig(c.Config)
+	if err != nil {
+		return nil, err
+	}
+	body, err := cs.RESTClient().Get().AbsPath("/metrics").DoRaw(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("read metrics of %s: %w", c.Name, err)
+	}
+	parser := expfmt.NewTextParser(model.UTF8Validation)
+	families, err := parser.TextToMetricFamilies(strings.NewReader(string(body)))
+	if err != nil {
+		return nil, fmt.Errorf("parse metrics of %s: %w", c.Name, err)
+	}
+	out := map[string]float64{}
+	fam, ok := families["apiserver_request_total"]
+	if !ok {
+		return out, nil
+	}
+	for _, m := range fam.GetMetric() {
+		labels := map[string]string{}
+		for _, l := range m.GetLabel() {
+			labels[l.GetName()] = l.GetValue()
+		}
+		if !WriteVerbs[labels["verb"]] {
+			continue
+		}
+		out[labels["group"]+"/"+labels["resource"]] += m.GetCounter().GetValue()
+	}
+	return out, nil
+}
+
+// WritesExcept sums the writes of every resource but those listed.
+func WritesExcept(writes map[string]float64, except ...string) float64 {
+	skip := map[string]bool{}
+	for _, e := range except {
+		skip[e] = true
+	}
+	var n float64
+	for r, v := range writes {
+		if !skip[r] {
+			n += v
+		}
+	}
+	return n
+}
+
+// DiffWrites returns after minus before, by resource, dropping zeros.
+func DiffWrites(before, after map[string]float64) map[string]float64 {
+	out := map[string]float64{}
+	for r, v := range after {
+		if d := v - before[r]; d != 0 {
+			out[r] = d
+		}
+	}
+	return out
+}
