@@ -25,12 +25,16 @@ CONTROLLER_GEN := $(BIN)/controller-gen
 KUBE_APISERVER := $(BIN)/kube-apiserver
 ETCD := $(BIN)/etcd
 KUBECTL := $(BIN)/kubectl
+KUBE_CONTROLLER_MANAGER := $(BIN)/kube-controller-manager
+KUBE_SCHEDULER := $(BIN)/kube-scheduler
+KWOK := $(BIN)/kwok
 MANAGER := $(BIN)/manager
 
 # Stamps record which tools-module inputs a binary was built from, so a changed go.mod rebuilds it.
 KUBE_INPUTS := hack/kube/go.mod hack/kube/go.sum
 ETCD_INPUTS := hack/etcd/go.mod hack/etcd/go.sum hack/etcd/main.go
 GEN_INPUTS := hack/controller-gen/go.mod hack/controller-gen/go.sum
+KWOK_INPUTS := hack/kwok/go.mod hack/kwok/go.sum
 
 IMG ?= meridian-manager:dev
 
@@ -45,6 +49,16 @@ $(KUBE_APISERVER): $(KUBE_INPUTS)
 $(KUBECTL): $(KUBE_INPUTS)
 	cd hack/kube && $(GO) build -trimpath -ldflags '$(KUBE_LDFLAGS)' -o $@ k8s.io/kubernetes/cmd/kubectl
 
+$(KUBE_CONTROLLER_MANAGER): $(KUBE_INPUTS)
+	cd hack/kube && $(GO) build -trimpath -ldflags '$(KUBE_LDFLAGS)' -o $@ k8s.io/kubernetes/cmd/kube-controller-manager
+
+$(KUBE_SCHEDULER): $(KUBE_INPUTS)
+	cd hack/kube && $(GO) build -trimpath -ldflags '$(KUBE_LDFLAGS)' -o $@ k8s.io/kubernetes/cmd/kube-scheduler
+
+# kwok simulates kubelets for live members; its own module keeps its dependencies out of Meridian's.
+$(KWOK): $(KWOK_INPUTS)
+	cd hack/kwok && $(GO) build -trimpath -ldflags '-s -w' -o $@ sigs.k8s.io/kwok/cmd/kwok
+
 $(ETCD): $(ETCD_INPUTS)
 	cd hack/etcd && $(GO) build -trimpath -ldflags '-s -w' -o $@ .
 
@@ -52,7 +66,7 @@ $(CONTROLLER_GEN): $(GEN_INPUTS)
 	cd hack/controller-gen && $(GO) build -trimpath -o $@ sigs.k8s.io/controller-tools/cmd/controller-gen
 
 .PHONY: test-tools
-test-tools: $(KUBE_APISERVER) $(ETCD) ## Build the control plane binaries the test bed runs.
+test-tools: $(KUBE_APISERVER) $(ETCD) $(KUBE_CONTROLLER_MANAGER) $(KUBE_SCHEDULER) $(KWOK) ## Build the control plane binaries the test bed runs (live members need the last three).
 
 ##@ Development
 
@@ -91,6 +105,14 @@ vet: ## Run go vet and check formatting.
 .PHONY: test
 test: verify-generated vet test-tools ## Everything: generated files, vet, unit and integration tests.
 	$(GO) test -count=1 -timeout 20m ./...
+
+.PHONY: bench-live
+bench-live: test-tools ## Measure live members: start time, memory, and one member with 1,000 nodes and 10,000 pods.
+	$(GO) run ./test/bench/live $(BENCH_LIVE_ARGS)
+
+.PHONY: bench
+bench: build $(KUBE_APISERVER) $(ETCD) ## Fan-out benchmark of the work engine (BENCH_N, BENCH_M, BENCH_PER_WORK, BENCH_QUICK=1); writes bench/out/fanout.json.
+	$(GO) run ./test/bench/fanout
 
 .PHONY: test-unit
 test-unit: ## Unit tests only (no control planes).

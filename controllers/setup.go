@@ -44,10 +44,12 @@ type Options struct {
 // DefaultOptions are the manager's defaults.
 func DefaultOptions() Options {
 	return Options{
-		EnableWebhooks:          true,
-		StatusRefreshInterval:   5 * time.Minute,
-		MemberQPS:               50,
-		MemberBurst:             100,
+		EnableWebhooks:        true,
+		StatusRefreshInterval: 5 * time.Minute,
+		// No client-side limit: concurrency towards a member is bounded by its workers and
+		// probers, and the member's own priority and fairness is the real limit.
+		MemberQPS:               -1,
+		MemberBurst:             0,
 		MaxConcurrentReconciles: 4,
 		WorkersPerMember:        8,
 	}

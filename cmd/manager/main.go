@@ -18,14 +18,15 @@ import (
 func main() {
 	opts := controllers.DefaultOptions()
 	var (
-		metricsAddr, probeAddr, webhookHost, webhookCertDir string
-		webhookPort                                         int
-		leaderElect, secureMetrics                          bool
-		leaderElectionNamespace                             string
+		metricsAddr, probeAddr, webhookHost, webhookCertDir, pprofAddr string
+		webhookPort                                                    int
+		leaderElect, secureMetrics                                     bool
+		leaderElectionNamespace                                        string
 	)
 	flag.StringVar(&metricsAddr, "metrics-bind-address", ":8080", "Address the metrics endpoint binds to; 0 turns it off.")
 	flag.BoolVar(&secureMetrics, "metrics-secure", false, "Serve metrics over HTTPS with authentication and authorization.")
 	flag.StringVar(&probeAddr, "health-probe-bind-address", ":8081", "Address the health and readiness probes bind to.")
+	flag.StringVar(&pprofAddr, "pprof-bind-address", "", "Address to serve Go's pprof profiles on (off when empty).")
 	flag.BoolVar(&leaderElect, "leader-elect", false, "Elect a leader, so that only one replica reconciles at a time.")
 	flag.StringVar(&leaderElectionNamespace, "leader-election-namespace", "", "Namespace of the leader election lease (default: the manager's own).")
 	flag.BoolVar(&opts.EnableWebhooks, "enable-webhooks", opts.EnableWebhooks, "Serve the admission webhooks.")
@@ -57,6 +58,7 @@ func main() {
 		Cache:                   controllers.CacheOptions(),
 		Metrics:                 metricsserver.Options{BindAddress: metricsAddr, SecureServing: secureMetrics, TLSOpts: []func(*tls.Config){disableHTTP2}},
 		HealthProbeBindAddress:  probeAddr,
+		PprofBindAddress:        pprofAddr,
 		LeaderElection:          leaderElect,
 		LeaderElectionID:        "meridian-manager.meridian.io",
 		LeaderElectionNamespace: leaderElectionNamespace,

@@ -14,6 +14,7 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/dynamic/dynamicinformer"
+	"k8s.io/client-go/metadata"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/cache"
 	"k8s.io/client-go/util/workqueue"
@@ -35,11 +36,14 @@ type MemberSyncer struct {
 	hubNamespace string
 	fingerprint  string
 	dyn          dynamic.Interface
-	mapper       meta.RESTMapper
-	queue        workqueue.TypedRateLimitingInterface[types.NamespacedName]
-	ctx          context.Context
-	cancel       context.CancelFunc
-	wg           sync.WaitGroup
+	meta         metadata.Interface
+	// inflight bounds the requests in flight to the member across its workers.
+	inflight chan struct{}
+	mapper   meta.RESTMapper
+	queue    workqueue.TypedRateLimitingInterface[types.NamespacedName]
+	ctx      context.Context
+	cancel   context.CancelFunc
+	wg       sync.WaitGroup
 
 	mu        sync.Mutex
 	informers map[schema.GroupVersionResource]cache.SharedIndexInformer
@@ -48,6 +52,8 @@ type MemberSyncer struct {
 	// applied records, per object, the digest of the manifest last applied and the projection of
 	// the live object the member returned: the object is in sync while both still hold.
 	applied map[ObjectKey]appliedRecord
+	// waiting lists, per namespace the member lacks, the Works that wait for it.
+	waiting map[string]map[types.NamespacedName]bool
 }
 
 type desiredEntry struct {
@@ -59,7 +65,11 @@ type desiredEntry struct {
 type appliedRecord struct {
 	manifest   string
 	projection string
+	// observed digests the health and feedback last reported for the object.
+	observed string
 }
+
+func observedDigest(t trimmed) string { return Digest([]any{t.Health, t.HealthMsg, t.Feedback}) }
 
 // trimmed is what the cache keeps of a member object besides its metadata.
 type trimmed struct {
@@ -78,6 +88,10 @@ func newMemberSyncer(parent context.Context, name, fingerprint string, cfg *rest
 	if err != nil {
 		return nil, fmt.Errorf("dynamic client for member %s: %w", name, err)
 	}
+	metaClient, err := metadata.NewForConfigAndClient(cfg, httpClient)
+	if err != nil {
+		return nil, fmt.Errorf("metadata client for member %s: %w", name, err)
+	}
 	mapper, err := apiutil.NewDynamicRESTMapper(cfg, httpClient)
 	if err != nil {
 		return nil, fmt.Errorf("REST mapper for member %s: %w", name, err)
@@ -88,6 +102,8 @@ func newMemberSyncer(parent context.Context, name, fingerprint string, cfg *rest
 		hubNamespace: fleetv1alpha1.MemberClusterNamespacePrefix + name,
 		fingerprint:  fingerprint,
 		dyn:          dyn,
+		meta:         metaClient,
+		inflight:     make(chan struct{}, workers),
 		mapper:       mapper,
 		queue: workqueue.NewTypedRateLimitingQueueWithConfig(
 			workqueue.DefaultTypedControllerRateLimiter[types.NamespacedName](),
@@ -97,6 +113,7 @@ func newMemberSyncer(parent context.Context, name, fingerprint string, cfg *rest
 		informers: map[schema.GroupVersionResource]cache.SharedIndexInformer{},
 		desired:   map[ObjectKey]desiredEntry{},
 		applied:   map[ObjectKey]appliedRecord{},
+		waiting:   map[string]map[types.NamespacedName]bool{},
 	}
 	for range workers {
 		s.wg.Add(1)
@@ -107,6 +124,23 @@ func newMemberSyncer(parent context.Context, name, fingerprint string, cfg *rest
 		s.queue.ShutDown()
 	}()
 	return s, nil
+}
+
+func (s *MemberSyncer) acquire() { s.inflight <- struct{}{} }
+func (s *MemberSyncer) release() { <-s.inflight }
+
+// byRank splits manifests into apply ranks, in order.
+func byRank(ms []*Manifest) [][]*Manifest {
+	var out [][]*Manifest
+	last := -1
+	for _, m := range ms {
+		if r := applyRank(m); r != last {
+			out = append(out, nil)
+			last = r
+		}
+		out[len(out)-1] = append(out[len(out)-1], m)
+	}
+	return out
 }
 
 // Name of the member.
@@ -155,9 +189,13 @@ func (s *MemberSyncer) informerFor(gvr schema.GroupVersionResource) (cache.Share
 			}).Informer()
 		_ = inf.SetTransform(s.trim)
 		_, _ = inf.AddEventHandler(cache.ResourceEventHandlerFuncs{
-			AddFunc: s.onEvent,
+			AddFunc: func(obj any) {
+				if !s.isOwnEcho(obj) {
+					s.onEvent(obj)
+				}
+			},
 			UpdateFunc: func(old, cur any) {
-				if changed(old, cur) {
+				if changed(old, cur) && !s.isOwnEcho(cur) {
 					s.onEvent(cur)
 				}
 			},
@@ -252,6 +290,71 @@ func (s *MemberSyncer) onEvent(obj any) {
 	}
 	if w := u.GetAnnotations()[fleetv1alpha1.WorkAnnotation]; w != "" {
 		s.queue.Add(types.NamespacedName{Namespace: s.hubNamespace, Name: w})
+	}
+	if u.GetKind() == "Namespace" && u.GetAPIVersion() == "v1" && u.GetDeletionTimestamp() == nil {
+		s.mu.Lock()
+		works := s.waiting[u.GetName()]
+		delete(s.waiting, u.GetName())
+		s.mu.Unlock()
+		for w := range works {
+			s.queue.Add(w)
+		}
+	}
+}
+
+// isOwnEcho tells whether a watch event only reports what the syncer already knows from its own
+// apply: same projection, same health and feedback. Such events need no pass over the Work.
+func (s *MemberSyncer) isOwnEcho(obj any) bool {
+	u, ok := obj.(*unstructured.Unstructured)
+	if !ok || u.GetDeletionTimestamp() != nil {
+		return false
+	}
+	if u.GetKind() == "Namespace" && u.GetAPIVersion() == "v1" {
+		s.mu.Lock()
+		waited := len(s.waiting[u.GetName()]) > 0
+		s.mu.Unlock()
+		if waited {
+			return false
+		}
+	}
+	key := ObjectKey{GroupKind: u.GroupVersionKind().GroupKind(), Namespace: u.GetNamespace(), Name: u.GetName()}
+	t := trimmedOf(u)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	rec, ok := s.applied[key]
+	return ok && rec.projection == t.Projection && rec.observed == observedDigest(t)
+}
+
+var namespaceGVR = schema.GroupVersionResource{Version: "v1", Resource: "namespaces"}
+
+// namespaceExists tells whether the member has a namespace: Meridian's own from the cache, any
+// other from the pass's listing of unowned namespaces.
+func (s *MemberSyncer) namespaceExists(ctx context.Context, name string, unowned *unownedLister) (bool, error) {
+	if live, synced := s.cached(namespaceGVR, "", name); synced && live != nil {
+		return live.GetDeletionTimestamp() == nil, nil
+	} else if !synced && !s.waitForCache(ctx, namespaceGVR) {
+		return false, fmt.Errorf("cache of namespaces in member %s did not sync", s.name)
+	} else if live, _ := s.cached(namespaceGVR, "", name); live != nil {
+		return live.GetDeletionTimestamp() == nil, nil
+	}
+	ns, err := unowned.get(ctx, namespaceGVR, "", name)
+	if err != nil {
+		return false, err
+	}
+	return ns != nil && ns.DeletionTimestamp == nil, nil
+}
+
+func (s *MemberSyncer) waitForNamespace(namespace string, work types.NamespacedName) {
+	s.mu.Lock()
+	if s.waiting[namespace] == nil {
+		s.waiting[namespace] = map[types.NamespacedName]bool{}
+	}
+	s.waiting[namespace][work] = true
+	s.mu.Unlock()
+	// The namespace may have arrived between the check and the registration above, its event
+	// finding nobody waiting: look again now that the Work is registered.
+	if live, _ := s.cached(namespaceGVR, "", namespace); live != nil && live.GetDeletionTimestamp() == nil {
+		s.queue.Add(work)
 	}
 }
 

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"sort"
 	"strings"
+	"sync"
 	"time"
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -45,18 +46,34 @@ func (s *MemberSyncer) Sync(ctx context.Context, work *fleetv1alpha1.ClusterWork
 	var errs []error
 	wanted := map[ObjectKey]bool{}
 	for _, m := range manifests {
-		st, wrote, requeue, err := s.syncOne(ctx, work, m)
-		res.Objects[m.Index] = st
-		res.Writes += wrote
-		if requeue > 0 && (res.RequeueAfter == 0 || requeue < res.RequeueAfter) {
-			res.RequeueAfter = requeue
-		}
-		if err != nil {
-			errs = append(errs, err)
-		}
 		if m.Err == nil {
 			wanted[m.Key] = true
 		}
+	}
+	// Objects of one apply rank (CRDs, then namespaces, then the rest) go to the member together,
+	// as many at a time as the member has workers; the next rank waits for the one before.
+	existing := newUnownedLister(s)
+	var mu sync.Mutex
+	for _, group := range byRank(manifests) {
+		var wg sync.WaitGroup
+		for _, m := range group {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				st, wrote, requeue, err := s.syncOne(ctx, work, m, existing)
+				mu.Lock()
+				defer mu.Unlock()
+				res.Objects[m.Index] = st
+				res.Writes += wrote
+				if requeue > 0 && (res.RequeueAfter == 0 || requeue < res.RequeueAfter) {
+					res.RequeueAfter = requeue
+				}
+				if err != nil {
+					errs = append(errs, err)
+				}
+			}()
+		}
+		wg.Wait()
 	}
 	wrote, err := s.prune(ctx, work, wanted, work.Spec.DeletionPolicy)
 	res.Writes += wrote
@@ -110,7 +127,7 @@ func (s *MemberSyncer) register(work *fleetv1alpha1.ClusterWork, manifests []*Ma
 	}
 }
 
-func (s *MemberSyncer) syncOne(ctx context.Context, work *fleetv1alpha1.ClusterWork, m *Manifest) (st fleetv1alpha1.ObjectStatus, writes int, requeue time.Duration, err error) {
+func (s *MemberSyncer) syncOne(ctx context.Context, work *fleetv1alpha1.ClusterWork, m *Manifest, unowned *unownedLister) (st fleetv1alpha1.ObjectStatus, writes int, requeue time.Duration, err error) {
 	st = fleetv1alpha1.ObjectStatus{Group: m.Key.GroupKind.Group, Version: m.Version, Kind: m.Key.GroupKind.Kind, Namespace: m.Key.Namespace, Name: m.Key.Name}
 	pending := func(msg string, after time.Duration, cause error) (fleetv1alpha1.ObjectStatus, int, time.Duration, error) {
 		st.State, st.Message = fleetv1alpha1.ObjectPending, msg
@@ -139,6 +156,17 @@ func (s *MemberSyncer) syncOne(ctx context.Context, work *fleetv1alpha1.ClusterW
 		return failed(fmt.Sprintf("%s is cluster-scoped: remove metadata.namespace.", m.Key))
 	}
 	ri := s.resource(mapping.Resource, m.Key.Namespace)
+	if namespaced {
+		exists, err := s.namespaceExists(ctx, m.Key.Namespace, unowned)
+		if err != nil {
+			return pending(fmt.Sprintf("Reading namespace %s from the member failed: %v.", m.Key.Namespace, err), 0, err)
+		}
+		if !exists {
+			// The namespace's arrival (when Meridian creates it) queues this Work again.
+			s.waitForNamespace(m.Key.Namespace, types.NamespacedName{Namespace: s.hubNamespace, Name: work.Name})
+			return pending(fmt.Sprintf("Namespace %s does not exist in the member yet.", m.Key.Namespace), pendingRetry, nil)
+		}
+	}
 
 	live, synced := s.cached(mapping.Resource, m.Key.Namespace, m.Key.Name)
 	if !synced {
@@ -158,38 +186,29 @@ func (s *MemberSyncer) syncOne(ctx context.Context, work *fleetv1alpha1.ClusterW
 		}
 		if s.inSync(m, digest, live) {
 			t := trimmedOf(live)
+			s.observe(m.Key, t)
 			st.State, st.AppliedGeneration, st.Feedback = fleetv1alpha1.ObjectApplied, live.GetGeneration(), t.Feedback
 			st.Health, st.Message = t.Health, t.HealthMsg
 			return st, 0, 0, nil
 		}
 	} else {
-		// Not among the objects Meridian owns: it may exist all the same.
-		existing, err := ri.Get(ctx, m.Key.Name, metav1.GetOptions{})
+		// Not among the objects Meridian owns: it may exist all the same. One metadata listing per
+		// resource and namespace answers that for every object of the pass.
+		existing, err := unowned.get(ctx, mapping.Resource, m.Key.Namespace, m.Key.Name)
 		switch {
-		case apierrors.IsNotFound(err):
 		case err != nil:
 			return pending(fmt.Sprintf("Reading %s from the member failed: %v.", m.Key, err), 0, err)
-		default:
-			owner := existing.GetAnnotations()[fleetv1alpha1.WorkAnnotation]
-			ours := existing.GetLabels()[fleetv1alpha1.ManagedByLabel] == fleetv1alpha1.ManagedByValue
-			switch {
-			case ours && owner == work.Name:
-				// Ours; the cache has not seen it yet.
-			case ours && owner != "":
-				st.State = fleetv1alpha1.ObjectConflict
-				st.Message = fmt.Sprintf("%s already belongs to ClusterWork %s/%s; list it in one Work only.", m.Key, s.hubNamespace, owner)
-				st.ConflictManagers = []string{fleetv1alpha1.FieldManager}
-				return st, 0, 0, nil
-			case !work.Spec.Adopt:
-				st.State = fleetv1alpha1.ObjectConflict
-				st.ConflictManagers = managers(existing)
-				st.Message = fmt.Sprintf("%s exists in the member and was not created by Meridian (field managers: %s); it was left untouched. Set spec.adopt to take it over.",
-					m.Key, strings.Join(st.ConflictManagers, ", "))
-				return st, 0, 0, nil
-			}
+		case existing != nil && !work.Spec.Adopt:
+			st.State = fleetv1alpha1.ObjectConflict
+			st.ConflictManagers = managersOf(existing.ManagedFields)
+			st.Message = fmt.Sprintf("%s exists in the member and was not created by Meridian (field managers: %s); it was left untouched. Set spec.adopt to take it over.",
+				m.Key, strings.Join(st.ConflictManagers, ", "))
+			return st, 0, 0, nil
 		}
 	}
 
+	s.acquire()
+	defer s.release()
 	applied, err := ri.Apply(ctx, m.Key.Name, m.Object, metav1.ApplyOptions{FieldManager: fleetv1alpha1.FieldManager, Force: true})
 	writes++
 	switch {
@@ -200,12 +219,16 @@ func (s *MemberSyncer) syncOne(ctx context.Context, work *fleetv1alpha1.ClusterW
 	case err != nil:
 		return pending(fmt.Sprintf("Applying %s to the member failed: %v.", m.Key, err), 0, err)
 	}
-	s.mu.Lock()
-	s.applied[m.Key] = appliedRecord{manifest: digest, projection: Digest(Project(m.Object.Object, applied.Object))}
-	s.mu.Unlock()
 	st.State, st.AppliedGeneration = fleetv1alpha1.ObjectApplied, applied.GetGeneration()
 	st.Feedback = readFeedback(applied, FeedbackFor(work.Spec.StatusFeedback, m.Key))
 	st.Health, st.Message = health(applied)
+	s.mu.Lock()
+	s.applied[m.Key] = appliedRecord{
+		manifest:   digest,
+		projection: Digest(Project(m.Object.Object, applied.Object)),
+		observed:   observedDigest(trimmed{Health: st.Health, HealthMsg: st.Message, Feedback: st.Feedback}),
+	}
+	s.mu.Unlock()
 	return st, writes, 0, nil
 }
 
@@ -228,6 +251,17 @@ func (s *MemberSyncer) inSync(m *Manifest, digest string, live *unstructured.Uns
 		return true
 	}
 	return false
+}
+
+// observe records the health and feedback reported for an object, so that a watch event that
+// repeats them does not queue the Work again.
+func (s *MemberSyncer) observe(key ObjectKey, t trimmed) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if rec, ok := s.applied[key]; ok {
+		rec.observed = observedDigest(t)
+		s.applied[key] = rec
+	}
 }
 
 func (s *MemberSyncer) waitForCache(ctx context.Context, gvr schema.GroupVersionResource) bool {
@@ -336,10 +370,10 @@ func (s *MemberSyncer) forgetObject(key ObjectKey) {
 	delete(s.applied, key)
 }
 
-func managers(u *unstructured.Unstructured) []string {
+func managersOf(fields []metav1.ManagedFieldsEntry) []string {
 	seen := map[string]bool{}
 	var out []string
-	for _, mf := range u.GetManagedFields() {
+	for _, mf := range fields {
 		if mf.Manager != "" && !seen[mf.Manager] {
 			seen[mf.Manager] = true
 			out = append(out, mf.Manager)

@@ -1,5 +1,7 @@
-// Command demo runs Meridian's main job on one machine: a hub and two member control planes on
-// loopback, the manager against the hub, the samples applied and the fleet's status printed.
+// Command demo runs Meridian's main job on one machine: a hub and two live members on loopback
+// (each an apiserver, etcd, controller-manager, scheduler and three nodes simulated by kwok) with
+// a small application in each, the manager against the hub, the samples applied and the fleet's
+// status printed.
 // DEMO_EXIT=1 makes it exit after printing; otherwise it runs until interrupted.
 package main
 
@@ -45,10 +47,15 @@ func run() (reterr error) {
 	if err != nil {
 		return err
 	}
-	step("Starting a hub and two member control planes (kube-apiserver + etcd each) on loopback")
+	step("Starting a hub and two live members on loopback (kube-apiserver, etcd, kube-controller-manager, kube-scheduler and kwok with three nodes each)")
 	start := time.Now()
+	members := []string{"member-1", "member-2"}
 	bed, err := testbed.Start(ctx, testbed.Options{
-		Members:    []string{"member-1", "member-2"},
+		Members: members,
+		MemberOptions: map[string]testbed.MemberOptions{
+			"member-1": {Live: true, Nodes: 3},
+			"member-2": {Live: true, Nodes: 3},
+		},
 		Scheme:     scheme,
 		Webhooks:   true,
 		ClusterAPI: true,
@@ -67,6 +74,29 @@ func run() (reterr error) {
 		return err
 	}
 	hubKubeconfig := filepath.Join(kubeconfigs, "hub.kubeconfig")
+	for _, m := range bed.Members {
+		fmt.Printf("   %s: pods from %s, services from %s, nodes %v\n", m.Name, m.Live.PodCIDR, m.Live.ServiceCIDR, m.Live.Nodes)
+	}
+
+	kubectlTo := func(kubeconfig string, args ...string) error {
+		cmd := exec.CommandContext(ctx, filepath.Join(bin, "kubectl"), append([]string{"--kubeconfig", kubeconfig}, args...)...)
+		cmd.Stdout, cmd.Stderr = os.Stdout, os.Stderr
+		return cmd.Run()
+	}
+	step("Running a sample application (a Deployment and a Service) in each member")
+	for _, name := range members {
+		kc := filepath.Join(kubeconfigs, name+".kubeconfig")
+		if err := kubectlTo(kc, "apply", "-f", filepath.Join(root, "test", "demo", "sample-app.yaml")); err != nil {
+			return fmt.Errorf("apply the sample application to %s: %w", name, err)
+		}
+		if err := kubectlTo(kc, "-n", "demo", "rollout", "status", "deployment/web", "--timeout=120s"); err != nil {
+			return fmt.Errorf("roll out the sample application in %s: %w", name, err)
+		}
+	}
+	step("kubectl --kubeconfig member-1.kubeconfig get nodes,pods,endpointslices -n demo -o wide")
+	if err := kubectlTo(filepath.Join(kubeconfigs, "member-1.kubeconfig"), "get", "nodes,pods,endpointslices", "-n", "demo", "-o", "wide"); err != nil {
+		return err
+	}
 
 	step("Starting the manager against the hub (log: " + filepath.Join(out, "manager.log") + ")")
 	logFile, err := os.Create(filepath.Join(out, "manager.log"))
@@ -106,18 +136,17 @@ func run() (reterr error) {
 		return err
 	}
 
-	kubectl := func(args ...string) error {
-		cmd := exec.CommandContext(ctx, filepath.Join(bin, "kubectl"), append([]string{"--kubeconfig", hubKubeconfig}, args...)...)
-		cmd.Stdout, cmd.Stderr = os.Stdout, os.Stderr
-		return cmd.Run()
-	}
+	kubectl := func(args ...string) error { return kubectlTo(hubKubeconfig, args...) }
 	step("Applying config/samples to the hub")
 	if err := kubectl("apply", "-k", filepath.Join(root, "config", "samples")); err != nil {
 		return fmt.Errorf("apply the samples: %w", err)
 	}
-	step("Waiting for both MemberClusters to be Ready")
+	step("Waiting for both MemberClusters to be Ready and to count 3/3 ready nodes")
 	if err := kubectl("wait", "--for=condition=Ready", "memberclusters", "--all", "--timeout=120s"); err != nil {
 		return fmt.Errorf("wait for the MemberClusters: %w", err)
+	}
+	if err := kubectl("wait", "--for=jsonpath={.status.nodes.summary}=3/3", "memberclusters", "--all", "--timeout=60s"); err != nil {
+		return fmt.Errorf("wait for the MemberClusters to count 3/3 ready nodes: %w", err)
 	}
 	step("kubectl get memberclusters -o wide")
 	if err := kubectl("get", "memberclusters", "-o", "wide"); err != nil {
@@ -126,7 +155,7 @@ func run() (reterr error) {
 
 	fmt.Printf("\nKubeconfigs of the hub and the members are in %s:\n", kubeconfigs)
 	fmt.Printf("  %s --kubeconfig %s get memberclusters -o wide\n", filepath.Join(bin, "kubectl"), hubKubeconfig)
-	fmt.Printf("  %s --kubeconfig %s get namespaces\n", filepath.Join(bin, "kubectl"), filepath.Join(kubeconfigs, "member-1.kubeconfig"))
+	fmt.Printf("  %s --kubeconfig %s get nodes,pods -A -o wide\n", filepath.Join(bin, "kubectl"), filepath.Join(kubeconfigs, "member-1.kubeconfig"))
 	if os.Getenv("DEMO_EXIT") == "1" {
 		return nil
 	}

@@ -35,6 +35,8 @@ const KubeconfigSecretKey = "value"
 type Options struct {
 	// Members names the member clusters to start; default member-1 and member-2.
 	Members []string
+	// MemberOptions set up members by name, e.g. as live clusters; members without are bare.
+	MemberOptions map[string]MemberOptions
 	// Scheme of the clients the test bed hands out; it must know the kinds the test uses.
 	Scheme *k8sruntime.Scheme
 	// Webhooks installs Meridian's webhook configuration on the hub, pointing at a local server
@@ -67,6 +69,8 @@ type Cluster struct {
 	Kubeconfig []byte
 	// Webhook says where the hub expects Meridian's webhook server (hub only, with Options.Webhooks).
 	Webhook *WebhookServing
+	// Live is set for a live member: its Nodes, networks and processes (see MemberOptions.Live).
+	Live *Live
 
 	env *envtest.Environment
 	mu  sync.Mutex
@@ -128,9 +132,17 @@ func Start(ctx context.Context, opts Options) (_ *Bed, reterr error) {
 	if err != nil {
 		return nil, err
 	}
+	live, err := planLive(opts, b.dir)
+	if err != nil {
+		return nil, err
+	}
 	b.Hub = &Cluster{Name: "hub", env: hubEnv}
 	for _, name := range opts.Members {
-		b.Members = append(b.Members, &Cluster{Name: name, env: memberEnvironment(filepath.Join(b.dir, name), opts)})
+		m := &Cluster{Name: name, env: memberEnvironment(filepath.Join(b.dir, name), opts), Live: live[name]}
+		if m.Live != nil {
+			m.Live.configure(m.env)
+		}
+		b.Members = append(b.Members, m)
 	}
 
 	// Control planes start in parallel: most of their start is waiting for health.
@@ -141,7 +153,7 @@ func Start(ctx context.Context, opts Options) (_ *Bed, reterr error) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			errs[i] = c.start(opts.Scheme)
+			errs[i] = c.start(ctx, opts.Scheme)
 		}()
 	}
 	wg.Wait()
@@ -191,7 +203,7 @@ func memberEnvironment(dir string, opts Options) *envtest.Environment {
 	return env
 }
 
-func (c *Cluster) start(scheme *k8sruntime.Scheme) error {
+func (c *Cluster) start(ctx context.Context, scheme *k8sruntime.Scheme) error {
 	if c.env.ControlPlane.APIServer != nil && c.env.ControlPlane.APIServer.CertDir != "" {
 		if err := os.MkdirAll(c.env.ControlPlane.APIServer.CertDir, 0o700); err != nil {
 			return err
@@ -206,6 +218,9 @@ func (c *Cluster) start(scheme *k8sruntime.Scheme) error {
 	c.Client, err = client.New(cfg, client.Options{Scheme: scheme})
 	if err != nil {
 		return fmt.Errorf("client of %s: %w", c.Name, err)
+	}
+	if c.Live != nil {
+		return c.startLive(ctx)
 	}
 	return nil
 }
@@ -263,6 +278,9 @@ func (b *Bed) Stop() error {
 		if c == nil || c.env == nil {
 			continue
 		}
+		if err := c.stopLive(); err != nil {
+			errs = append(errs, fmt.Errorf("stop %s: %w", c.Name, err))
+		}
 		if err := c.env.Stop(); err != nil {
 			errs = append(errs, fmt.Errorf("stop %s: %w", c.Name, err))
 		}
@@ -290,9 +308,12 @@ func (c *Cluster) StartAPIServer() error {
 
 // ModuleDir returns the folder of a module of Meridian's go.mod in the module cache, downloading
 // it through the module proxy when absent.
-func ModuleDir(module string) (string, error) {
+func ModuleDir(module string) (string, error) { return moduleDirIn(RepoRoot(), module) }
+
+// moduleDirIn is ModuleDir for the go.mod in dir (e.g. a tools module under hack/).
+func moduleDirIn(dir, module string) (string, error) {
 	cmd := exec.Command("go", "mod", "download", "-json", module)
-	cmd.Dir = RepoRoot()
+	cmd.Dir = dir
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr
 	out, err := cmd.Output()
