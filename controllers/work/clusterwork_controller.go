@@ -126,10 +126,11 @@ func (r *ClusterWorkReconciler) Process(ctx context.Context, s *work.MemberSynce
 	}
 	res := s.Sync(ctx, w)
 	if res.Writes > 0 {
-		log.V(1).Info("Applied Work", "writes", res.Writes)
+		log.V(1).Info("Applied Work", "writes", res.Writes, "meanWrite", res.WriteTime/time.Duration(res.Writes))
 	}
 	setStatus(w, res.Objects, res.Err)
-	if err := helper.Patch(ctx, w, patch.WithOwnedConditions{Conditions: ownedConditions}); err != nil {
+	// The syncer is the only writer of a Work's status: one merge patch of the whole status.
+	if err := helper.Patch(ctx, w); err != nil {
 		reterr = kerrors.NewAggregate([]error{res.Err, fmt.Errorf("patch status of ClusterWork %s: %w", klog.KObj(w), err)})
 		return 0, reterr
 	}
@@ -142,7 +143,7 @@ func (r *ClusterWorkReconciler) reportNotConnected(ctx context.Context, w *fleet
 		return err
 	}
 	setNotConnected(w, reason, message)
-	return helper.Patch(ctx, w, patch.WithOwnedConditions{Conditions: ownedConditions})
+	return helper.Patch(ctx, w)
 }
 
 func (r *ClusterWorkReconciler) removeFinalizer(ctx context.Context, w *fleetv1alpha1.ClusterWork) error {

@@ -10,11 +10,6 @@ import (
 	fleetv1alpha1 "github.com/meridian-io/meridian/apis/fleet/v1alpha1"
 )
 
-var ownedConditions = []string{
-	fleetv1alpha1.ReadyCondition, fleetv1alpha1.AppliedCondition, fleetv1alpha1.AvailableCondition,
-	fleetv1alpha1.DegradedCondition, fleetv1alpha1.ReconcilingCondition, fleetv1alpha1.StalledCondition,
-}
-
 // setStatus computes a Work's status from what the syncer reported for each object. It follows
 // kstatus: Ready is False while Reconciling or Stalled is True, and those two are never both True.
 func setStatus(w *fleetv1alpha1.ClusterWork, objects []fleetv1alpha1.ObjectStatus, syncErr error) {

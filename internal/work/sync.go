@@ -7,6 +7,7 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -31,6 +32,8 @@ type Result struct {
 	Objects []fleetv1alpha1.ObjectStatus
 	// Writes counts the write requests sent to the member.
 	Writes int
+	// WriteTime adds up how long the member took to answer those writes, as seen by the syncer.
+	WriteTime time.Duration
 	// RequeueAfter asks for another pass for objects that wait on something unwatched.
 	RequeueAfter time.Duration
 	// Err is a transient error (the member did not answer); the pass should be retried.
@@ -54,13 +57,14 @@ func (s *MemberSyncer) Sync(ctx context.Context, work *fleetv1alpha1.ClusterWork
 	// as many at a time as the member has workers; the next rank waits for the one before.
 	existing := newUnownedLister(s)
 	var mu sync.Mutex
+	var writeTime atomic.Int64
 	for _, group := range byRank(manifests) {
 		var wg sync.WaitGroup
 		for _, m := range group {
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
-				st, wrote, requeue, err := s.syncOne(ctx, work, m, existing)
+				st, wrote, requeue, err := s.syncOne(ctx, work, m, existing, &writeTime)
 				mu.Lock()
 				defer mu.Unlock()
 				res.Objects[m.Index] = st
@@ -75,6 +79,7 @@ func (s *MemberSyncer) Sync(ctx context.Context, work *fleetv1alpha1.ClusterWork
 		}
 		wg.Wait()
 	}
+	res.WriteTime = time.Duration(writeTime.Load())
 	wrote, err := s.prune(ctx, work, wanted, work.Spec.DeletionPolicy)
 	res.Writes += wrote
 	if err != nil {
@@ -127,7 +132,7 @@ func (s *MemberSyncer) register(work *fleetv1alpha1.ClusterWork, manifests []*Ma
 	}
 }
 
-func (s *MemberSyncer) syncOne(ctx context.Context, work *fleetv1alpha1.ClusterWork, m *Manifest, unowned *unownedLister) (st fleetv1alpha1.ObjectStatus, writes int, requeue time.Duration, err error) {
+func (s *MemberSyncer) syncOne(ctx context.Context, work *fleetv1alpha1.ClusterWork, m *Manifest, unowned *unownedLister, writeTime *atomic.Int64) (st fleetv1alpha1.ObjectStatus, writes int, requeue time.Duration, err error) {
 	st = fleetv1alpha1.ObjectStatus{Group: m.Key.GroupKind.Group, Version: m.Version, Kind: m.Key.GroupKind.Kind, Namespace: m.Key.Namespace, Name: m.Key.Name}
 	pending := func(msg string, after time.Duration, cause error) (fleetv1alpha1.ObjectStatus, int, time.Duration, error) {
 		st.State, st.Message = fleetv1alpha1.ObjectPending, msg
@@ -209,7 +214,9 @@ func (s *MemberSyncer) syncOne(ctx context.Context, work *fleetv1alpha1.ClusterW
 
 	s.acquire()
 	defer s.release()
+	began := time.Now()
 	applied, err := ri.Apply(ctx, m.Key.Name, m.Object, metav1.ApplyOptions{FieldManager: fleetv1alpha1.FieldManager, Force: true})
+	writeTime.Add(int64(time.Since(began)))
 	writes++
 	switch {
 	case apierrors.IsNotFound(err) && m.Key.Namespace != "":

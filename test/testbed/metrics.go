@@ -73,3 +73,32 @@ func DiffWrites(before, after map[string]float64) map[string]float64 {
 	}
 	return out
 }
+
+// RequestLatency reads apiserver_request_duration_seconds and returns, for one resource
+// ("group/resource") and the write verbs, the sum of seconds and the count of requests.
+func (c *Cluster) RequestLatency(ctx context.Context, resource string) (sum float64, count uint64, err error) {
+	cs, err := kubernetes.NewForConfig(c.Config)
+	if err != nil {
+		return 0, 0, err
+	}
+	body, err := cs.RESTClient().Get().AbsPath("/metrics").DoRaw(ctx)
+	if err != nil {
+		return 0, 0, fmt.Errorf("read metrics of %s: %w", c.Name, err)
+	}
+	parser := expfmt.NewTextParser(model.UTF8Validation)
+	families, err := parser.TextToMetricFamilies(strings.NewReader(string(body)))
+	if err != nil {
+		return 0, 0, fmt.Errorf("parse metrics of %s: %w", c.Name, err)
+	}
+	for _, m := range families["apiserver_request_duration_seconds"].GetMetric() {
+		labels := map[string]string{}
+		for _, l := range m.GetLabel() {
+			labels[l.GetName()] = l.GetValue()
+		}
+		if WriteVerbs[labels["verb"]] && labels["group"]+"/"+labels["resource"] == resource {
+			sum += m.GetHistogram().GetSampleSum()
+			count += m.GetHistogram().GetSampleCount()
+		}
+	}
+	return sum, count, nil
+}

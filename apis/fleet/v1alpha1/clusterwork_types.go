@@ -196,9 +196,3 @@ type ClusterWorkList struct {
 func init() {
 	SchemeBuilder.Register(&ClusterWork{}, &ClusterWorkList{})
 }
-
-// GetConditions returns the conditions of the ClusterWork.
-func (w *ClusterWork) GetConditions() []metav1.Condition { return w.Status.Conditions }
-
-// SetConditions replaces the conditions of the ClusterWork.
-func (w *ClusterWork) SetConditions(c []metav1.Condition) { w.Status.Conditions = c }

@@ -53,6 +53,10 @@ type result struct {
 	SteadyStateSeconds    int     `json:"steady_state_seconds"`
 	SteadyStateWrites     float64 `json:"steady_state_writes"`
 	ControlWindowWrites   float64 `json:"control_window_writes"`
+	ServerWriteMsFanout   float64 `json:"member_configmap_write_ms_fanout"`
+	ServerWriteMsBaseline float64 `json:"member_configmap_write_ms_baseline"`
+	ManagerCPUSeconds     float64 `json:"manager_cpu_seconds_during_fanout"`
+	BaselineCPUSeconds    float64 `json:"baseline_client_cpu_seconds"`
 	ManagerRSSMiB         float64 `json:"manager_rss_mib"`
 	ManagerRSSKind        string  `json:"manager_rss_kind"`
 	WorkersPerMember      int     `json:"workers_per_member"`
@@ -103,7 +107,7 @@ func run() (reterr error) {
 		return err
 	}
 
-	mgr, rss, err := startManager(bed)
+	mgr, rss, mgrPID, err := startManager(bed)
 	if err != nil {
 		return err
 	}
@@ -138,7 +142,11 @@ func run() (reterr error) {
 	if err != nil {
 		return err
 	}
+	lat0 := latency(ctx, bed.Members)
+	cpu0 := cpuSeconds(os.Getpid())
 	baseline, err := applyDirect(ctx, bed.Members, n)
+	baselineCPU := cpuSeconds(os.Getpid()) - cpu0
+	lat1 := latency(ctx, bed.Members)
 	if err != nil {
 		return err
 	}
@@ -157,7 +165,10 @@ func run() (reterr error) {
 	if err != nil {
 		return err
 	}
+	mcpu0 := cpuSeconds(mgrPID)
 	fanout, err := fanOut(ctx, bed, names, n, perWork)
+	managerCPU := cpuSeconds(mgrPID) - mcpu0
+	lat2 := latency(ctx, bed.Members)
 	if err != nil {
 		return err
 	}
@@ -184,6 +195,8 @@ func run() (reterr error) {
 		FanoutSeconds: fanout.Seconds(), BaselineSeconds: baseline.Seconds(), Ratio: fanout.Seconds() / baseline.Seconds(),
 		MemberWritesPerObject: memberWrites / float64(n*m), BaselineWritesPerObj: baselineWrites / float64(n*m),
 		HubWritesDuringFanout: hubWrites, SteadyStateSeconds: steady, SteadyStateWrites: steadyWrites, ControlWindowWrites: control,
+		ServerWriteMsFanout: meanMs(lat1, lat2), ServerWriteMsBaseline: meanMs(lat0, lat1),
+		ManagerCPUSeconds: managerCPU, BaselineCPUSeconds: baselineCPU,
 		ManagerRSSMiB: rss(), ManagerRSSKind: "peak RSS (VmHWM) of the manager process",
 		Machine: machine(),
 	}
@@ -193,23 +206,23 @@ func run() (reterr error) {
 
 // startManager runs bin/manager against the hub and returns a stop function and a reader of its
 // peak RSS.
-func startManager(bed *testbed.Bed) (func(), func() float64, error) {
+func startManager(bed *testbed.Bed) (func(), func() float64, int, error) {
 	dir := filepath.Join(bed.Dir(), "manager")
 	if err := bed.WriteKubeconfigs(dir); err != nil {
-		return nil, nil, err
+		return nil, nil, 0, err
 	}
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, 0, err
 	}
 	port := l.Addr().(*net.TCPAddr).Port
 	l.Close()
 	if err := os.MkdirAll(filepath.Join(testbed.RepoRoot(), "bench", "out"), 0o755); err != nil {
-		return nil, nil, err
+		return nil, nil, 0, err
 	}
 	log, err := os.Create(filepath.Join(testbed.RepoRoot(), "bench", "out", "manager.log"))
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, 0, err
 	}
 	args := []string{"--enable-webhooks=false", "--metrics-bind-address=0", "--zap-log-level=debug", "--zap-time-encoding=rfc3339nano",
 		fmt.Sprintf("--health-probe-bind-address=127.0.0.1:%d", port), fmt.Sprintf("--work-workers-per-member=%d", workersPerMember)}
@@ -220,7 +233,7 @@ func startManager(bed *testbed.Bed) (func(), func() float64, error) {
 	cmd.Env = append(os.Environ(), "KUBECONFIG="+filepath.Join(dir, "hub.kubeconfig"))
 	cmd.Stdout, cmd.Stderr = log, log
 	if err := cmd.Start(); err != nil {
-		return nil, nil, fmt.Errorf("start bin/manager (run `make build`): %w", err)
+		return nil, nil, 0, fmt.Errorf("start bin/manager (run `make build`): %w", err)
 	}
 	var peak float64
 	rss := func() float64 {
@@ -247,7 +260,23 @@ func startManager(bed *testbed.Bed) (func(), func() float64, error) {
 		}
 		log.Close()
 	}
-	return stop, rss, nil
+	return stop, rss, cmd.Process.Pid, nil
+}
+
+// cpuSeconds is the user+system CPU time a process has used, from /proc/<pid>/stat.
+func cpuSeconds(pid int) float64 {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return 0
+	}
+	// Fields after the command name (which may hold spaces) start after the last ')'.
+	f := strings.Fields(string(b[strings.LastIndexByte(string(b), ')')+1:]))
+	if len(f) < 13 {
+		return 0
+	}
+	ut, _ := strconv.ParseFloat(f[11], 64)
+	st, _ := strconv.ParseFloat(f[12], 64)
+	return (ut + st) / 100 // clock ticks; 100 per second on Linux
 }
 
 var configMapGVR = schema.GroupVersionResource{Version: "v1", Resource: "configmaps"}
@@ -350,10 +379,29 @@ func fanOut(ctx context.Context, bed *testbed.Bed, members []string, n, perWork 
 		c := meta.FindStatusCondition(w.Status.Conditions, fleetv1alpha1.AppliedCondition)
 		return c != nil && c.Status == metav1.ConditionTrue && w.Status.ObservedGeneration == w.Generation
 	}
+	// Create the Works as a compiler with several workers would: workersPerMember at a time.
+	next := make(chan *fleetv1alpha1.ClusterWork)
+	createErrs := make(chan error, len(works))
+	var wg sync.WaitGroup
+	for range workersPerMember {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for w := range next {
+				if err := bed.Hub.Client.Create(ctx, w); err != nil {
+					createErrs <- fmt.Errorf("create ClusterWork %s/%s: %w", w.Namespace, w.Name, err)
+				}
+			}
+		}()
+	}
 	for _, w := range works {
-		if err := bed.Hub.Client.Create(ctx, w); err != nil {
-			return 0, fmt.Errorf("create ClusterWork %s/%s: %w", w.Namespace, w.Name, err)
-		}
+		next <- w
+	}
+	close(next)
+	wg.Wait()
+	close(createErrs)
+	for err := range createErrs {
+		return 0, err
 	}
 	applied := map[string]bool{}
 	deadline := time.After(10 * time.Minute)
@@ -395,6 +443,31 @@ func fanOut(ctx context.Context, bed *testbed.Bed, members []string, n, perWork 
 		}
 	}
 	return elapsed, nil
+}
+
+type latencySample struct {
+	sum   float64
+	count uint64
+}
+
+// latency sums the members' server-side time spent on ConfigMap writes.
+func latency(ctx context.Context, members []*testbed.Cluster) latencySample {
+	var l latencySample
+	for _, m := range members {
+		s, c, err := m.RequestLatency(ctx, "/configmaps")
+		if err == nil {
+			l.sum += s
+			l.count += c
+		}
+	}
+	return l
+}
+
+func meanMs(a, b latencySample) float64 {
+	if b.count == a.count {
+		return 0
+	}
+	return 1000 * (b.sum - a.sum) / float64(b.count-a.count)
 }
 
 func snapshot(ctx context.Context, clusters []*testbed.Cluster) ([]map[string]float64, error) {
@@ -474,6 +547,8 @@ func printTable(r result) {
 	fmt.Printf("%-44s %14.3f %14.3f\n", "member writes per object per cluster", r.MemberWritesPerObject, r.BaselineWritesPerObj)
 	fmt.Printf("%-44s %14.0f %14s\n", "hub writes during fan-out", r.HubWritesDuringFanout, "-")
 	fmt.Printf("%-44s %14.0f %14.0f\n", fmt.Sprintf("writes in %d s of steady state (control)", r.SteadyStateSeconds), r.SteadyStateWrites, r.ControlWindowWrites)
+	fmt.Printf("%-44s %14.2f %14.2f\n", "member server ms per ConfigMap write", r.ServerWriteMsFanout, r.ServerWriteMsBaseline)
+	fmt.Printf("%-44s %14.2f %14.2f\n", "client CPU seconds (manager / bench client)", r.ManagerCPUSeconds, r.BaselineCPUSeconds)
 	fmt.Printf("%-44s %14.1f %14s\n", "manager peak RSS MiB", r.ManagerRSSMiB, "-")
 	fmt.Println("(writes: POST/PUT/PATCH/DELETE from apiserver_request_total, apiservers' own lease renewals left out)")
 }
