@@ -132,6 +132,9 @@ func Setup(ctx context.Context, mgr ctrl.Manager, opts Options) (*memberconn.Reg
 		if err := fleetwebhook.SetupMemberClusterWebhookWithManager(mgr); err != nil {
 			return nil, fmt.Errorf("set up the MemberCluster webhook: %w", err)
 		}
+		if err := fleetwebhook.SetupClusterWorkWebhookWithManager(mgr); err != nil {
+			return nil, fmt.Errorf("set up the ClusterWork webhook: %w", err)
+		}
 	}
 	return registry, nil
 }

@@ -11,6 +11,7 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/utils/ptr"
 	clusterv1 "sigs.k8s.io/cluster-api/api/core/v1beta2"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -268,4 +269,21 @@ var _ = Describe("MemberCluster admission", func() {
 			}(),
 			"set exactly one of spec.kubeconfigSecretRef and spec.clusterRef"),
 	)
+})
+
+var _ = Describe("ClusterWork admission", func() {
+	It("rejects a Work whose objects cannot be applied, with a message that says what to fix", func() {
+		ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "meridian-member-admission"}}
+		create(ns)
+		w := &fleetv1alpha1.ClusterWork{
+			ObjectMeta: metav1.ObjectMeta{Namespace: ns.Name, Name: "bad"},
+			Spec: fleetv1alpha1.ClusterWorkSpec{Objects: []fleetv1alpha1.WorkObject{
+				{RawExtension: runtime.RawExtension{Raw: []byte(`{"apiVersion":"v1","kind":"ConfigMap","metadata":{"namespace":"x"}}`)}},
+			}},
+		}
+		err := bed.Hub.Client.Create(ctx(), w)
+		Expect(apierrors.IsInvalid(err)).To(BeTrue(), "want Invalid, got %v", err)
+		Expect(err.Error()).To(ContainSubstring("spec.objects[0]"))
+		Expect(err.Error()).To(ContainSubstring("needs metadata.name"))
+	})
 })

@@ -5,6 +5,7 @@ import (
 	"testing"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
 
 	fleetv1alpha1 "github.com/meridian-io/meridian/apis/fleet/v1alpha1"
 )
@@ -84,4 +85,56 @@ func FuzzValidateMemberCluster(f *testing.F) {
 			}
 		}
 	})
+}
+
+func TestValidateClusterWork(t *testing.T) {
+	raw := func(s string) fleetv1alpha1.WorkObject {
+		return fleetv1alpha1.WorkObject{RawExtension: runtime.RawExtension{Raw: []byte(s)}}
+	}
+	cm := `{"apiVersion":"v1","kind":"ConfigMap","metadata":{"name":"c","namespace":"n"}}`
+	big := `{"apiVersion":"v1","kind":"ConfigMap","metadata":{"name":"big","namespace":"n"},"data":{"x":"` + strings.Repeat("a", fleetv1alpha1.MaxClusterWorkBytes) + `"}}`
+	tests := []struct {
+		name        string
+		work        fleetv1alpha1.ClusterWork
+		wantErr     []string
+		wantWarning bool
+	}{
+		{name: "valid", work: fleetv1alpha1.ClusterWork{ObjectMeta: metav1.ObjectMeta{Namespace: "meridian-member-east", Name: "w"},
+			Spec: fleetv1alpha1.ClusterWorkSpec{Objects: []fleetv1alpha1.WorkObject{raw(cm)}}}},
+		{name: "outside a member namespace", wantWarning: true, work: fleetv1alpha1.ClusterWork{ObjectMeta: metav1.ObjectMeta{Namespace: "default", Name: "w"}}},
+		{name: "object without kind", work: fleetv1alpha1.ClusterWork{ObjectMeta: metav1.ObjectMeta{Namespace: "meridian-member-east", Name: "w"},
+			Spec: fleetv1alpha1.ClusterWorkSpec{Objects: []fleetv1alpha1.WorkObject{raw(`{"apiVersion":"v1","metadata":{"name":"x"}}`)}}},
+			wantErr: []string{"spec.objects[0]", "needs apiVersion and kind"}},
+		{name: "duplicate", work: fleetv1alpha1.ClusterWork{ObjectMeta: metav1.ObjectMeta{Namespace: "meridian-member-east", Name: "w"},
+			Spec: fleetv1alpha1.ClusterWorkSpec{Objects: []fleetv1alpha1.WorkObject{raw(cm), raw(cm)}}},
+			wantErr: []string{"spec.objects[1]", "repeats"}},
+		{name: "too large", work: fleetv1alpha1.ClusterWork{ObjectMeta: metav1.ObjectMeta{Namespace: "meridian-member-east", Name: "w"},
+			Spec: fleetv1alpha1.ClusterWorkSpec{Objects: []fleetv1alpha1.WorkObject{raw(big)}}},
+			wantErr: []string{"split them into several ClusterWorks"}},
+		{name: "bad feedback path", work: fleetv1alpha1.ClusterWork{ObjectMeta: metav1.ObjectMeta{Namespace: "meridian-member-east", Name: "w"},
+			Spec: fleetv1alpha1.ClusterWorkSpec{StatusFeedback: []fleetv1alpha1.FeedbackRule{{Kind: "DaemonSet", Fields: []fleetv1alpha1.FeedbackField{{Name: "r", JSONPath: ".status[["}}}}}},
+			wantErr: []string{"spec.statusFeedback[0].fields[0].jsonPath", "is not a JSONPath"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			errs, warnings := ValidateClusterWork(&tt.work)
+			if (len(warnings) > 0) != tt.wantWarning {
+				t.Errorf("warnings = %v, want some: %v", warnings, tt.wantWarning)
+			}
+			if len(tt.wantErr) == 0 {
+				if len(errs) > 0 {
+					t.Fatalf("unexpected errors: %v", errs)
+				}
+				return
+			}
+			if len(errs) != 1 {
+				t.Fatalf("got %d errors %v, want 1", len(errs), errs)
+			}
+			for _, want := range tt.wantErr {
+				if !strings.Contains(errs[0].Error(), want) {
+					t.Errorf("error %q does not contain %q", errs[0].Error(), want)
+				}
+			}
+		})
+	}
 }
