@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"strings"
 
+	dto "github.com/prometheus/client_model/go"
 	"github.com/prometheus/common/expfmt"
 	"github.com/prometheus/common/model"
 	"k8s.io/client-go/kubernetes"
@@ -13,10 +14,8 @@ import (
 // WriteVerbs are the request verbs that change state.
 var WriteVerbs = map[string]bool{"POST": true, "PUT": true, "PATCH": true, "DELETE": true, "APPLY": true, "CREATE": true, "UPDATE": true}
 
-// WriteRequests reads the apiserver's apiserver_request_total and returns the write requests it
-// served, by resource ("group/resource", core group as "/resource"). The apiserver's own identity
-// lease renewals are counted under coordination.k8s.io/leases like any other write.
-func (c *Cluster) WriteRequests(ctx context.Context) (map[string]float64, error) {
+// metrics reads and parses the apiserver's /metrics.
+func (c *Cluster) metrics(ctx context.Context) (map[string]*dto.MetricFamily, error) {
 	cs, err := kubernetes.NewForConfig(c.Config)
 	if err != nil {
 		return nil, err
@@ -30,20 +29,31 @@ func (c *Cluster) WriteRequests(ctx context.Context) (map[string]float64, error)
 	if err != nil {
 		return nil, fmt.Errorf("parse metrics of %s: %w", c.Name, err)
 	}
-	out := map[string]float64{}
-	fam, ok := families["apiserver_request_total"]
-	if !ok {
-		return out, nil
+	return families, nil
+}
+
+func labelsOf(m *dto.Metric) map[string]string {
+	labels := map[string]string{}
+	for _, l := range m.GetLabel() {
+		labels[l.GetName()] = l.GetValue()
 	}
-	for _, m := range fam.GetMetric() {
-		labels := map[string]string{}
-		for _, l := range m.GetLabel() {
-			labels[l.GetName()] = l.GetValue()
+	return labels
+}
+
+// WriteRequests reads the apiserver's apiserver_request_total and returns the write requests it
+// served, by resource ("group/resource", core group as "/resource"). The apiserver's own identity
+// lease renewals are counted under coordination.k8s.io/leases like any other write.
+func (c *Cluster) WriteRequests(ctx context.Context) (map[string]float64, error) {
+	families, err := c.metrics(ctx)
+	if err != nil {
+		return nil, err
+	}
+	out := map[string]float64{}
+	for _, m := range families["apiserver_request_total"].GetMetric() {
+		labels := labelsOf(m)
+		if WriteVerbs[labels["verb"]] {
+			out[labels["group"]+"/"+labels["resource"]] += m.GetCounter().GetValue()
 		}
-		if !WriteVerbs[labels["verb"]] {
-			continue
-		}
-		out[labels["group"]+"/"+labels["resource"]] += m.GetCounter().GetValue()
 	}
 	return out, nil
 }
@@ -77,24 +87,12 @@ func DiffWrites(before, after map[string]float64) map[string]float64 {
 // RequestLatency reads apiserver_request_duration_seconds and returns, for one resource
 // ("group/resource") and the write verbs, the sum of seconds and the count of requests.
 func (c *Cluster) RequestLatency(ctx context.Context, resource string) (sum float64, count uint64, err error) {
-	cs, err := kubernetes.NewForConfig(c.Config)
+	families, err := c.metrics(ctx)
 	if err != nil {
 		return 0, 0, err
 	}
-	body, err := cs.RESTClient().Get().AbsPath("/metrics").DoRaw(ctx)
-	if err != nil {
-		return 0, 0, fmt.Errorf("read metrics of %s: %w", c.Name, err)
-	}
-	parser := expfmt.NewTextParser(model.UTF8Validation)
-	families, err := parser.TextToMetricFamilies(strings.NewReader(string(body)))
-	if err != nil {
-		return 0, 0, fmt.Errorf("parse metrics of %s: %w", c.Name, err)
-	}
 	for _, m := range families["apiserver_request_duration_seconds"].GetMetric() {
-		labels := map[string]string{}
-		for _, l := range m.GetLabel() {
-			labels[l.GetName()] = l.GetValue()
-		}
+		labels := labelsOf(m)
 		if WriteVerbs[labels["verb"]] && labels["group"]+"/"+labels["resource"] == resource {
 			sum += m.GetHistogram().GetSampleSum()
 			count += m.GetHistogram().GetSampleCount()
