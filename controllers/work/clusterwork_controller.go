@@ -101,16 +101,13 @@ func (r *ClusterWorkReconciler) Process(ctx context.Context, s *work.MemberSynce
 		if !controllerutil.ContainsFinalizer(w, fleetv1alpha1.WorkFinalizer) {
 			return 0, nil
 		}
-		done, writes, err := s.Cleanup(ctx, w)
+		writes, err := s.Cleanup(ctx, w)
 		if err != nil {
 			return 0, fmt.Errorf("clean up ClusterWork %s in member %s: %w", klog.KObj(w), s.Name(), err)
 		}
 		log.V(1).Info("Cleaned up deleted Work", "writes", writes, "deletionPolicy", w.Spec.DeletionPolicy)
-		if done {
-			s.Forget(key)
-			return 0, r.removeFinalizer(ctx, w)
-		}
-		return time.Second, nil
+		s.Forget(key)
+		return 0, r.removeFinalizer(ctx, w)
 	}
 	if !controllerutil.ContainsFinalizer(w, fleetv1alpha1.WorkFinalizer) {
 		before := w.DeepCopy()

@@ -75,37 +75,28 @@ func (e *Engine) Remove(member string) {
 	}
 }
 
+// syncer returns the member's syncer, replacing it when the member's connection changed (new
+// credentials: new clients and caches) and dropping it when the member is not connected.
 func (e *Engine) syncer(member string) (*MemberSyncer, error) {
-	fp, ok := e.configs.Fingerprint(member)
-	if !ok {
-		e.Remove(member)
-		return nil, nil
-	}
+	fp, connected := e.configs.Fingerprint(member)
+	cfg, _ := e.configs.RESTConfig(member)
 	e.mu.Lock()
-	s := e.members[member]
+	old := e.members[member]
+	if old != nil && connected && old.fingerprint == fp {
+		e.mu.Unlock()
+		return old, nil
+	}
+	delete(e.members, member)
+	var s *MemberSyncer
+	var err error
+	if connected && cfg != nil && e.ctx.Err() == nil {
+		if s, err = newMemberSyncer(e.ctx, member, fp, cfg, e.workers, e.process); err == nil {
+			e.members[member] = s
+		}
+	}
 	e.mu.Unlock()
-	if s != nil && s.fingerprint == fp {
-		return s, nil
+	if old != nil {
+		old.Stop() // outside the lock: it waits for the old workers
 	}
-	if s != nil {
-		e.Remove(member) // new credentials: new clients and caches
-	}
-	cfg, ok := e.configs.RESTConfig(member)
-	if !ok {
-		return nil, nil
-	}
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	if existing := e.members[member]; existing != nil && existing.fingerprint == fp {
-		return existing, nil
-	}
-	if e.ctx.Err() != nil {
-		return nil, e.ctx.Err()
-	}
-	s, err := newMemberSyncer(e.ctx, member, fp, cfg, e.workers, e.process)
-	if err != nil {
-		return nil, err
-	}
-	e.members[member] = s
-	return s, nil
+	return s, err
 }

@@ -330,11 +330,11 @@ var namespaceGVR = schema.GroupVersionResource{Version: "v1", Resource: "namespa
 // namespaceExists tells whether the member has a namespace: Meridian's own from the cache, any
 // other from the pass's listing of unowned namespaces.
 func (s *MemberSyncer) namespaceExists(ctx context.Context, name string, unowned *unownedLister) (bool, error) {
-	if live, synced := s.cached(namespaceGVR, "", name); synced && live != nil {
-		return live.GetDeletionTimestamp() == nil, nil
-	} else if !synced && !s.waitForCache(ctx, namespaceGVR) {
-		return false, fmt.Errorf("cache of namespaces in member %s did not sync", s.name)
-	} else if live, _ := s.cached(namespaceGVR, "", name); live != nil {
+	live, err := s.lookup(ctx, namespaceGVR, "", name)
+	if err != nil {
+		return false, err
+	}
+	if live != nil {
 		return live.GetDeletionTimestamp() == nil, nil
 	}
 	ns, err := unowned.get(ctx, namespaceGVR, "", name)

@@ -9,33 +9,21 @@ package work
 // the fields the Work cares about did not change, whatever else (status, defaults, other
 // managers' fields) did.
 func Project(desired, live map[string]any) map[string]any {
-	out := map[string]any{}
-	for k, dv := range desired {
-		switch k {
-		case "status":
-			continue
-		case "metadata":
-			dm, _ := dv.(map[string]any)
-			lm, _ := live["metadata"].(map[string]any)
-			meta := map[string]any{}
-			for _, f := range []string{"labels", "annotations"} {
-				d, _ := dm[f].(map[string]any)
-				l, _ := lm[f].(map[string]any)
-				if d != nil {
-					meta[f] = projectMap(d, l)
-				}
-			}
-			out[k] = meta
-			continue
-		}
-		lv, ok := live[k]
-		if !ok {
-			out[k] = absent{}
-			continue
-		}
-		out[k] = projectValue(dv, lv)
+	d := make(map[string]any, len(desired))
+	for k, v := range desired {
+		d[k] = v
 	}
-	return out
+	delete(d, "status")
+	if dm, ok := desired["metadata"].(map[string]any); ok {
+		meta := map[string]any{}
+		for _, f := range []string{"labels", "annotations"} {
+			if v, ok := dm[f]; ok {
+				meta[f] = v
+			}
+		}
+		d["metadata"] = meta
+	}
+	return projectMap(d, live)
 }
 
 // absent stands for a field desired sets and live lacks; it marshals distinctly from null.

@@ -90,11 +90,10 @@ func (s *MemberSyncer) Sync(ctx context.Context, work *fleetv1alpha1.ClusterWork
 }
 
 // Cleanup removes (or orphans, by the Work's deletion policy) every object a deleted Work owns.
-// It returns true when nothing of the Work is left to remove.
-func (s *MemberSyncer) Cleanup(ctx context.Context, work *fleetv1alpha1.ClusterWork) (bool, int, error) {
+// Without an error, nothing of the Work is left to remove. It returns the writes it sent.
+func (s *MemberSyncer) Cleanup(ctx context.Context, work *fleetv1alpha1.ClusterWork) (int, error) {
 	s.register(work, nil)
-	wrote, err := s.prune(ctx, work, nil, work.Spec.DeletionPolicy)
-	return err == nil, wrote, err
+	return s.prune(ctx, work, nil, work.Spec.DeletionPolicy)
 }
 
 // Forget drops what the syncer remembers of a Work that is gone.
@@ -173,12 +172,9 @@ func (s *MemberSyncer) syncOne(ctx context.Context, work *fleetv1alpha1.ClusterW
 		}
 	}
 
-	live, synced := s.cached(mapping.Resource, m.Key.Namespace, m.Key.Name)
-	if !synced {
-		if !s.waitForCache(ctx, mapping.Resource) {
-			return pending("Waiting for the member's cache of "+mapping.Resource.Resource+".", 0, fmt.Errorf("cache of %s in member %s did not sync", mapping.Resource, s.name))
-		}
-		live, _ = s.cached(mapping.Resource, m.Key.Namespace, m.Key.Name)
+	live, err := s.lookup(ctx, mapping.Resource, m.Key.Namespace, m.Key.Name)
+	if err != nil {
+		return pending("Waiting for the member's cache of "+mapping.Resource.Resource+".", 0, err)
 	}
 
 	digest := Digest(m.Object.Object)
@@ -271,14 +267,18 @@ func (s *MemberSyncer) observe(key ObjectKey, t trimmed) {
 	}
 }
 
-func (s *MemberSyncer) waitForCache(ctx context.Context, gvr schema.GroupVersionResource) bool {
-	inf, synced := s.informerFor(gvr)
-	if synced {
-		return true
+// lookup returns Meridian's cached (trimmed) object, or nil when Meridian owns none of that name,
+// waiting first for the cache of its resource to sync.
+func (s *MemberSyncer) lookup(ctx context.Context, gvr schema.GroupVersionResource, namespace, name string) (*unstructured.Unstructured, error) {
+	if inf, synced := s.informerFor(gvr); !synced {
+		wctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+		defer cancel()
+		if !cache.WaitForCacheSync(wctx.Done(), inf.HasSynced) {
+			return nil, fmt.Errorf("cache of %s in member %s did not sync", gvr, s.name)
+		}
 	}
-	wctx, cancel := context.WithTimeout(ctx, 30*time.Second)
-	defer cancel()
-	return cache.WaitForCacheSync(wctx.Done(), inf.HasSynced)
+	live, _ := s.cached(gvr, namespace, name)
+	return live, nil
 }
 
 func (s *MemberSyncer) resource(gvr schema.GroupVersionResource, namespace string) dynamic.ResourceInterface {

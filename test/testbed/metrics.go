@@ -11,8 +11,9 @@ import (
 	"k8s.io/client-go/kubernetes"
 )
 
-// WriteVerbs are the request verbs that change state.
-var WriteVerbs = map[string]bool{"POST": true, "PUT": true, "PATCH": true, "DELETE": true, "APPLY": true, "CREATE": true, "UPDATE": true}
+// WriteVerbs are the verbs of apiserver_request_total that change state (server-side apply
+// counts as APPLY).
+var WriteVerbs = map[string]bool{"POST": true, "PUT": true, "PATCH": true, "DELETE": true, "APPLY": true}
 
 // metrics reads and parses the apiserver's /metrics.
 func (c *Cluster) metrics(ctx context.Context) (map[string]*dto.MetricFamily, error) {
