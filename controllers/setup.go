@@ -19,10 +19,13 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/event"
 
 	fleetv1alpha1 "github.com/meridian-io/meridian/apis/fleet/v1alpha1"
+	netv1alpha1 "github.com/meridian-io/meridian/apis/networking/v1alpha1"
 	"github.com/meridian-io/meridian/controllers/fleet"
+	"github.com/meridian-io/meridian/controllers/networking"
 	workctrl "github.com/meridian-io/meridian/controllers/work"
 	"github.com/meridian-io/meridian/internal/memberconn"
 	fleetwebhook "github.com/meridian-io/meridian/internal/webhook/fleet/v1alpha1"
+	netwebhook "github.com/meridian-io/meridian/internal/webhook/networking/v1alpha1"
 	"github.com/meridian-io/meridian/internal/work"
 )
 
@@ -67,7 +70,7 @@ func CacheOptions() cache.Options {
 // NewScheme returns a scheme with every kind the manager reads or writes on the hub.
 func NewScheme() (*runtime.Scheme, error) {
 	s := runtime.NewScheme()
-	for _, add := range []func(*runtime.Scheme) error{clientgoscheme.AddToScheme, fleetv1alpha1.AddToScheme, clusterv1.AddToScheme} {
+	for _, add := range []func(*runtime.Scheme) error{clientgoscheme.AddToScheme, fleetv1alpha1.AddToScheme, netv1alpha1.AddToScheme, clusterv1.AddToScheme} {
 		if err := add(s); err != nil {
 			return nil, err
 		}
@@ -115,6 +118,13 @@ func Setup(ctx context.Context, mgr ctrl.Manager, opts Options) (*memberconn.Reg
 		return nil, fmt.Errorf("set up the MemberCluster controller: %w", err)
 	}
 
+	if err := (&networking.GlobalNamespaceReconciler{
+		HubClient: mgr.GetClient(),
+		Recorder:  mgr.GetEventRecorder("meridian-globalnamespace"),
+	}).SetupWithManager(mgr); err != nil {
+		return nil, fmt.Errorf("set up the GlobalNamespace controller: %w", err)
+	}
+
 	clusterGVK := clusterv1.GroupVersion.WithKind("Cluster")
 	if _, err := mgr.GetRESTMapper().RESTMapping(clusterGVK.GroupKind(), clusterGVK.Version); err != nil {
 		if !apimeta.IsNoMatchError(err) {
@@ -134,6 +144,9 @@ func Setup(ctx context.Context, mgr ctrl.Manager, opts Options) (*memberconn.Reg
 		}
 		if err := fleetwebhook.SetupClusterWorkWebhookWithManager(mgr); err != nil {
 			return nil, fmt.Errorf("set up the ClusterWork webhook: %w", err)
+		}
+		if err := netwebhook.SetupGlobalNamespaceWebhookWithManager(mgr); err != nil {
+			return nil, fmt.Errorf("set up the GlobalNamespace webhook: %w", err)
 		}
 	}
 	return registry, nil

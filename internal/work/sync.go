@@ -178,6 +178,9 @@ func (s *MemberSyncer) syncOne(ctx context.Context, work *fleetv1alpha1.ClusterW
 	}
 
 	digest := Digest(m.Object.Object)
+	// adopted: the object existed before Meridian took it over; it keeps that mark so that no
+	// prune ever deletes it. retaken: Meridian created it for this Work and orphaned it earlier.
+	adopted, retaken := false, false
 	if live != nil {
 		if owner := live.GetAnnotations()[fleetv1alpha1.WorkAnnotation]; owner != work.Name {
 			st.State = fleetv1alpha1.ObjectConflict
@@ -192,6 +195,7 @@ func (s *MemberSyncer) syncOne(ctx context.Context, work *fleetv1alpha1.ClusterW
 			st.Health, st.Message = t.Health, t.HealthMsg
 			return st, 0, 0, nil
 		}
+		adopted = live.GetLabels()[fleetv1alpha1.AdoptedLabel] == "true"
 	} else {
 		// Not among the objects Meridian owns: it may exist all the same. One metadata listing per
 		// resource and namespace answers that for every object of the pass.
@@ -199,21 +203,36 @@ func (s *MemberSyncer) syncOne(ctx context.Context, work *fleetv1alpha1.ClusterW
 		switch {
 		case err != nil:
 			return pending(fmt.Sprintf("Reading %s from the member failed: %v.", m.Key, err), 0, err)
-		case existing != nil && !work.Spec.Adopt:
+		case existing == nil:
+		case existing.Annotations[fleetv1alpha1.OrphanedFromAnnotation] == work.Name && existing.Labels[fleetv1alpha1.AdoptedLabel] == "":
+			retaken = true
+		case !work.Spec.Adopt:
 			st.State = fleetv1alpha1.ObjectConflict
 			st.ConflictManagers = managersOf(existing.ManagedFields)
 			st.Message = fmt.Sprintf("%s exists in the member and was not created by Meridian (field managers: %s); it was left untouched. Set spec.adopt to take it over.",
 				m.Key, strings.Join(st.ConflictManagers, ", "))
 			return st, 0, 0, nil
+		default:
+			adopted = true
 		}
 	}
 
+	desired := m.Object
+	if adopted {
+		desired = withLabel(m.Object, fleetv1alpha1.AdoptedLabel, "true")
+	}
 	s.acquire()
 	defer s.release()
 	began := time.Now()
-	applied, err := ri.Apply(ctx, m.Key.Name, m.Object, metav1.ApplyOptions{FieldManager: fleetv1alpha1.FieldManager, Force: true})
+	applied, err := ri.Apply(ctx, m.Key.Name, desired, metav1.ApplyOptions{FieldManager: fleetv1alpha1.FieldManager, Force: true})
 	writeTime.Add(int64(time.Since(began)))
 	writes++
+	if err == nil && retaken {
+		// The orphan mark was written by a merge patch, not by the apply: remove it the same way.
+		patch := fmt.Sprintf(`{"metadata":{"annotations":{%q:null}}}`, fleetv1alpha1.OrphanedFromAnnotation)
+		applied, err = ri.Patch(ctx, m.Key.Name, types.MergePatchType, []byte(patch), metav1.PatchOptions{FieldManager: fleetv1alpha1.FieldManager})
+		writes++
+	}
 	switch {
 	case apierrors.IsNotFound(err) && m.Key.Namespace != "":
 		return pending(fmt.Sprintf("Namespace %s does not exist in the member yet.", m.Key.Namespace), pendingRetry, nil)
@@ -353,8 +372,18 @@ func (s *MemberSyncer) pruneOne(ctx context.Context, workName string, key Object
 	if live.GetDeletionTimestamp() != nil {
 		return 0, nil
 	}
-	if policy == fleetv1alpha1.DeletionPolicyOrphan {
-		patch := fmt.Sprintf(`{"metadata":{"labels":{%q:null},"annotations":{%q:null}}}`, fleetv1alpha1.ManagedByLabel, fleetv1alpha1.WorkAnnotation)
+	adopted := live.GetLabels()[fleetv1alpha1.AdoptedLabel] == "true"
+	if policy == fleetv1alpha1.DeletionPolicyOrphan || adopted {
+		// An orphaned object loses Meridian's marks; one Meridian created remembers its Work, so
+		// that the Work can take it back, an adopted one does not (taking it again needs adopt).
+		orphanedFrom := any(workName)
+		if adopted {
+			orphanedFrom = nil
+		}
+		patch := mustJSON(map[string]any{"metadata": map[string]any{
+			"labels":      map[string]any{fleetv1alpha1.ManagedByLabel: nil, fleetv1alpha1.AdoptedLabel: nil},
+			"annotations": map[string]any{fleetv1alpha1.WorkAnnotation: nil, fleetv1alpha1.OrphanedFromAnnotation: orphanedFrom},
+		}})
 		if _, err := ri.Patch(ctx, key.Name, types.MergePatchType, []byte(patch), metav1.PatchOptions{FieldManager: fleetv1alpha1.FieldManager}); err != nil && !apierrors.IsNotFound(err) {
 			return 1, fmt.Errorf("orphan %s in member %s: %w", key, s.name, err)
 		}
@@ -369,6 +398,18 @@ func (s *MemberSyncer) pruneOne(ctx context.Context, workName string, key Object
 	}
 	s.forgetObject(key)
 	return 1, nil
+}
+
+// withLabel returns a copy of obj with one more label.
+func withLabel(obj *unstructured.Unstructured, key, value string) *unstructured.Unstructured {
+	out := obj.DeepCopy()
+	labels := out.GetLabels()
+	if labels == nil {
+		labels = map[string]string{}
+	}
+	labels[key] = value
+	out.SetLabels(labels)
+	return out
 }
 
 func (s *MemberSyncer) forgetObject(key ObjectKey) {

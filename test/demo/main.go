@@ -152,6 +152,14 @@ func run() (reterr error) {
 	if err := kubectl("get", "memberclusters", "-o", "wide"); err != nil {
 		return err
 	}
+	step("Waiting for GlobalNamespace shop to be Ready in both members")
+	if err := kubectl("wait", "--for=condition=Ready", "globalnamespaces/shop", "--timeout=60s"); err != nil {
+		return fmt.Errorf("wait for the GlobalNamespace: %w", err)
+	}
+	step("kubectl get globalnamespaces -o wide")
+	if err := kubectl("get", "globalnamespaces", "-o", "wide"); err != nil {
+		return err
+	}
 
 	fmt.Printf("\nKubeconfigs of the hub and the members are in %s:\n", kubeconfigs)
 	fmt.Printf("  %s --kubeconfig %s get memberclusters -o wide\n", filepath.Join(bin, "kubectl"), hubKubeconfig)

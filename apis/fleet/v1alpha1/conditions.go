@@ -84,4 +84,10 @@ const (
 	FieldManager = "meridian"
 	// WorkFinalizer lets the syncer remove a deleted Work's objects from the member first.
 	WorkFinalizer = "fleet.meridian.io/work-cleanup"
+	// AdoptedLabel marks a member object that existed before Meridian took it over (spec.adopt).
+	// Pruning never deletes such an object, whatever the deletion policy: it is orphaned instead.
+	AdoptedLabel = "fleet.meridian.io/adopted"
+	// OrphanedFromAnnotation names the ClusterWork that created an object and then orphaned it.
+	// When that Work lists the object again, Meridian takes it back without needing spec.adopt.
+	OrphanedFromAnnotation = "fleet.meridian.io/orphaned-from"
 )

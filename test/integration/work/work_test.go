@@ -152,6 +152,68 @@ var _ = Describe("ClusterWork", func() {
 		Expect(err).NotTo(HaveOccurred())
 		Expect(cm.Data).To(Equal(map[string]string{"owner": "meridian"}))
 		Expect(cm.Labels).To(HaveKeyWithValue(fleetv1alpha1.ManagedByLabel, fleetv1alpha1.ManagedByValue))
+		Expect(cm.Labels).To(HaveKeyWithValue(fleetv1alpha1.AdoptedLabel, "true"))
+
+		By("dropping the adopted object from a Work whose policy is Delete: it is orphaned, not deleted")
+		Expect(w.Spec.DeletionPolicy).To(Equal(fleetv1alpha1.DeletionPolicyDelete))
+		w = getWork(Default, "member-2", ns)
+		w.Spec.Objects = nil
+		Expect(bed.Hub.Client.Update(bg(), w)).To(Succeed())
+		Eventually(func(g Gomega) {
+			cm, err := memberCM("member-2", ns, "theirs")()
+			g.Expect(err).NotTo(HaveOccurred())
+			g.Expect(cm.Labels).NotTo(HaveKey(fleetv1alpha1.ManagedByLabel))
+			g.Expect(cm.Labels).NotTo(HaveKey(fleetv1alpha1.AdoptedLabel))
+			g.Expect(cm.Annotations).NotTo(HaveKey(fleetv1alpha1.WorkAnnotation))
+			g.Expect(cm.Annotations).NotTo(HaveKey(fleetv1alpha1.OrphanedFromAnnotation))
+		}, timeout, poll).Should(Succeed())
+		Consistently(memberCM("member-2", ns, "theirs"), 2*time.Second, 200*time.Millisecond).Should(
+			HaveField("Data", Equal(map[string]string{"owner": "meridian"})), "the adopted object was deleted")
+	})
+
+	It("takes back, without adopt, an object it created and orphaned for the same Work", func() {
+		ns := uniqueName("retake")
+		w := newWork("member-3", ns, namespace(ns), configMap(ns, "kept", map[string]string{"k": "v1"}))
+		w.Spec.DeletionPolicy = fleetv1alpha1.DeletionPolicyOrphan
+		createWork(w)
+		Eventually(workCondition("member-3", ns, fleetv1alpha1.AppliedCondition), timeout, poll).Should(beTrueWith(fleetv1alpha1.AllAppliedReason))
+
+		w = getWork(Default, "member-3", ns)
+		w.Spec.Objects = objects(namespace(ns))
+		Expect(bed.Hub.Client.Update(bg(), w)).To(Succeed())
+		Eventually(func(g Gomega) {
+			cm, err := memberCM("member-3", ns, "kept")()
+			g.Expect(err).NotTo(HaveOccurred())
+			g.Expect(cm.Labels).NotTo(HaveKey(fleetv1alpha1.ManagedByLabel))
+			g.Expect(cm.Annotations).To(HaveKeyWithValue(fleetv1alpha1.OrphanedFromAnnotation, ns))
+		}, timeout, poll).Should(Succeed())
+
+		By("listing it again in the same Work")
+		w = getWork(Default, "member-3", ns)
+		w.Spec.Objects = objects(namespace(ns), configMap(ns, "kept", map[string]string{"k": "v2"}))
+		Expect(bed.Hub.Client.Update(bg(), w)).To(Succeed())
+		Eventually(func(g Gomega) {
+			cm, err := memberCM("member-3", ns, "kept")()
+			g.Expect(err).NotTo(HaveOccurred())
+			g.Expect(cm.Data).To(HaveKeyWithValue("k", "v2"))
+			g.Expect(cm.Labels).To(HaveKeyWithValue(fleetv1alpha1.ManagedByLabel, fleetv1alpha1.ManagedByValue))
+			g.Expect(cm.Labels).NotTo(HaveKey(fleetv1alpha1.AdoptedLabel))
+			g.Expect(cm.Annotations).NotTo(HaveKey(fleetv1alpha1.OrphanedFromAnnotation))
+		}, timeout, poll).Should(Succeed())
+		Eventually(workCondition("member-3", ns, fleetv1alpha1.AppliedCondition), timeout, poll).Should(beTrueWith(fleetv1alpha1.AllAppliedReason))
+
+		By("another Work listing an object orphaned by the first still needs adopt")
+		other := newWork("member-3", ns+"-other", configMap(ns, "kept", map[string]string{"k": "other"}))
+		w = getWork(Default, "member-3", ns)
+		w.Spec.Objects = objects(namespace(ns))
+		Expect(bed.Hub.Client.Update(bg(), w)).To(Succeed())
+		Eventually(func(g Gomega) {
+			cm, err := memberCM("member-3", ns, "kept")()
+			g.Expect(err).NotTo(HaveOccurred())
+			g.Expect(cm.Labels).NotTo(HaveKey(fleetv1alpha1.ManagedByLabel))
+		}, timeout, poll).Should(Succeed())
+		createWork(other)
+		Eventually(workCondition("member-3", ns+"-other", fleetv1alpha1.AppliedCondition), timeout, poll).Should(beFalseWith(fleetv1alpha1.ConflictReason))
 	})
 
 	It("reports a Work's objects that another Work already owns as a Conflict", func() {

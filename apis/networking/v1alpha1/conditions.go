@@ -1,0 +1,39 @@
+package v1alpha1
+
+// Condition types of a GlobalNamespace (kstatus: Ready, and Reconciling/Stalled while they hold).
+const (
+	ReadyCondition       = "Ready"
+	ReconcilingCondition = "Reconciling"
+	StalledCondition     = "Stalled"
+)
+
+// Reasons of GlobalNamespace conditions.
+const (
+	// AllAppliedReason: the namespace exists as wanted in every selected cluster.
+	AllAppliedReason = "AllApplied"
+	// ApplyPendingReason: some clusters do not have the namespace yet.
+	ApplyPendingReason = "ApplyPending"
+	// MembersUnreachableReason: some selected clusters cannot be reached.
+	MembersUnreachableReason = "MembersUnreachable"
+	// ConflictReason: in some cluster the namespace exists and Meridian may not take it over.
+	ConflictReason = "Conflict"
+	// ApplyFailedReason: some member refused the namespace.
+	ApplyFailedReason = "ApplyFailed"
+	// RemovingReason: clusters that left the placement are being cleaned up.
+	RemovingReason = "Removing"
+	// NoClustersReason: the placement selects no cluster.
+	NoClustersReason = "NoClusters"
+	// DeletingReason: the GlobalNamespace is being deleted.
+	DeletingReason = "Deleting"
+)
+
+// Labels and finalizers on hub and member objects.
+const (
+	// GlobalNamespaceLabel names the GlobalNamespace a ClusterWork (on the hub) or a namespace (in
+	// a member) comes from.
+	GlobalNamespaceLabel = "networking.meridian.io/global-namespace"
+	// GlobalNamespaceFinalizer lets Meridian carry out the deletion policy in every member first.
+	GlobalNamespaceFinalizer = "networking.meridian.io/global-namespace"
+	// WorkNamePrefix prefixes the ClusterWork that carries a GlobalNamespace to a member.
+	WorkNamePrefix = "gns-"
+)

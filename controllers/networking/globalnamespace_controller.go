@@ -1,0 +1,264 @@
+// Package networking holds the reconcilers of the networking.meridian.io API.
+package networking
+
+import (
+	"context"
+	"fmt"
+
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/equality"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/types"
+	kerrors "k8s.io/apimachinery/pkg/util/errors"
+	"k8s.io/client-go/tools/events"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/builder"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
+	"sigs.k8s.io/controller-runtime/pkg/event"
+	"sigs.k8s.io/controller-runtime/pkg/handler"
+	"sigs.k8s.io/controller-runtime/pkg/predicate"
+	"sigs.k8s.io/controller-runtime/pkg/reconcile"
+
+	fleetv1alpha1 "github.com/meridian-io/meridian/apis/fleet/v1alpha1"
+	netv1alpha1 "github.com/meridian-io/meridian/apis/networking/v1alpha1"
+	"github.com/meridian-io/meridian/internal/globalns"
+)
+
+// GlobalNamespaceReconciler compiles each GlobalNamespace into one ClusterWork per selected
+// member and reports, from those Works, where the namespace stands in every cluster. It never
+// talks to a member.
+type GlobalNamespaceReconciler struct {
+	HubClient client.Client
+	Recorder  events.EventRecorder
+}
+
+// +kubebuilder:rbac:groups=networking.meridian.io,resources=globalnamespaces,verbs=get;list;watch;update;patch
+// +kubebuilder:rbac:groups=networking.meridian.io,resources=globalnamespaces/status,verbs=get;update;patch
+// +kubebuilder:rbac:groups=networking.meridian.io,resources=globalnamespaces/finalizers,verbs=update
+// +kubebuilder:rbac:groups=fleet.meridian.io,resources=clusterworks,verbs=get;list;watch;create;update;patch;delete
+
+// Reconcile brings the GlobalNamespace's ClusterWorks in line with its placement and spec.
+func (r *GlobalNamespaceReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
+	g := &netv1alpha1.GlobalNamespace{}
+	if err := r.HubClient.Get(ctx, req.NamespacedName, g); err != nil {
+		return ctrl.Result{}, client.IgnoreNotFound(err)
+	}
+	works, err := r.works(ctx, g.Name)
+	if err != nil {
+		return ctrl.Result{}, err
+	}
+	if !g.DeletionTimestamp.IsZero() {
+		return ctrl.Result{}, r.finalize(ctx, g, works)
+	}
+	if !controllerutil.ContainsFinalizer(g, netv1alpha1.GlobalNamespaceFinalizer) {
+		before := g.DeepCopy()
+		controllerutil.AddFinalizer(g, netv1alpha1.GlobalNamespaceFinalizer)
+		if err := r.HubClient.Patch(ctx, g, client.MergeFrom(before)); err != nil {
+			return ctrl.Result{}, err
+		}
+	}
+
+	members := &fleetv1alpha1.MemberClusterList{}
+	if err := r.HubClient.List(ctx, members); err != nil {
+		return ctrl.Result{}, err
+	}
+	selected, err := globalns.Select(g, members.Items)
+	if err != nil {
+		return ctrl.Result{}, err // the webhook and the CRD's schema keep this from happening
+	}
+
+	var errs []error
+	var clusters []netv1alpha1.ClusterNamespaceStatus
+	wanted := map[string]bool{}
+	for _, member := range selected {
+		wanted[member] = true
+		w, err := r.ensureWork(ctx, g, member, works[member])
+		if err != nil {
+			errs = append(errs, err)
+		}
+		state, msg := globalns.ClusterState(w)
+		if w == nil && err != nil {
+			msg = err.Error()
+		}
+		clusters = append(clusters, netv1alpha1.ClusterNamespaceStatus{Cluster: member, Namespace: g.NamespaceIn(member), State: state, Message: msg})
+	}
+	for member, w := range works {
+		if wanted[member] {
+			continue
+		}
+		// The cluster left the placement: deleting its Work carries out the deletion policy
+		// (the Work's finalizer removes or orphans the namespace in the member).
+		if w.DeletionTimestamp.IsZero() {
+			if err := r.HubClient.Delete(ctx, w); client.IgnoreNotFound(err) != nil {
+				errs = append(errs, err)
+			} else {
+				r.Recorder.Eventf(g, nil, corev1.EventTypeNormal, "ClusterLeft", "Reconcile",
+					"Cluster %s left the placement; deletion policy %s applies to namespace %s there", member, g.Spec.DeletionPolicy, namespaceOf(w, g, member))
+			}
+		}
+		clusters = append(clusters, netv1alpha1.ClusterNamespaceStatus{Cluster: member, Namespace: namespaceOf(w, g, member),
+			State: netv1alpha1.ClusterNamespaceRemoving, Message: fmt.Sprintf("The cluster left the placement; carrying out deletion policy %s.", g.Spec.DeletionPolicy)})
+	}
+
+	before := g.DeepCopy()
+	globalns.SetStatus(g, clusters)
+	if err := r.patchStatus(ctx, before, g); err != nil {
+		errs = append(errs, err)
+	}
+	return ctrl.Result{}, kerrors.NewAggregate(errs)
+}
+
+// works returns the GlobalNamespace's ClusterWorks by member.
+func (r *GlobalNamespaceReconciler) works(ctx context.Context, name string) (map[string]*fleetv1alpha1.ClusterWork, error) {
+	list := &fleetv1alpha1.ClusterWorkList{}
+	if err := r.HubClient.List(ctx, list, client.MatchingLabels{netv1alpha1.GlobalNamespaceLabel: name}); err != nil {
+		return nil, err
+	}
+	out := map[string]*fleetv1alpha1.ClusterWork{}
+	for i := range list.Items {
+		w := &list.Items[i]
+		if member := w.Labels[fleetv1alpha1.MemberClusterLabel]; member != "" && w.Name == netv1alpha1.WorkNamePrefix+name {
+			out[member] = w
+		}
+	}
+	return out, nil
+}
+
+// ensureWork creates or updates the member's Work, writing only when its spec or labels differ.
+// It returns the Work as it now is on the hub, or nil when it could not be created.
+func (r *GlobalNamespaceReconciler) ensureWork(ctx context.Context, g *netv1alpha1.GlobalNamespace, member string, current *fleetv1alpha1.ClusterWork) (*fleetv1alpha1.ClusterWork, error) {
+	desired, err := globalns.DesiredWork(g, member)
+	if err != nil {
+		return current, err
+	}
+	if current == nil {
+		if err := controllerutil.SetOwnerReference(g, desired, r.HubClient.Scheme()); err != nil {
+			return nil, err
+		}
+		if err := r.HubClient.Create(ctx, desired); err != nil {
+			if apierrors.IsNotFound(err) {
+				return nil, fmt.Errorf("the hub namespace %s of member %s does not exist yet", desired.Namespace, member)
+			}
+			return nil, fmt.Errorf("create ClusterWork %s/%s: %w", desired.Namespace, desired.Name, err)
+		}
+		return desired, nil
+	}
+	if !current.DeletionTimestamp.IsZero() {
+		// Still cleaning up after an earlier departure; the Work is made again once it is gone.
+		return current, nil
+	}
+	if equality.Semantic.DeepEqual(current.Spec, desired.Spec) && hasLabels(current.Labels, desired.Labels) {
+		return current, nil
+	}
+	updated := current.DeepCopy()
+	updated.Spec = desired.Spec
+	for k, v := range desired.Labels {
+		updated.Labels[k] = v
+	}
+	if err := r.HubClient.Update(ctx, updated); err != nil {
+		return current, fmt.Errorf("update ClusterWork %s/%s: %w", current.Namespace, current.Name, err)
+	}
+	return updated, nil
+}
+
+// finalize deletes every Work of a deleted GlobalNamespace and lets it go once they are gone, so
+// that the deletion policy is carried out in every member first.
+func (r *GlobalNamespaceReconciler) finalize(ctx context.Context, g *netv1alpha1.GlobalNamespace, works map[string]*fleetv1alpha1.ClusterWork) error {
+	if len(works) == 0 {
+		if !controllerutil.ContainsFinalizer(g, netv1alpha1.GlobalNamespaceFinalizer) {
+			return nil
+		}
+		before := g.DeepCopy()
+		controllerutil.RemoveFinalizer(g, netv1alpha1.GlobalNamespaceFinalizer)
+		return client.IgnoreNotFound(r.HubClient.Patch(ctx, g, client.MergeFrom(before)))
+	}
+	var errs []error
+	var clusters []netv1alpha1.ClusterNamespaceStatus
+	for member, w := range works {
+		if w.DeletionTimestamp.IsZero() {
+			if err := r.HubClient.Delete(ctx, w); client.IgnoreNotFound(err) != nil {
+				errs = append(errs, err)
+			}
+		}
+		state, msg := netv1alpha1.ClusterNamespaceRemoving, fmt.Sprintf("Carrying out deletion policy %s.", g.Spec.DeletionPolicy)
+		if s, m := globalns.ClusterState(w); s == netv1alpha1.ClusterNamespaceUnreachable {
+			msg += " The member is unreachable: " + m
+		}
+		clusters = append(clusters, netv1alpha1.ClusterNamespaceStatus{Cluster: member, Namespace: namespaceOf(w, g, member), State: state, Message: msg})
+	}
+	before := g.DeepCopy()
+	globalns.SetDeleting(g, clusters)
+	if err := r.patchStatus(ctx, before, g); err != nil {
+		errs = append(errs, err)
+	}
+	return kerrors.NewAggregate(errs)
+}
+
+func (r *GlobalNamespaceReconciler) patchStatus(ctx context.Context, before, after *netv1alpha1.GlobalNamespace) error {
+	if equality.Semantic.DeepEqual(before.Status, after.Status) {
+		return nil
+	}
+	return client.IgnoreNotFound(r.HubClient.Status().Patch(ctx, after, client.MergeFrom(before)))
+}
+
+// namespaceOf is the namespace a Work carries (it may predate a rename in the spec).
+func namespaceOf(w *fleetv1alpha1.ClusterWork, g *netv1alpha1.GlobalNamespace, member string) string {
+	if w != nil && len(w.Status.Objects) > 0 {
+		return w.Status.Objects[0].Name
+	}
+	return g.NamespaceIn(member)
+}
+
+func hasLabels(have, want map[string]string) bool {
+	for k, v := range want {
+		if have[k] != v {
+			return false
+		}
+	}
+	return true
+}
+
+// SetupWithManager registers the reconciler. A GlobalNamespace is queued again when its Works'
+// status changes, and every GlobalNamespace when a MemberCluster's labels, hub namespace or
+// existence change.
+func (r *GlobalNamespaceReconciler) SetupWithManager(mgr ctrl.Manager) error {
+	specOrDeletion := predicate.Funcs{UpdateFunc: func(e event.UpdateEvent) bool {
+		return e.ObjectOld.GetGeneration() != e.ObjectNew.GetGeneration() ||
+			!e.ObjectOld.GetDeletionTimestamp().Equal(e.ObjectNew.GetDeletionTimestamp())
+	}}
+	memberChanged := predicate.Funcs{
+		UpdateFunc: func(e event.UpdateEvent) bool {
+			o, n := e.ObjectOld.(*fleetv1alpha1.MemberCluster), e.ObjectNew.(*fleetv1alpha1.MemberCluster)
+			return !equality.Semantic.DeepEqual(o.Labels, n.Labels) || o.Status.Namespace != n.Status.Namespace ||
+				!o.DeletionTimestamp.Equal(n.DeletionTimestamp)
+		},
+		GenericFunc: func(event.GenericEvent) bool { return false },
+	}
+	return ctrl.NewControllerManagedBy(mgr).
+		For(&netv1alpha1.GlobalNamespace{}, builder.WithPredicates(specOrDeletion)).
+		Watches(&fleetv1alpha1.ClusterWork{}, handler.EnqueueRequestsFromMapFunc(byLabel)).
+		Watches(&fleetv1alpha1.MemberCluster{}, handler.EnqueueRequestsFromMapFunc(r.all), builder.WithPredicates(memberChanged)).
+		Named("globalnamespace").
+		Complete(r)
+}
+
+func byLabel(_ context.Context, o client.Object) []reconcile.Request {
+	if name := o.GetLabels()[netv1alpha1.GlobalNamespaceLabel]; name != "" {
+		return []reconcile.Request{{NamespacedName: types.NamespacedName{Name: name}}}
+	}
+	return nil
+}
+
+func (r *GlobalNamespaceReconciler) all(ctx context.Context, _ client.Object) []reconcile.Request {
+	list := &netv1alpha1.GlobalNamespaceList{}
+	if err := r.HubClient.List(ctx, list); err != nil {
+		ctrl.LoggerFrom(ctx).Error(err, "Listing GlobalNamespaces")
+		return nil
+	}
+	out := make([]reconcile.Request, 0, len(list.Items))
+	for i := range list.Items {
+		out = append(out, reconcile.Request{NamespacedName: types.NamespacedName{Name: list.Items[i].Name}})
+	}
+	return out
+}

@@ -1,0 +1,124 @@
+package globalns
+
+import (
+	"encoding/json"
+	"fmt"
+	"sort"
+
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/apimachinery/pkg/runtime"
+
+	fleetv1alpha1 "github.com/meridian-io/meridian/apis/fleet/v1alpha1"
+	netv1alpha1 "github.com/meridian-io/meridian/apis/networking/v1alpha1"
+)
+
+// Select returns the names of the MemberClusters the placement selects, sorted. A MemberCluster
+// being deleted is not selected.
+func Select(g *netv1alpha1.GlobalNamespace, members []fleetv1alpha1.MemberCluster) ([]string, error) {
+	var selector labels.Selector
+	if s := g.Spec.Placement.ClusterSelector; s != nil {
+		var err error
+		if selector, err = metav1.LabelSelectorAsSelector(s); err != nil {
+			return nil, fmt.Errorf("spec.placement.clusterSelector: %w", err)
+		}
+	}
+	named := map[string]bool{}
+	for _, n := range g.Spec.Placement.ClusterNames {
+		named[n] = true
+	}
+	var out []string
+	for i := range members {
+		m := &members[i]
+		if !m.DeletionTimestamp.IsZero() {
+			continue
+		}
+		if named[m.Name] || (selector != nil && selector.Matches(labels.Set(m.Labels))) {
+			out = append(out, m.Name)
+		}
+	}
+	sort.Strings(out)
+	return out, nil
+}
+
+// WorkName is the name of the ClusterWork that carries the GlobalNamespace to a member.
+func WorkName(g *netv1alpha1.GlobalNamespace) string { return netv1alpha1.WorkNamePrefix + g.Name }
+
+// DesiredWork is the ClusterWork that puts the GlobalNamespace's namespace into one member.
+func DesiredWork(g *netv1alpha1.GlobalNamespace, member string) (*fleetv1alpha1.ClusterWork, error) {
+	ns := &corev1.Namespace{
+		TypeMeta:   metav1.TypeMeta{APIVersion: "v1", Kind: "Namespace"},
+		ObjectMeta: metav1.ObjectMeta{Name: g.NamespaceIn(member), Labels: map[string]string{}},
+	}
+	for k, v := range g.Spec.Labels {
+		ns.Labels[k] = v
+	}
+	ns.Labels[netv1alpha1.GlobalNamespaceLabel] = g.Name
+	if len(g.Spec.Annotations) > 0 {
+		ns.Annotations = map[string]string{}
+		for k, v := range g.Spec.Annotations {
+			ns.Annotations[k] = v
+		}
+	}
+	raw, err := json.Marshal(ns)
+	if err != nil {
+		return nil, err
+	}
+	policy := fleetv1alpha1.DeletionPolicyOrphan
+	if g.Spec.DeletionPolicy == netv1alpha1.NamespaceDelete {
+		policy = fleetv1alpha1.DeletionPolicyDelete
+	}
+	return &fleetv1alpha1.ClusterWork{
+		ObjectMeta: metav1.ObjectMeta{
+			Name:      WorkName(g),
+			Namespace: fleetv1alpha1.MemberClusterNamespacePrefix + member,
+			Labels: map[string]string{
+				netv1alpha1.GlobalNamespaceLabel: g.Name,
+				fleetv1alpha1.MemberClusterLabel: member,
+			},
+		},
+		Spec: fleetv1alpha1.ClusterWorkSpec{
+			Objects:        []fleetv1alpha1.WorkObject{{RawExtension: runtime.RawExtension{Raw: raw}}},
+			DeletionPolicy: policy,
+			Adopt:          g.Spec.Adopt,
+		},
+	}, nil
+}
+
+// ClusterState reads where the namespace stands in a member from the Work that carries it. A nil
+// Work is one not created yet.
+func ClusterState(w *fleetv1alpha1.ClusterWork) (netv1alpha1.ClusterNamespaceState, string) {
+	switch {
+	case w == nil:
+		return netv1alpha1.ClusterNamespacePending, "The ClusterWork for this cluster is not created yet."
+	case !w.DeletionTimestamp.IsZero():
+		return netv1alpha1.ClusterNamespaceRemoving, "The cluster left the placement; carrying out the deletion policy."
+	}
+	applied := findCondition(w.Status.Conditions, fleetv1alpha1.AppliedCondition)
+	if applied != nil && applied.Status == metav1.ConditionUnknown {
+		return netv1alpha1.ClusterNamespaceUnreachable, applied.Message
+	}
+	if w.Status.ObservedGeneration != w.Generation || len(w.Status.Objects) == 0 {
+		return netv1alpha1.ClusterNamespacePending, "Waiting for the work syncer."
+	}
+	o := w.Status.Objects[0]
+	switch o.State {
+	case fleetv1alpha1.ObjectApplied:
+		return netv1alpha1.ClusterNamespaceApplied, ""
+	case fleetv1alpha1.ObjectConflict:
+		return netv1alpha1.ClusterNamespaceConflict, o.Message
+	case fleetv1alpha1.ObjectFailed:
+		return netv1alpha1.ClusterNamespaceFailed, o.Message
+	}
+	return netv1alpha1.ClusterNamespacePending, o.Message
+}
+
+func findCondition(cs []metav1.Condition, t string) *metav1.Condition {
+	for i := range cs {
+		if cs[i].Type == t {
+			return &cs[i]
+		}
+	}
+	return nil
+}
