@@ -4,6 +4,8 @@
 package testbed
 
 import (
+	"time"
+
 	"bytes"
 	"context"
 	"encoding/json"
@@ -170,6 +172,10 @@ func Start(ctx context.Context, opts Options) (_ *Bed, reterr error) {
 	return b, nil
 }
 
+// startTimeout bounds the start of one apiserver or etcd. envtest's default (20 s) is too short
+// on a loaded 2-core machine, and a start that times out is not retried cleanly on the same port.
+const startTimeout = 2 * time.Minute
+
 func hubEnvironment(opts Options) (*envtest.Environment, error) {
 	root := RepoRoot()
 	crds := []string{filepath.Join(root, "config", "crd", "bases")}
@@ -181,10 +187,11 @@ func hubEnvironment(opts Options) (*envtest.Environment, error) {
 		crds = append(crds, filepath.Join(dir, "core", "config", "crd", "bases", "cluster.x-k8s.io_clusters.yaml"))
 	}
 	env := &envtest.Environment{
-		BinaryAssetsDirectory: BinDir(),
-		CRDDirectoryPaths:     crds,
-		ErrorIfCRDPathMissing: true,
-		Scheme:                opts.Scheme,
+		BinaryAssetsDirectory:    BinDir(),
+		CRDDirectoryPaths:        crds,
+		ErrorIfCRDPathMissing:    true,
+		Scheme:                   opts.Scheme,
+		ControlPlaneStartTimeout: startTimeout,
 	}
 	env.ControlPlane.GetAPIServer().Out, env.ControlPlane.GetAPIServer().Err = opts.Output, opts.Output
 	if opts.Webhooks {
@@ -196,7 +203,7 @@ func hubEnvironment(opts Options) (*envtest.Environment, error) {
 // memberEnvironment keeps the apiserver's certificates and port in dir, so that the apiserver
 // can be stopped and started again behind the same kubeconfig.
 func memberEnvironment(dir string, opts Options) *envtest.Environment {
-	env := &envtest.Environment{BinaryAssetsDirectory: BinDir(), Scheme: opts.Scheme}
+	env := &envtest.Environment{BinaryAssetsDirectory: BinDir(), Scheme: opts.Scheme, ControlPlaneStartTimeout: startTimeout}
 	api := env.ControlPlane.GetAPIServer()
 	api.CertDir = filepath.Join(dir, "apiserver")
 	api.Out, api.Err = opts.Output, opts.Output
