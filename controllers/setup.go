@@ -23,6 +23,7 @@ import (
 	"github.com/meridian-io/meridian/controllers/fleet"
 	"github.com/meridian-io/meridian/controllers/networking"
 	workctrl "github.com/meridian-io/meridian/controllers/work"
+	"github.com/meridian-io/meridian/internal/mcs"
 	"github.com/meridian-io/meridian/internal/memberconn"
 	fleetwebhook "github.com/meridian-io/meridian/internal/webhook/fleet/v1alpha1"
 	netwebhook "github.com/meridian-io/meridian/internal/webhook/networking/v1alpha1"
@@ -84,7 +85,11 @@ func Setup(ctx context.Context, mgr ctrl.Manager, opts Options) (*memberconn.Reg
 	log := ctrl.Log.WithName("setup")
 	probeEvents := make(chan event.TypedGenericEvent[*fleetv1alpha1.MemberCluster], 1024)
 	works := &workctrl.ClusterWorkReconciler{HubClient: mgr.GetClient()}
+	var inventory *mcs.Inventory
 	registry := memberconn.NewRegistry(func(member string) {
+		if inventory != nil {
+			inventory.Sync(member)
+		}
 		e := event.TypedGenericEvent[*fleetv1alpha1.MemberCluster]{Object: &fleetv1alpha1.MemberCluster{}}
 		e.Object.Name = member
 		select {
@@ -118,9 +123,25 @@ func Setup(ctx context.Context, mgr ctrl.Manager, opts Options) (*memberconn.Reg
 		return nil, fmt.Errorf("set up the MemberCluster controller: %w", err)
 	}
 
+	catalog := mcs.NewCatalog()
+	serviceEvents := make(chan event.TypedGenericEvent[*netv1alpha1.GlobalNamespace], 1024)
+	discovery := &networking.ServiceDiscoveryReconciler{
+		HubClient: mgr.GetClient(), Engine: works.Engine, Catalog: catalog, GlobalNamespaceEvents: serviceEvents,
+	}
+	discovery.NewRequests()
+	inventory = mcs.NewInventory(registry, discovery.Handlers())
+	discovery.Inventory = inventory
+	if err := mgr.Add(inventory); err != nil {
+		return nil, err
+	}
+	if err := discovery.SetupWithManager(mgr); err != nil {
+		return nil, fmt.Errorf("set up the service discovery controller: %w", err)
+	}
 	if err := (&networking.GlobalNamespaceReconciler{
-		HubClient: mgr.GetClient(),
-		Recorder:  mgr.GetEventRecorder("meridian-globalnamespace"),
+		HubClient:     mgr.GetClient(),
+		Recorder:      mgr.GetEventRecorder("meridian-globalnamespace"),
+		Catalog:       catalog,
+		ServiceEvents: serviceEvents,
 	}).SetupWithManager(mgr); err != nil {
 		return nil, fmt.Errorf("set up the GlobalNamespace controller: %w", err)
 	}

@@ -19,10 +19,13 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/handler"
 	"sigs.k8s.io/controller-runtime/pkg/predicate"
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
+	"sigs.k8s.io/controller-runtime/pkg/source"
 
 	fleetv1alpha1 "github.com/meridian-io/meridian/apis/fleet/v1alpha1"
 	netv1alpha1 "github.com/meridian-io/meridian/apis/networking/v1alpha1"
 	"github.com/meridian-io/meridian/internal/globalns"
+	"github.com/meridian-io/meridian/internal/mcs"
+	"github.com/meridian-io/meridian/internal/work"
 )
 
 // GlobalNamespaceReconciler compiles each GlobalNamespace into one ClusterWork per selected
@@ -31,6 +34,10 @@ import (
 type GlobalNamespaceReconciler struct {
 	HubClient client.Client
 	Recorder  events.EventRecorder
+	// Catalog holds the services imported across the cluster set, for status.services.
+	Catalog *mcs.Catalog
+	// ServiceEvents wakes a GlobalNamespace whose namespace's services changed.
+	ServiceEvents <-chan event.TypedGenericEvent[*netv1alpha1.GlobalNamespace]
 }
 
 // +kubebuilder:rbac:groups=networking.meridian.io,resources=globalnamespaces,verbs=get;list;watch;update;patch
@@ -103,10 +110,28 @@ func (r *GlobalNamespaceReconciler) Reconcile(ctx context.Context, req ctrl.Requ
 
 	before := g.DeepCopy()
 	globalns.SetStatus(g, clusters)
+	g.Status.Services = r.services(g)
+	g.Status.ServiceCount = int32(len(g.Status.Services))
 	if err := r.patchStatus(ctx, before, g); err != nil {
 		errs = append(errs, err)
 	}
 	return ctrl.Result{}, kerrors.NewAggregate(errs)
+}
+
+// services reports the namespace's imported services and the names they answer to.
+func (r *GlobalNamespaceReconciler) services(g *netv1alpha1.GlobalNamespace) []netv1alpha1.GlobalServiceStatus {
+	if r.Catalog == nil || g.Spec.ServiceDiscovery.Mode == netv1alpha1.ServiceDiscoveryNone {
+		return nil
+	}
+	ns := g.NamespaceIn("")
+	out := r.Catalog.Services(ns)
+	for i := range out {
+		out[i].DNSNames = globalns.DNSNames(out[i].Name, ns, g.Spec.ServiceDiscovery.Domain)
+	}
+	if len(out) == 0 {
+		return nil
+	}
+	return out
 }
 
 // works returns the GlobalNamespace's ClusterWorks by member.
@@ -148,7 +173,7 @@ func (r *GlobalNamespaceReconciler) ensureWork(ctx context.Context, g *netv1alph
 		// Still cleaning up after an earlier departure; the Work is made again once it is gone.
 		return current, nil
 	}
-	if equality.Semantic.DeepEqual(current.Spec, desired.Spec) && hasLabels(current.Labels, desired.Labels) {
+	if work.SameSpec(current.Spec, desired.Spec) && hasLabels(current.Labels, desired.Labels) {
 		return current, nil
 	}
 	updated := current.DeepCopy()
@@ -156,7 +181,9 @@ func (r *GlobalNamespaceReconciler) ensureWork(ctx context.Context, g *netv1alph
 	for k, v := range desired.Labels {
 		updated.Labels[k] = v
 	}
-	if err := r.HubClient.Update(ctx, updated); err != nil {
+	// A merge patch, not an update: the work syncer writes the Work's status and finalizer
+	// meanwhile, and the spec does not depend on them.
+	if err := r.HubClient.Patch(ctx, updated, client.MergeFrom(current)); err != nil {
 		return current, fmt.Errorf("update ClusterWork %s/%s: %w", current.Namespace, current.Name, err)
 	}
 	return updated, nil
@@ -235,7 +262,11 @@ func (r *GlobalNamespaceReconciler) SetupWithManager(mgr ctrl.Manager) error {
 		},
 		GenericFunc: func(event.GenericEvent) bool { return false },
 	}
-	return ctrl.NewControllerManagedBy(mgr).
+	b := ctrl.NewControllerManagedBy(mgr)
+	if r.ServiceEvents != nil {
+		b = b.WatchesRawSource(source.Channel(r.ServiceEvents, &handler.TypedEnqueueRequestForObject[*netv1alpha1.GlobalNamespace]{}))
+	}
+	return b.
 		For(&netv1alpha1.GlobalNamespace{}, builder.WithPredicates(specOrDeletion)).
 		Watches(&fleetv1alpha1.ClusterWork{}, handler.EnqueueRequestsFromMapFunc(byLabel)).
 		Watches(&fleetv1alpha1.MemberCluster{}, handler.EnqueueRequestsFromMapFunc(r.all), builder.WithPredicates(memberChanged)).

@@ -122,3 +122,14 @@ func findCondition(cs []metav1.Condition, t string) *metav1.Condition {
 	}
 	return nil
 }
+
+// DNSNames are the names an imported service answers to in the members: the cluster set's
+// <service>.<namespace>.svc.clusterset.local, and <service>.<domain> when the GlobalNamespace
+// sets a domain.
+func DNSNames(service, namespace, domain string) []string {
+	out := []string{service + "." + namespace + ".svc.clusterset.local"}
+	if domain != "" {
+		out = append(out, service+"."+domain)
+	}
+	return out
+}

@@ -5,6 +5,8 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	apiequality "k8s.io/apimachinery/pkg/api/equality"
+	"reflect"
 	"sort"
 
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
@@ -134,4 +136,51 @@ func Digest(v any) string {
 	}
 	sum := sha256.Sum256(b)
 	return hex.EncodeToString(sum[:12])
+}
+
+// SameSpec says whether two ClusterWork specs ask for the same thing. Objects are compared as
+// decoded JSON, not as bytes: the apiserver returns a Work's objects re-encoded (keys sorted,
+// empty fields dropped), so a byte comparison would see a change on every pass.
+func SameSpec(a, b fleetv1alpha1.ClusterWorkSpec) bool {
+	if a.DeletionPolicy != b.DeletionPolicy || a.Adopt != b.Adopt || len(a.Objects) != len(b.Objects) ||
+		!apiequality.Semantic.DeepEqual(a.StatusFeedback, b.StatusFeedback) {
+		return false
+	}
+	for i := range a.Objects {
+		var x, y any
+		if json.Unmarshal(a.Objects[i].Raw, &x) != nil || json.Unmarshal(b.Objects[i].Raw, &y) != nil {
+			return false
+		}
+		if !reflect.DeepEqual(dropEmpty(x), dropEmpty(y)) {
+			return false
+		}
+	}
+	return true
+}
+
+// dropEmpty removes nulls, empty objects and empty lists, which encode "unset" either way.
+func dropEmpty(v any) any {
+	switch t := v.(type) {
+	case map[string]any:
+		out := map[string]any{}
+		for k, e := range t {
+			if e = dropEmpty(e); e != nil {
+				out[k] = e
+			}
+		}
+		if len(out) == 0 {
+			return nil
+		}
+		return out
+	case []any:
+		if len(t) == 0 {
+			return nil
+		}
+		out := make([]any, len(t))
+		for i, e := range t {
+			out[i] = dropEmpty(e)
+		}
+		return out
+	}
+	return v
 }

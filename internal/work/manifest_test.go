@@ -128,3 +128,29 @@ func TestReadPath(t *testing.T) {
 		t.Errorf("bad path = %q", got)
 	}
 }
+
+func TestSameSpec(t *testing.T) {
+	spec := func(raw ...string) fleetv1alpha1.ClusterWorkSpec {
+		s := fleetv1alpha1.ClusterWorkSpec{DeletionPolicy: fleetv1alpha1.DeletionPolicyDelete}
+		for _, r := range raw {
+			s.Objects = append(s.Objects, fleetv1alpha1.WorkObject{RawExtension: runtime.RawExtension{Raw: []byte(r)}})
+		}
+		return s
+	}
+	sent := `{"kind":"Namespace","apiVersion":"v1","metadata":{"name":"a","creationTimestamp":null,"labels":{"x":"1"}},"spec":{},"status":{}}`
+	stored := `{"apiVersion":"v1","kind":"Namespace","metadata":{"labels":{"x":"1"},"name":"a"}}`
+	if !SameSpec(spec(sent), spec(stored)) {
+		t.Error("re-encoded object with empty fields dropped should be the same")
+	}
+	if SameSpec(spec(sent), spec(`{"apiVersion":"v1","kind":"Namespace","metadata":{"labels":{"x":"2"},"name":"a"}}`)) {
+		t.Error("a changed label should differ")
+	}
+	if SameSpec(spec(sent), spec(sent, stored)) {
+		t.Error("another object should differ")
+	}
+	other := spec(sent)
+	other.Adopt = true
+	if SameSpec(spec(sent), other) {
+		t.Error("adopt should differ")
+	}
+}

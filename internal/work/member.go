@@ -36,6 +36,7 @@ type MemberSyncer struct {
 	hubNamespace string
 	fingerprint  string
 	dyn          dynamic.Interface
+	watchDyn     dynamic.Interface // for informers: no per-request timeout
 	meta         metadata.Interface
 	// inflight bounds the requests in flight to the member across its workers.
 	inflight chan struct{}
@@ -92,6 +93,14 @@ func newMemberSyncer(parent context.Context, name, fingerprint string, cfg *rest
 	if err != nil {
 		return nil, fmt.Errorf("metadata client for member %s: %w", name, err)
 	}
+	// Watches need a client without the per-request timeout of cfg: an http.Client timeout cuts a
+	// watch after that long, and the reflector then backs off for up to 30 s before watching again.
+	watchCfg := rest.CopyConfig(cfg)
+	watchCfg.Timeout = 0
+	watchDyn, err := dynamic.NewForConfig(watchCfg)
+	if err != nil {
+		return nil, fmt.Errorf("dynamic watch client for member %s: %w", name, err)
+	}
 	mapper, err := apiutil.NewDynamicRESTMapper(cfg, httpClient)
 	if err != nil {
 		return nil, fmt.Errorf("REST mapper for member %s: %w", name, err)
@@ -102,6 +111,7 @@ func newMemberSyncer(parent context.Context, name, fingerprint string, cfg *rest
 		hubNamespace: fleetv1alpha1.MemberClusterNamespacePrefix + name,
 		fingerprint:  fingerprint,
 		dyn:          dyn,
+		watchDyn:     watchDyn,
 		meta:         metaClient,
 		inflight:     make(chan struct{}, workers),
 		mapper:       mapper,
@@ -182,7 +192,7 @@ func (s *MemberSyncer) informerFor(gvr schema.GroupVersionResource) (cache.Share
 	s.mu.Lock()
 	inf, found := s.informers[gvr]
 	if !found {
-		inf = dynamicinformer.NewFilteredDynamicInformer(s.dyn, gvr, metav1.NamespaceAll, 0,
+		inf = dynamicinformer.NewFilteredDynamicInformer(s.watchDyn, gvr, metav1.NamespaceAll, 0,
 			cache.Indexers{cache.NamespaceIndex: cache.MetaNamespaceIndexFunc, workIndex: indexByWork},
 			func(o *metav1.ListOptions) {
 				o.LabelSelector = fleetv1alpha1.ManagedByLabel + "=" + fleetv1alpha1.ManagedByValue

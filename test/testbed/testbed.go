@@ -176,6 +176,13 @@ func Start(ctx context.Context, opts Options) (_ *Bed, reterr error) {
 // on a loaded 2-core machine, and a start that times out is not retried cleanly on the same port.
 const startTimeout = 2 * time.Minute
 
+// memberRequestTimeout is a member apiserver's --request-timeout, which also bounds its shutdown.
+const memberRequestTimeout = 10 * time.Second
+
+// apiStopTimeout bounds the stop of one apiserver or etcd. kube-apiserver drains its connections for
+// up to its request timeout (60 s) when clients hold watches open, and is slow under load.
+const apiStopTimeout = 90 * time.Second
+
 func hubEnvironment(opts Options) (*envtest.Environment, error) {
 	root := RepoRoot()
 	crds := []string{filepath.Join(root, "config", "crd", "bases")}
@@ -192,6 +199,7 @@ func hubEnvironment(opts Options) (*envtest.Environment, error) {
 		ErrorIfCRDPathMissing:    true,
 		Scheme:                   opts.Scheme,
 		ControlPlaneStartTimeout: startTimeout,
+		ControlPlaneStopTimeout:  apiStopTimeout,
 	}
 	env.ControlPlane.GetAPIServer().Out, env.ControlPlane.GetAPIServer().Err = opts.Output, opts.Output
 	if opts.Webhooks {
@@ -203,9 +211,12 @@ func hubEnvironment(opts Options) (*envtest.Environment, error) {
 // memberEnvironment keeps the apiserver's certificates and port in dir, so that the apiserver
 // can be stopped and started again behind the same kubeconfig.
 func memberEnvironment(dir string, opts Options) *envtest.Environment {
-	env := &envtest.Environment{BinaryAssetsDirectory: BinDir(), Scheme: opts.Scheme, ControlPlaneStartTimeout: startTimeout}
+	env := &envtest.Environment{BinaryAssetsDirectory: BinDir(), Scheme: opts.Scheme, ControlPlaneStartTimeout: startTimeout, ControlPlaneStopTimeout: apiStopTimeout}
 	api := env.ControlPlane.GetAPIServer()
 	api.CertDir = filepath.Join(dir, "apiserver")
+	// On stop, kube-apiserver drains its connections for up to its request timeout (default 60 s),
+	// and a manager's open watches keep them busy: a member outage would take a minute to begin.
+	api.Configure().Set("request-timeout", memberRequestTimeout.String())
 	api.Out, api.Err = opts.Output, opts.Output
 	return env
 }

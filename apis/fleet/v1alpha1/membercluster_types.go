@@ -30,7 +30,22 @@ type MemberClusterSpec struct {
 	// +optional
 	// +kubebuilder:default={}
 	Probe ProbeSettings `json:"probe,omitempty"`
+
+	// serviceDiscovery: Enabled (default) makes the member part of the cluster set's service
+	// discovery (it exports and imports services, Multi-Cluster Services API); Disabled opts it out.
+	// +optional
+	// +kubebuilder:default=Enabled
+	ServiceDiscovery ServiceDiscoveryParticipation `json:"serviceDiscovery,omitempty"`
 }
+
+// ServiceDiscoveryParticipation says whether a member takes part in the cluster set's service discovery.
+// +kubebuilder:validation:Enum=Enabled;Disabled
+type ServiceDiscoveryParticipation string
+
+const (
+	ServiceDiscoveryEnabled  ServiceDiscoveryParticipation = "Enabled"
+	ServiceDiscoveryDisabled ServiceDiscoveryParticipation = "Disabled"
+)
 
 // KubeconfigSecretReference points at a kubeconfig in a Secret on the hub.
 type KubeconfigSecretReference struct {

@@ -37,3 +37,14 @@ const (
 	// WorkNamePrefix prefixes the ClusterWork that carries a GlobalNamespace to a member.
 	WorkNamePrefix = "gns-"
 )
+
+// Labels of the hub ClusterWorks that carry an imported service to a member.
+const (
+	// ServiceNamespaceLabel and ServiceNameLabel name the service a ClusterWork imports.
+	ServiceNamespaceLabel = "multicluster.meridian.io/service-namespace"
+	ServiceNameLabel      = "multicluster.meridian.io/service-name"
+	// ImportWorkPrefix prefixes the ClusterWork that imports a service into a member: mcs-<namespace>-<service>.
+	ImportWorkPrefix = "mcs-"
+	// CRDWorkName is the ClusterWork that installs the Multi-Cluster Services CRDs into a member.
+	CRDWorkName = "meridian-mcs-crds"
+)

@@ -85,6 +85,40 @@ type GlobalNamespaceSpec struct {
 	// Without it such a namespace is left untouched and reported as a Conflict.
 	// +optional
 	Adopt bool `json:"adopt,omitempty"`
+
+	// serviceDiscovery says which Services of the namespace the cluster set imports everywhere
+	// (Multi-Cluster Services API), and under which extra domain they answer.
+	// +optional
+	// +kubebuilder:default={}
+	ServiceDiscovery ServiceDiscovery `json:"serviceDiscovery,omitempty"`
+}
+
+// ServiceDiscoveryMode says which Services of a namespace are exported to the cluster set.
+// +kubebuilder:validation:Enum=None;Exported;All
+type ServiceDiscoveryMode string
+
+const (
+	// ServiceDiscoveryNone: nothing is exported from or imported into the namespace, ServiceExports included.
+	ServiceDiscoveryNone ServiceDiscoveryMode = "None"
+	// ServiceDiscoveryExported: Services that have a ServiceExport are exported (the MCS API's rule).
+	ServiceDiscoveryExported ServiceDiscoveryMode = "Exported"
+	// ServiceDiscoveryAll: every Service of the namespace is exported, with or without a ServiceExport.
+	ServiceDiscoveryAll ServiceDiscoveryMode = "All"
+)
+
+// ServiceDiscovery configures cross-cluster service discovery for a GlobalNamespace.
+type ServiceDiscovery struct {
+	// mode: None, Exported (default) or All.
+	// +optional
+	// +kubebuilder:default=Exported
+	Mode ServiceDiscoveryMode `json:"mode,omitempty"`
+
+	// domain under which the namespace's services also answer, as <service>.<domain>
+	// (e.g. payments.global), besides <service>.<namespace>.svc.clusterset.local.
+	// +optional
+	// +kubebuilder:validation:MaxLength=200
+	// +kubebuilder:validation:Pattern=`^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$`
+	Domain string `json:"domain,omitempty"`
 }
 
 // ClusterNamespaceState says where a member's namespace stands.
@@ -120,6 +154,45 @@ type ClusterNamespaceStatus struct {
 	Message string `json:"message,omitempty"`
 }
 
+// GlobalServiceStatus reports one service imported across the cluster set.
+type GlobalServiceStatus struct {
+	// name of the Service.
+	Name string `json:"name"`
+	// type of the import: ClusterSetIP or Headless.
+	Type string `json:"type"`
+	// ports of the import: the union of the exporters' ports.
+	// +optional
+	// +listType=atomic
+	Ports []ServicePort `json:"ports,omitempty"`
+	// sourceClusters export the service (valid exports only), oldest export first.
+	// +optional
+	// +listType=atomic
+	SourceClusters []string `json:"sourceClusters,omitempty"`
+	// importingClusters hold the ServiceImport and its endpoints.
+	// +optional
+	// +listType=atomic
+	ImportingClusters []string `json:"importingClusters,omitempty"`
+	// readyEndpoints counts the ready endpoint addresses over all source clusters.
+	ReadyEndpoints int32 `json:"readyEndpoints"`
+	// conflict says what the exports disagree on (the oldest export wins); empty when they agree.
+	// +optional
+	Conflict string `json:"conflict,omitempty"`
+	// dnsNames the service answers to in the importing clusters.
+	// +optional
+	// +listType=atomic
+	DNSNames []string `json:"dnsNames,omitempty"`
+}
+
+// ServicePort is one port of an imported service.
+type ServicePort struct {
+	// +optional
+	Name     string `json:"name,omitempty"`
+	Protocol string `json:"protocol"`
+	Port     int32  `json:"port"`
+	// +optional
+	AppProtocol *string `json:"appProtocol,omitempty"`
+}
+
 // GlobalNamespaceStatus is what is in force in the members.
 type GlobalNamespaceStatus struct {
 	// observedGeneration is the spec generation the status describes.
@@ -139,6 +212,16 @@ type GlobalNamespaceStatus struct {
 	// +listMapKey=cluster
 	Clusters []ClusterNamespaceStatus `json:"clusters,omitempty"`
 
+	// services lists the namespace's services the cluster set imports, sorted by name.
+	// +optional
+	// +listType=map
+	// +listMapKey=name
+	Services []GlobalServiceStatus `json:"services,omitempty"`
+
+	// serviceCount is the number of services imported, for printing.
+	// +optional
+	ServiceCount int32 `json:"serviceCount,omitempty"`
+
 	// summary counts clusters where the namespace is applied, e.g. "2/3", for printing.
 	// +optional
 	Summary string `json:"summary,omitempty"`
@@ -151,9 +234,12 @@ type GlobalNamespaceStatus struct {
 // +kubebuilder:validation:XValidation:rule="size(self.metadata.name) <= 63",message="metadata.name must be at most 63 characters: it is the default namespace name in the members"
 // +kubebuilder:printcolumn:name="Ready",type=string,JSONPath=`.status.conditions[?(@.type=="Ready")].status`
 // +kubebuilder:printcolumn:name="Clusters",type=string,JSONPath=`.status.summary`
+// +kubebuilder:printcolumn:name="Services",type=integer,JSONPath=`.status.serviceCount`
 // +kubebuilder:printcolumn:name="Age",type=date,JSONPath=`.metadata.creationTimestamp`
 // +kubebuilder:printcolumn:name="Namespace",type=string,priority=1,JSONPath=`.spec.namespaceName`
 // +kubebuilder:printcolumn:name="Deletion",type=string,priority=1,JSONPath=`.spec.deletionPolicy`
+// +kubebuilder:printcolumn:name="Discovery",type=string,priority=1,JSONPath=`.spec.serviceDiscovery.mode`
+// +kubebuilder:printcolumn:name="Domain",type=string,priority=1,JSONPath=`.spec.serviceDiscovery.domain`
 // +kubebuilder:printcolumn:name="Reason",type=string,priority=1,JSONPath=`.status.conditions[?(@.type=="Ready")].reason`
 type GlobalNamespace struct {
 	metav1.TypeMeta   `json:",inline"`

@@ -126,3 +126,18 @@ func beFalseWith(reason string) OmegaMatcher {
 func managedBy() OmegaMatcher {
 	return HaveField("Labels", HaveKeyWithValue(fleetv1alpha1.ManagedByLabel, fleetv1alpha1.ManagedByValue))
 }
+
+// fleetSteady waits until every MemberCluster is Ready with all its nodes ready, as after a
+// member restart its nodes and status take a while to settle.
+func fleetSteady() {
+	GinkgoHelper()
+	Eventually(func(g Gomega) {
+		for _, name := range members {
+			m := &fleetv1alpha1.MemberCluster{}
+			g.Expect(bed.Hub.Client.Get(bg(), client.ObjectKey{Name: name}, m)).To(Succeed())
+			g.Expect(meta.IsStatusConditionTrue(m.Status.Conditions, fleetv1alpha1.ReadyCondition)).To(BeTrue(), "%s is not Ready", name)
+			g.Expect(m.Status.Nodes).NotTo(BeNil())
+			g.Expect(m.Status.Nodes.Ready).To(Equal(m.Status.Nodes.Total), "%s has nodes not ready", name)
+		}
+	}, 2*time.Minute, poll).Should(Succeed())
+}

@@ -11,6 +11,7 @@ import (
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
+	mcsv1beta1 "sigs.k8s.io/mcs-api/pkg/apis/v1beta1"
 
 	fleetv1alpha1 "github.com/meridian-io/meridian/apis/fleet/v1alpha1"
 	"github.com/meridian-io/meridian/controllers"
@@ -37,6 +38,7 @@ var _ = BeforeSuite(func(ctx SpecContext) {
 	ctrl.SetLogger(zap.New(zap.WriteTo(GinkgoWriter), zap.UseDevMode(true)))
 	scheme, err := controllers.NewScheme()
 	Expect(err).NotTo(HaveOccurred())
+	Expect(mcsv1beta1.AddToScheme(scheme)).To(Succeed()) // the tests read and write MCS objects in members
 	memberOpts := map[string]testbed.MemberOptions{}
 	for _, m := range members {
 		memberOpts[m] = testbed.MemberOptions{Live: true, Nodes: 2}

@@ -1,0 +1,85 @@
+package mcs
+
+import (
+	"sort"
+	"sync"
+
+	netv1alpha1 "github.com/meridian-io/meridian/apis/networking/v1alpha1"
+)
+
+// Catalog holds, per namespace, the state of every imported service, for the hub's status.
+type Catalog struct {
+	mu sync.Mutex
+	ns map[string]map[string]netv1alpha1.GlobalServiceStatus
+}
+
+// NewCatalog returns an empty Catalog.
+func NewCatalog() *Catalog {
+	return &Catalog{ns: map[string]map[string]netv1alpha1.GlobalServiceStatus{}}
+}
+
+// Set records a service's state (nil removes it) and says whether it changed.
+func (c *Catalog) Set(namespace, name string, st *netv1alpha1.GlobalServiceStatus) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	services := c.ns[namespace]
+	old, had := services[name]
+	if st == nil {
+		if !had {
+			return false
+		}
+		delete(services, name)
+		if len(services) == 0 {
+			delete(c.ns, namespace)
+		}
+		return true
+	}
+	if services == nil {
+		services = map[string]netv1alpha1.GlobalServiceStatus{}
+		c.ns[namespace] = services
+	}
+	services[name] = *st
+	return !had || !equalStatus(old, *st)
+}
+
+// Services returns the namespace's services, sorted by name.
+func (c *Catalog) Services(namespace string) []netv1alpha1.GlobalServiceStatus {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	out := make([]netv1alpha1.GlobalServiceStatus, 0, len(c.ns[namespace]))
+	for _, s := range c.ns[namespace] {
+		out = append(out, *s.DeepCopy())
+	}
+	sort.Slice(out, func(a, b int) bool { return out[a].Name < out[b].Name })
+	return out
+}
+
+func equalStatus(a, b netv1alpha1.GlobalServiceStatus) bool {
+	return a.Name == b.Name && a.Type == b.Type && a.ReadyEndpoints == b.ReadyEndpoints && a.Conflict == b.Conflict &&
+		equalStrings(a.SourceClusters, b.SourceClusters) && equalStrings(a.ImportingClusters, b.ImportingClusters) &&
+		equalStrings(a.DNSNames, b.DNSNames) && equalPorts(a.Ports, b.Ports)
+}
+
+func equalStrings(a, b []string) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := range a {
+		if a[i] != b[i] {
+			return false
+		}
+	}
+	return true
+}
+
+func equalPorts(a, b []netv1alpha1.ServicePort) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := range a {
+		if a[i].Name != b[i].Name || a[i].Port != b[i].Port || a[i].Protocol != b[i].Protocol {
+			return false
+		}
+	}
+	return true
+}

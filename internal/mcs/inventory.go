@@ -1,0 +1,517 @@
+package mcs
+
+import (
+	"context"
+	"sort"
+	"sync"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	discoveryv1 "k8s.io/api/discovery/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/client-go/dynamic"
+	"k8s.io/client-go/dynamic/dynamicinformer"
+	"k8s.io/client-go/informers"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/rest"
+	"k8s.io/client-go/tools/cache"
+	mcsv1beta1 "sigs.k8s.io/mcs-api/pkg/apis/v1beta1"
+
+	fleetv1alpha1 "github.com/meridian-io/meridian/apis/fleet/v1alpha1"
+	netv1alpha1 "github.com/meridian-io/meridian/apis/networking/v1alpha1"
+)
+
+// ConfigSource gives the REST config of a connected member and a fingerprint that changes when
+// the connection is replaced.
+type ConfigSource interface {
+	RESTConfig(member string) (*rest.Config, bool)
+	Fingerprint(member string) (string, bool)
+}
+
+// CRDState says whether a member serves the Multi-Cluster Services API, and who installed it.
+type CRDState int
+
+const (
+	// CRDsUnknown: not checked yet.
+	CRDsUnknown CRDState = iota
+	// CRDsAbsent: the member does not have the ServiceExport and ServiceImport CRDs.
+	CRDsAbsent
+	// CRDsOurs: Meridian installed them (through its work engine).
+	CRDsOurs
+	// CRDsForeign: someone else installed them; Meridian uses them as they are.
+	CRDsForeign
+)
+
+var (
+	serviceExports = schema.GroupVersionResource{Group: mcsv1beta1.GroupName, Version: "v1beta1", Resource: "serviceexports"}
+	serviceImports = schema.GroupVersionResource{Group: mcsv1beta1.GroupName, Version: "v1beta1", Resource: "serviceimports"}
+	crds           = schema.GroupVersionResource{Group: "apiextensions.k8s.io", Version: "v1", Resource: "customresourcedefinitions"}
+)
+
+// crdPoll is how often a member without the MCS CRDs is checked for them.
+const crdPoll = time.Second
+
+// Handlers are told what changed in a member.
+type Handlers struct {
+	// Service: something about namespace/name changed (its export, Service, endpoints, derived
+	// Service or ServiceImport).
+	Service func(namespace, name string)
+	// Namespace: a namespace appeared, went or was relabelled.
+	Namespace func(member, namespace string)
+	// Member: the member's inventory became usable, or its CRD state changed.
+	Member func(member string)
+}
+
+// Inventory keeps, for each connected member, what service discovery reads from it: namespaces,
+// Services, EndpointSlices and ServiceExports (trimmed to the fields used), and Meridian's
+// ServiceImports' status. It only reads members.
+type Inventory struct {
+	configs  ConfigSource
+	handlers Handlers
+
+	mu      sync.Mutex
+	members map[string]*memberInventory
+}
+
+// NewInventory returns an empty Inventory; Sync adds members.
+func NewInventory(configs ConfigSource, h Handlers) *Inventory {
+	return &Inventory{configs: configs, handlers: h, members: map[string]*memberInventory{}}
+}
+
+type memberInventory struct {
+	name        string
+	fingerprint string
+	cancel      context.CancelFunc
+	dyn         dynamic.Interface
+	timeout     time.Duration // of one request
+
+	services, slices, namespaces cache.SharedIndexInformer
+
+	mu       sync.Mutex
+	crdState CRDState
+	exports  cache.SharedIndexInformer // nil until the CRDs are served
+	imports  cache.SharedIndexInformer
+}
+
+// Sync starts, replaces or stops a member's inventory to match its connection.
+func (i *Inventory) Sync(member string) {
+	cfg, ok := i.configs.RESTConfig(member)
+	fp, _ := i.configs.Fingerprint(member)
+	i.mu.Lock()
+	old := i.members[member]
+	if ok && old != nil && old.fingerprint == fp {
+		i.mu.Unlock()
+		return
+	}
+	delete(i.members, member)
+	var m *memberInventory
+	if ok {
+		var err error
+		if m, err = i.start(member, fp, cfg); err == nil {
+			i.members[member] = m
+		}
+	}
+	i.mu.Unlock()
+	if old != nil {
+		old.cancel()
+	}
+}
+
+// Stop ends every member's inventory.
+func (i *Inventory) Stop() {
+	i.mu.Lock()
+	defer i.mu.Unlock()
+	for name, m := range i.members {
+		m.cancel()
+		delete(i.members, name)
+	}
+}
+
+// Start blocks until ctx ends, then stops; it makes the Inventory a manager Runnable.
+func (i *Inventory) Start(ctx context.Context) error {
+	<-ctx.Done()
+	i.Stop()
+	return nil
+}
+
+func (i *Inventory) start(name, fp string, cfg *rest.Config) (*memberInventory, error) {
+	// Informers need a client without the member's per-request timeout, which would cut every
+	// watch after that long; the one GET below has its own deadline.
+	cfg = rest.CopyConfig(cfg)
+	timeout := cfg.Timeout
+	cfg.Timeout = 0
+	cs, err := kubernetes.NewForConfig(cfg)
+	if err != nil {
+		return nil, err
+	}
+	dyn, err := dynamic.NewForConfig(cfg)
+	if err != nil {
+		return nil, err
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	m := &memberInventory{name: name, fingerprint: fp, cancel: cancel, dyn: dyn, timeout: timeout}
+	f := informers.NewSharedInformerFactory(cs, 0)
+	m.services = f.Core().V1().Services().Informer()
+	m.slices = f.Discovery().V1().EndpointSlices().Informer()
+	m.namespaces = f.Core().V1().Namespaces().Informer()
+	for _, inf := range []cache.SharedIndexInformer{m.services, m.slices, m.namespaces} {
+		_ = inf.SetTransform(trim)
+		_ = inf.AddIndexers(cache.Indexers{cache.NamespaceIndex: cache.MetaNamespaceIndexFunc})
+	}
+	_ = m.slices.AddIndexers(cache.Indexers{byServiceIndex: sliceService})
+	m.services.AddEventHandler(i.serviceHandler(func(o any) (string, string) {
+		s := o.(*corev1.Service)
+		if orig := s.Labels[mcsv1beta1.LabelServiceName]; orig != "" && s.Labels[fleetv1alpha1.ManagedByLabel] == fleetv1alpha1.ManagedByValue {
+			return s.Namespace, orig // a derived Service: its ClusterIP is the import's VIP
+		}
+		return s.Namespace, s.Name
+	}))
+	m.slices.AddEventHandler(i.serviceHandler(func(o any) (string, string) {
+		s := o.(*discoveryv1.EndpointSlice)
+		if s.Labels[discoveryv1.LabelManagedBy] == EndpointSliceManager {
+			return "", "" // Meridian's own imported slices: the work engine watches those
+		}
+		return s.Namespace, s.Labels[discoveryv1.LabelServiceName]
+	}))
+	m.namespaces.AddEventHandler(cache.ResourceEventHandlerFuncs{
+		AddFunc: func(o any) { i.namespaceChanged(name, o) },
+		UpdateFunc: func(old, cur any) {
+			if old.(*corev1.Namespace).Labels[netv1alpha1.GlobalNamespaceLabel] != cur.(*corev1.Namespace).Labels[netv1alpha1.GlobalNamespaceLabel] ||
+				(old.(*corev1.Namespace).DeletionTimestamp == nil) != (cur.(*corev1.Namespace).DeletionTimestamp == nil) {
+				i.namespaceChanged(name, cur)
+			}
+		},
+		DeleteFunc: func(o any) { i.namespaceChanged(name, o) },
+	})
+	f.Start(ctx.Done())
+	go func() {
+		if cache.WaitForCacheSync(ctx.Done(), m.services.HasSynced, m.slices.HasSynced, m.namespaces.HasSynced) {
+			i.handlers.Member(name)
+		}
+	}()
+	go i.watchCRDs(ctx, m)
+	return m, nil
+}
+
+func (i *Inventory) serviceHandler(key func(any) (string, string)) cache.ResourceEventHandler {
+	notify := func(o any) {
+		if d, ok := o.(cache.DeletedFinalStateUnknown); ok {
+			o = d.Obj
+		}
+		if ns, name := key(o); name != "" {
+			i.handlers.Service(ns, name)
+		}
+	}
+	return cache.ResourceEventHandlerFuncs{AddFunc: notify, UpdateFunc: func(_, cur any) { notify(cur) }, DeleteFunc: notify}
+}
+
+func (i *Inventory) namespaceChanged(member string, o any) {
+	if d, ok := o.(cache.DeletedFinalStateUnknown); ok {
+		o = d.Obj
+	}
+	if ns, ok := o.(*corev1.Namespace); ok {
+		i.handlers.Namespace(member, ns.Name)
+	}
+}
+
+// watchCRDs checks the member for the MCS CRDs until it serves them, then starts the
+// ServiceExport and ServiceImport informers.
+func (i *Inventory) watchCRDs(ctx context.Context, m *memberInventory) {
+	for {
+		state := CRDsAbsent
+		gctx, cancel := context.WithTimeout(ctx, max(m.timeout, time.Second))
+		u, err := m.dyn.Resource(crds).Get(gctx, "serviceexports."+mcsv1beta1.GroupName, metav1.GetOptions{})
+		cancel()
+		switch {
+		case err == nil && u.GetLabels()[fleetv1alpha1.ManagedByLabel] == fleetv1alpha1.ManagedByValue:
+			state = CRDsOurs
+		case err == nil:
+			state = CRDsForeign
+		case !apierrors.IsNotFound(err):
+			state = CRDsUnknown // the member did not answer; try again
+		}
+		served := state != CRDsAbsent && state != CRDsUnknown && established(u)
+		m.mu.Lock()
+		changed := m.crdState != state
+		m.crdState = state
+		m.mu.Unlock()
+		if changed {
+			i.handlers.Member(m.name)
+		}
+		if served {
+			i.startMCSInformers(ctx, m)
+			return
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(crdPoll):
+		}
+	}
+}
+
+func established(u *unstructured.Unstructured) bool {
+	if u == nil {
+		return false
+	}
+	conds, _, _ := unstructured.NestedSlice(u.Object, "status", "conditions")
+	for _, c := range conds {
+		if m, ok := c.(map[string]any); ok && m["type"] == "Established" && m["status"] == "True" {
+			return true
+		}
+	}
+	return false
+}
+
+func (i *Inventory) startMCSInformers(ctx context.Context, m *memberInventory) {
+	f := dynamicinformer.NewDynamicSharedInformerFactory(m.dyn, 0)
+	exports := f.ForResource(serviceExports).Informer()
+	_ = exports.SetTransform(toServiceExport)
+	imports := dynamicinformer.NewFilteredDynamicInformer(m.dyn, serviceImports, metav1.NamespaceAll, 0, cache.Indexers{},
+		func(o *metav1.ListOptions) {
+			o.LabelSelector = fleetv1alpha1.ManagedByLabel + "=" + fleetv1alpha1.ManagedByValue
+		}).Informer()
+	_ = imports.SetTransform(toServiceImport)
+	exports.AddEventHandler(i.serviceHandler(func(o any) (string, string) {
+		e := o.(*mcsv1beta1.ServiceExport)
+		return e.Namespace, e.Name
+	}))
+	imports.AddEventHandler(i.serviceHandler(func(o any) (string, string) {
+		s := o.(*mcsv1beta1.ServiceImport)
+		return s.Namespace, s.Name
+	}))
+	f.Start(ctx.Done())
+	go imports.RunWithContext(ctx)
+	if !cache.WaitForCacheSync(ctx.Done(), exports.HasSynced, imports.HasSynced) {
+		return
+	}
+	m.mu.Lock()
+	m.exports, m.imports = exports, imports
+	m.mu.Unlock()
+	i.handlers.Member(m.name)
+}
+
+// trim keeps of Services, EndpointSlices and Namespaces only what service discovery reads, so
+// that memory grows with the number of services and endpoints, not with their size.
+func trim(o any) (any, error) {
+	switch t := o.(type) {
+	case *corev1.Service:
+		return &corev1.Service{
+			ObjectMeta: slimMeta(t.ObjectMeta),
+			Spec: corev1.ServiceSpec{
+				Type: t.Spec.Type, Ports: t.Spec.Ports, ClusterIP: t.Spec.ClusterIP, ClusterIPs: t.Spec.ClusterIPs,
+				SessionAffinity: t.Spec.SessionAffinity, SessionAffinityConfig: t.Spec.SessionAffinityConfig,
+				InternalTrafficPolicy: t.Spec.InternalTrafficPolicy, TrafficDistribution: t.Spec.TrafficDistribution,
+				IPFamilies: t.Spec.IPFamilies,
+			},
+		}, nil
+	case *discoveryv1.EndpointSlice:
+		eps := make([]discoveryv1.Endpoint, len(t.Endpoints))
+		for j, e := range t.Endpoints {
+			eps[j] = discoveryv1.Endpoint{Addresses: e.Addresses, Conditions: discoveryv1.EndpointConditions{Ready: e.Conditions.Ready}, Hostname: e.Hostname, Zone: e.Zone}
+		}
+		meta := slimMeta(t.ObjectMeta)
+		meta.Labels = map[string]string{
+			discoveryv1.LabelServiceName: t.Labels[discoveryv1.LabelServiceName],
+			discoveryv1.LabelManagedBy:   t.Labels[discoveryv1.LabelManagedBy],
+		}
+		return &discoveryv1.EndpointSlice{ObjectMeta: meta, AddressType: t.AddressType, Endpoints: eps, Ports: t.Ports}, nil
+	case *corev1.Namespace:
+		meta := slimMeta(t.ObjectMeta)
+		meta.Labels = nil
+		if g, ok := t.Labels[netv1alpha1.GlobalNamespaceLabel]; ok {
+			meta.Labels = map[string]string{netv1alpha1.GlobalNamespaceLabel: g}
+		}
+		return &corev1.Namespace{ObjectMeta: meta}, nil
+	}
+	return o, nil
+}
+
+func slimMeta(m metav1.ObjectMeta) metav1.ObjectMeta {
+	return metav1.ObjectMeta{Name: m.Name, Namespace: m.Namespace, UID: m.UID, ResourceVersion: m.ResourceVersion,
+		CreationTimestamp: m.CreationTimestamp, DeletionTimestamp: m.DeletionTimestamp, Labels: m.Labels}
+}
+
+func toServiceExport(o any) (any, error) {
+	u, ok := o.(*unstructured.Unstructured)
+	if !ok {
+		return o, nil
+	}
+	e := &mcsv1beta1.ServiceExport{}
+	if err := runtime.DefaultUnstructuredConverter.FromUnstructured(u.Object, e); err != nil {
+		return nil, err
+	}
+	e.ObjectMeta = slimMeta(e.ObjectMeta)
+	return e, nil
+}
+
+func toServiceImport(o any) (any, error) {
+	u, ok := o.(*unstructured.Unstructured)
+	if !ok {
+		return o, nil
+	}
+	s := &mcsv1beta1.ServiceImport{}
+	if err := runtime.DefaultUnstructuredConverter.FromUnstructured(u.Object, s); err != nil {
+		return nil, err
+	}
+	return &mcsv1beta1.ServiceImport{ObjectMeta: slimMeta(s.ObjectMeta), Status: mcsv1beta1.ServiceImportStatus{Clusters: s.Status.Clusters}}, nil
+}
+
+const byServiceIndex = "service"
+
+func sliceService(o any) ([]string, error) {
+	s := o.(*discoveryv1.EndpointSlice)
+	if s.Labels[discoveryv1.LabelManagedBy] == EndpointSliceManager || s.Labels[discoveryv1.LabelServiceName] == "" {
+		return nil, nil
+	}
+	return []string{s.Namespace + "/" + s.Labels[discoveryv1.LabelServiceName]}, nil
+}
+
+// member returns a member's inventory when its caches are usable for service discovery: the
+// core caches synced and the MCS informers running.
+func (i *Inventory) member(name string) *memberInventory {
+	i.mu.Lock()
+	m := i.members[name]
+	i.mu.Unlock()
+	if m == nil || !m.services.HasSynced() || !m.slices.HasSynced() || !m.namespaces.HasSynced() {
+		return nil
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.exports == nil {
+		return nil
+	}
+	return m
+}
+
+// Ready says whether the member's inventory is usable for service discovery.
+func (i *Inventory) Ready(member string) bool { return i.member(member) != nil }
+
+// CRDs reports the member's MCS CRD state.
+func (i *Inventory) CRDs(member string) CRDState {
+	i.mu.Lock()
+	m := i.members[member]
+	i.mu.Unlock()
+	if m == nil {
+		return CRDsUnknown
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.crdState
+}
+
+// Namespace returns whether the namespace exists (and is not being deleted) in the member, and
+// the GlobalNamespace it comes from ("" when none).
+func (i *Inventory) Namespace(member, namespace string) (exists bool, globalNamespace string) {
+	m := i.member(member)
+	if m == nil {
+		return false, ""
+	}
+	o, ok, _ := m.namespaces.GetStore().GetByKey(namespace)
+	if !ok {
+		return false, ""
+	}
+	ns := o.(*corev1.Namespace)
+	return ns.DeletionTimestamp == nil, ns.Labels[netv1alpha1.GlobalNamespaceLabel]
+}
+
+// Export returns what the member exports of namespace/name: its ServiceExport (nil if none),
+// the Service (nil if none) and the Service's own EndpointSlices.
+func (i *Inventory) Export(member, namespace, name string) (*mcsv1beta1.ServiceExport, *corev1.Service, []*discoveryv1.EndpointSlice) {
+	m := i.member(member)
+	if m == nil {
+		return nil, nil, nil
+	}
+	key := namespace + "/" + name
+	var se *mcsv1beta1.ServiceExport
+	if o, ok, _ := m.exports.GetStore().GetByKey(key); ok {
+		se = o.(*mcsv1beta1.ServiceExport)
+	}
+	var svc *corev1.Service
+	if o, ok, _ := m.services.GetStore().GetByKey(key); ok {
+		svc = o.(*corev1.Service)
+		if svc.Labels[fleetv1alpha1.ManagedByLabel] == fleetv1alpha1.ManagedByValue {
+			svc = nil // a Service Meridian made is never exported
+		}
+	}
+	var slices []*discoveryv1.EndpointSlice
+	objs, _ := m.slices.GetIndexer().ByIndex(byServiceIndex, key)
+	for _, o := range objs {
+		slices = append(slices, o.(*discoveryv1.EndpointSlice))
+	}
+	sort.Slice(slices, func(a, b int) bool { return slices[a].Name < slices[b].Name })
+	return se, svc, slices
+}
+
+// DerivedIPs returns the ClusterIPs the member allocated to the derived Service of namespace/name.
+func (i *Inventory) DerivedIPs(member, namespace, name string) []string {
+	m := i.member(member)
+	if m == nil {
+		return nil
+	}
+	o, ok, _ := m.services.GetStore().GetByKey(namespace + "/" + DerivedServiceName(name))
+	if !ok {
+		return nil
+	}
+	svc := o.(*corev1.Service)
+	if svc.Spec.ClusterIP == "" || svc.Spec.ClusterIP == corev1.ClusterIPNone {
+		return nil
+	}
+	if len(svc.Spec.ClusterIPs) > 0 {
+		return svc.Spec.ClusterIPs
+	}
+	return []string{svc.Spec.ClusterIP}
+}
+
+// ImportStatus returns Meridian's ServiceImport namespace/name in the member, if it exists.
+func (i *Inventory) ImportStatus(member, namespace, name string) (*mcsv1beta1.ServiceImport, bool) {
+	m := i.member(member)
+	if m == nil {
+		return nil, false
+	}
+	o, ok, _ := m.imports.GetStore().GetByKey(namespace + "/" + name)
+	if !ok {
+		return nil, false
+	}
+	return o.(*mcsv1beta1.ServiceImport), true
+}
+
+// ServiceKey names a service in the cluster set.
+type ServiceKey struct{ Namespace, Name string }
+
+// Candidates lists every service some member might export: those with a ServiceExport, and every
+// Service in a namespace for which all(member, namespace) says every Service is exported.
+func (i *Inventory) Candidates(all func(member, namespace string) bool) []ServiceKey {
+	i.mu.Lock()
+	names := make([]string, 0, len(i.members))
+	for n := range i.members {
+		names = append(names, n)
+	}
+	i.mu.Unlock()
+	seen := map[ServiceKey]bool{}
+	for _, n := range names {
+		m := i.member(n)
+		if m == nil {
+			continue
+		}
+		for _, o := range m.exports.GetStore().List() {
+			e := o.(*mcsv1beta1.ServiceExport)
+			seen[ServiceKey{e.Namespace, e.Name}] = true
+		}
+		for _, o := range m.services.GetStore().List() {
+			s := o.(*corev1.Service)
+			if s.Labels[fleetv1alpha1.ManagedByLabel] != fleetv1alpha1.ManagedByValue && all(n, s.Namespace) {
+				seen[ServiceKey{s.Namespace, s.Name}] = true
+			}
+		}
+	}
+	out := make([]ServiceKey, 0, len(seen))
+	for k := range seen {
+		out = append(out, k)
+	}
+	return out
+}
