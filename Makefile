@@ -113,6 +113,10 @@ test: verify-generated vet test-tools ## Everything: generated files, vet, unit 
 bench-live: test-tools ## Measure live members: start time, memory, and one member with 1,000 nodes and 10,000 pods.
 	$(GO) run ./test/bench/live $(BENCH_LIVE_ARGS)
 
+.PHONY: bench-mcs
+bench-mcs: build test-tools ## Service discovery over 3 live members: endpoint propagation p50/p99, writes per change, memory (BENCH_SERVICES, BENCH_CHANGES, BENCH_QUICK=1); writes bench/out/mcs.json.
+	$(GO) run ./test/bench/mcs
+
 .PHONY: bench
 bench: build $(KUBE_APISERVER) $(ETCD) ## Fan-out benchmark of the work engine (BENCH_N, BENCH_M, BENCH_PER_WORK, BENCH_QUICK=1); writes bench/out/fanout.json.
 	$(GO) run ./test/bench/fanout

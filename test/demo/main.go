@@ -156,8 +156,41 @@ func run() (reterr error) {
 	if err := kubectl("wait", "--for=condition=Ready", "globalnamespaces/shop", "--timeout=60s"); err != nil {
 		return fmt.Errorf("wait for the GlobalNamespace: %w", err)
 	}
+	member1 := filepath.Join(kubeconfigs, "member-1.kubeconfig")
+	member2 := filepath.Join(kubeconfigs, "member-2.kubeconfig")
+	step("Exporting a checkout Service from member-1's namespace shop (Deployment, Service, ServiceExport)")
+	if err := waitFor(ctx, 60*time.Second, func() error {
+		return kubectlTo(member1, "get", "crd", "serviceexports.multicluster.x-k8s.io", "-o", "name")
+	}); err != nil {
+		return fmt.Errorf("wait for Meridian to install the Multi-Cluster Services CRDs in member-1: %w", err)
+	}
+	if err := kubectlTo(member1, "apply", "-f", filepath.Join(root, "test", "demo", "shop-app.yaml")); err != nil {
+		return fmt.Errorf("apply the shop application to member-1: %w", err)
+	}
+	if err := kubectlTo(member1, "-n", "shop", "rollout", "status", "deployment/checkout", "--timeout=120s"); err != nil {
+		return fmt.Errorf("roll out the shop application in member-1: %w", err)
+	}
+	step("Waiting for the import in member-2 (ServiceImport with a VIP, 2 ready endpoints)")
+	if err := kubectlTo(member2, "-n", "shop", "wait", "--for=jsonpath={.spec.ips[0]}", "serviceimport/checkout", "--timeout=60s"); err != nil {
+		return fmt.Errorf("wait for the ServiceImport in member-2: %w", err)
+	}
+	if err := kubectl("wait", "--for=jsonpath={.status.services[0].readyEndpoints}=2", "globalnamespaces/shop", "--timeout=60s"); err != nil {
+		return fmt.Errorf("wait for the GlobalNamespace to report the service: %w", err)
+	}
 	step("kubectl get globalnamespaces -o wide")
 	if err := kubectl("get", "globalnamespaces", "-o", "wide"); err != nil {
+		return err
+	}
+	step("kubectl get globalnamespace shop -o jsonpath='{.status.services}'")
+	if err := kubectl("get", "globalnamespace", "shop", "-o", "jsonpath={.status.services}{\"\\n\"}"); err != nil {
+		return err
+	}
+	step("kubectl --kubeconfig member-2.kubeconfig -n shop get serviceimports,services,endpointslices -o wide")
+	if err := kubectlTo(member2, "-n", "shop", "get", "serviceimports,services,endpointslices", "-o", "wide"); err != nil {
+		return err
+	}
+	step("kubectl --kubeconfig member-1.kubeconfig -n shop get pods -o wide (the endpoints' source)")
+	if err := kubectlTo(member1, "-n", "shop", "get", "pods", "-o", "wide"); err != nil {
 		return err
 	}
 
@@ -177,6 +210,22 @@ func run() (reterr error) {
 }
 
 func step(s string) { fmt.Printf("==> %s\n", s) }
+
+// waitFor retries f every second until it succeeds or the timeout passes.
+func waitFor(ctx context.Context, timeout time.Duration, f func() error) error {
+	deadline := time.Now().Add(timeout)
+	for {
+		err := f()
+		if err == nil || time.Now().After(deadline) {
+			return err
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(time.Second):
+		}
+	}
+}
 
 func freePort() (int, error) {
 	l, err := net.Listen("tcp", "127.0.0.1:0")

@@ -59,6 +59,22 @@ func (c *Cluster) WriteRequests(ctx context.Context) (map[string]float64, error)
 	return out, nil
 }
 
+// WritesByVerb is WriteRequests keyed "VERB group/resource", e.g. "PATCH discovery.k8s.io/endpointslices".
+func (c *Cluster) WritesByVerb(ctx context.Context) (map[string]float64, error) {
+	families, err := c.metrics(ctx)
+	if err != nil {
+		return nil, err
+	}
+	out := map[string]float64{}
+	for _, m := range families["apiserver_request_total"].GetMetric() {
+		labels := labelsOf(m)
+		if WriteVerbs[labels["verb"]] {
+			out[labels["verb"]+" "+labels["group"]+"/"+labels["resource"]] += m.GetCounter().GetValue()
+		}
+	}
+	return out, nil
+}
+
 // WritesExcept sums the writes of every resource but those listed.
 func WritesExcept(writes map[string]float64, except ...string) float64 {
 	skip := map[string]bool{}

@@ -1,0 +1,599 @@
+// Command mcs measures cross-cluster service discovery over live members: S Services (default
+// 100) exported from three live members (round robin), each a Deployment of R pods (default 2)
+// whose endpoints come from the members' own EndpointSlice controller. It measures the time
+// from a pod change in the source member (its EndpointSlice updated by the member's controller)
+// to the imported EndpointSlices in the two other members (p50/p99 over C changes, default 40),
+// Meridian's writes per endpoint change (hub and members), writes in steady state, and the
+// manager's memory with no services and with S. It prints a table and writes bench/out/mcs.json.
+//
+// Environment: BENCH_SERVICES, BENCH_REPLICAS, BENCH_CHANGES, BENCH_STEADY (seconds, default 30),
+// BENCH_QUICK=1 (20 services, 10 changes, 10 s of steady state).
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	discoveryv1 "k8s.io/api/discovery/v1"
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/intstr"
+	"k8s.io/client-go/informers"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/tools/cache"
+	"k8s.io/utils/ptr"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	mcsv1beta1 "sigs.k8s.io/mcs-api/pkg/apis/v1beta1"
+
+	fleetv1alpha1 "github.com/meridian-io/meridian/apis/fleet/v1alpha1"
+	netv1alpha1 "github.com/meridian-io/meridian/apis/networking/v1alpha1"
+	"github.com/meridian-io/meridian/controllers"
+	"github.com/meridian-io/meridian/internal/mcs"
+	"github.com/meridian-io/meridian/test/testbed"
+)
+
+const namespace = "bench"
+
+var members = []string{"member-1", "member-2", "member-3"}
+
+type result struct {
+	Services               int     `json:"services"`
+	ReplicasPerService     int     `json:"replicas_per_service"`
+	Clusters               int     `json:"clusters"`
+	ConvergeSeconds        float64 `json:"converge_seconds"`
+	Changes                int     `json:"changes"`
+	Samples                int     `json:"samples"`
+	P50Ms                  float64 `json:"propagation_p50_ms"`
+	P99Ms                  float64 `json:"propagation_p99_ms"`
+	MaxMs                  float64 `json:"propagation_max_ms"`
+	MemberWritesPerChange  float64 `json:"member_writes_per_endpoint_change_per_importing_cluster"`
+	HubWritesPerChange     float64 `json:"hub_writes_per_endpoint_change"`
+	SourceSliceWrites      float64 `json:"source_endpointslice_writes_per_change"`
+	SteadyStateSeconds     int     `json:"steady_state_seconds"`
+	SteadyStateWrites      float64 `json:"steady_state_writes"`
+	ManagerRSSIdleMiB      float64 `json:"manager_rss_mib_no_services"`
+	ManagerRSSServicesMiB  float64 `json:"manager_rss_mib_with_services"`
+	HubAPIServerRSSMiB     float64 `json:"hub_apiserver_rss_mib"`
+	ImportedEndpointsTotal int     `json:"imported_endpoints_total"`
+	Machine                string  `json:"machine"`
+}
+
+func main() {
+	if err := run(); err != nil {
+		fmt.Fprintf(os.Stderr, "bench: %v\n", err)
+		os.Exit(1)
+	}
+}
+
+func envInt(name string, def int) int {
+	if v, err := strconv.Atoi(os.Getenv(name)); err == nil && v > 0 {
+		return v
+	}
+	return def
+}
+
+func step(format string, args ...any) {
+	fmt.Printf("[%s] %s\n", time.Now().Format("15:04:05"), fmt.Sprintf(format, args...))
+}
+
+func run() (reterr error) {
+	services, replicas, changes, steady := envInt("BENCH_SERVICES", 100), envInt("BENCH_REPLICAS", 2), envInt("BENCH_CHANGES", 40), envInt("BENCH_STEADY", 30)
+	if os.Getenv("BENCH_QUICK") == "1" {
+		services, changes, steady = 20, 10, 10
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Minute)
+	defer cancel()
+	scheme, err := controllers.NewScheme()
+	if err != nil {
+		return err
+	}
+	if err := mcsv1beta1.AddToScheme(scheme); err != nil {
+		return err
+	}
+	step("Starting a hub and %d live members (3 nodes each)", len(members))
+	opts := map[string]testbed.MemberOptions{}
+	for _, m := range members {
+		opts[m] = testbed.MemberOptions{Live: true, Nodes: 3}
+	}
+	bed, err := testbed.Start(ctx, testbed.Options{Members: members, MemberOptions: opts, Scheme: scheme})
+	if bed != nil {
+		defer func() { reterr = errors.Join(reterr, bed.Stop()) }()
+	}
+	if err != nil {
+		return err
+	}
+	stopMgr, rss, err := startManager(bed)
+	if err != nil {
+		return err
+	}
+	defer stopMgr()
+	for _, name := range members {
+		if err := bed.Hub.Client.Create(ctx, &fleetv1alpha1.MemberCluster{
+			ObjectMeta: metav1.ObjectMeta{Name: name},
+			Spec: fleetv1alpha1.MemberClusterSpec{
+				KubeconfigSecretRef: &fleetv1alpha1.KubeconfigSecretReference{Namespace: testbed.KubeconfigSecretNamespace, Name: testbed.KubeconfigSecretName(name)},
+			},
+		}); err != nil {
+			return err
+		}
+	}
+	if err := waitFor(ctx, 2*time.Minute, func() (bool, error) {
+		for _, name := range members {
+			m := &fleetv1alpha1.MemberCluster{}
+			if err := bed.Hub.Client.Get(ctx, client.ObjectKey{Name: name}, m); err != nil {
+				return false, err
+			}
+			if !meta.IsStatusConditionTrue(m.Status.Conditions, fleetv1alpha1.ReadyCondition) {
+				return false, nil
+			}
+		}
+		return true, nil
+	}); err != nil {
+		return fmt.Errorf("members Ready: %w", err)
+	}
+	time.Sleep(10 * time.Second)
+	r := result{Services: services, ReplicasPerService: replicas, Clusters: len(members), Changes: changes, SteadyStateSeconds: steady, Machine: machine()}
+	r.ManagerRSSIdleMiB = rss()
+
+	step("GlobalNamespace %q over all members; %d Services of %d pods exported round robin", namespace, services, replicas)
+	if err := bed.Hub.Client.Create(ctx, &netv1alpha1.GlobalNamespace{
+		ObjectMeta: metav1.ObjectMeta{Name: namespace},
+		Spec:       netv1alpha1.GlobalNamespaceSpec{Placement: netv1alpha1.Placement{ClusterSelector: &metav1.LabelSelector{}}},
+	}); err != nil {
+		return err
+	}
+	if err := waitFor(ctx, time.Minute, func() (bool, error) {
+		for _, m := range members {
+			if err := bed.Member(m).Client.Get(ctx, client.ObjectKey{Name: namespace}, &corev1.Namespace{}); err != nil {
+				return false, client.IgnoreNotFound(err)
+			}
+			if err := bed.Member(m).Client.Get(ctx, client.ObjectKey{Name: "serviceexports.multicluster.x-k8s.io"}, &metav1.PartialObjectMetadata{
+				TypeMeta: metav1.TypeMeta{APIVersion: "apiextensions.k8s.io/v1", Kind: "CustomResourceDefinition"}}); err != nil {
+				return false, client.IgnoreNotFound(err)
+			}
+		}
+		return true, nil
+	}); err != nil {
+		return fmt.Errorf("namespace and MCS CRDs in the members: %w", err)
+	}
+	time.Sleep(2 * time.Second) // the CRDs are established
+	watchers := map[string]*sliceWatch{}
+	for _, m := range members {
+		w, err := watchSlices(ctx, bed.Member(m))
+		if err != nil {
+			return err
+		}
+		watchers[m] = w
+	}
+	began := time.Now()
+	for i := range services {
+		if err := exportService(ctx, bed.Member(source(i)).Client, name(i), int32(replicas)); err != nil {
+			return err
+		}
+	}
+	if err := waitFor(ctx, 10*time.Minute, func() (bool, error) {
+		for i := range services {
+			for _, m := range members {
+				if watchers[m].imported(name(i), source(i)) != replicas {
+					return false, nil
+				}
+			}
+		}
+		return true, nil
+	}); err != nil {
+		return fmt.Errorf("all imports with %d endpoints: %w", replicas, err)
+	}
+	r.ConvergeSeconds = time.Since(began).Seconds()
+	r.ImportedEndpointsTotal = services * replicas * len(members)
+	step("All %d Services imported into %d members with their endpoints in %.1f s", services, len(members), r.ConvergeSeconds)
+	time.Sleep(10 * time.Second)
+	r.ManagerRSSServicesMiB = rss()
+	r.HubAPIServerRSSMiB = apiserverRSS(bed.Hub)
+
+	step("%d endpoint changes (scaling a source Deployment up or down by one pod), one at a time", changes)
+	clusters := append([]*testbed.Cluster{bed.Hub}, bed.Member("member-1"), bed.Member("member-2"), bed.Member("member-3"))
+	before, err := snapshot(ctx, clusters)
+	if err != nil {
+		return err
+	}
+	var samples []time.Duration
+	current := map[int]int{}
+	for k := range changes {
+		i := (k * 7) % services
+		want := replicas + 1
+		if current[i] == replicas+1 {
+			want = replicas
+		}
+		current[i] = want
+		src := source(i)
+		changed := time.Now()
+		if err := scale(ctx, bed.Member(src).Client, name(i), int32(want)); err != nil {
+			return err
+		}
+		var t0 time.Time
+		times := map[string]time.Time{}
+		if err := waitFor(ctx, time.Minute, func() (bool, error) {
+			if t0.IsZero() {
+				t0 = watchers[src].sourceReadyAt(name(i), want, changed)
+			}
+			for _, m := range members {
+				if m != src && times[m].IsZero() {
+					times[m] = watchers[m].importedAt(name(i), src, want, changed)
+				}
+			}
+			for _, m := range members {
+				if m != src && times[m].IsZero() {
+					return false, nil
+				}
+			}
+			return !t0.IsZero(), nil
+		}); err != nil {
+			return fmt.Errorf("change %d (%s in %s to %d pods): %w", k, name(i), src, want, err)
+		}
+		for m, t := range times {
+			samples = append(samples, t.Sub(t0))
+			_ = m
+		}
+	}
+	after, err := snapshot(ctx, clusters)
+	if err != nil {
+		return err
+	}
+	hub, meridianMembers, sourceSlices := attribute(before, after)
+	r.Samples = len(samples)
+	r.P50Ms, r.P99Ms, r.MaxMs = percentile(samples, 50), percentile(samples, 99), percentile(samples, 100)
+	// Every member imports every service (its own exports included), so one change is written
+	// to all members' imported slices.
+	r.MemberWritesPerChange = meridianMembers / float64(changes*len(members))
+	r.HubWritesPerChange = hub / float64(changes)
+	r.SourceSliceWrites = sourceSlices / float64(changes)
+
+	step("%d s of steady state", steady)
+	time.Sleep(5 * time.Second)
+	before, err = snapshot(ctx, clusters)
+	if err != nil {
+		return err
+	}
+	time.Sleep(time.Duration(steady) * time.Second)
+	after, err = snapshot(ctx, clusters)
+	if err != nil {
+		return err
+	}
+	hub, meridianMembers, _ = attribute(before, after)
+	r.SteadyStateWrites = hub + meridianMembers
+
+	printTable(r)
+	return writeJSON(r)
+}
+
+func name(i int) string   { return fmt.Sprintf("svc-%03d", i) }
+func source(i int) string { return members[i%len(members)] }
+
+func exportService(ctx context.Context, c client.Client, svc string, replicas int32) error {
+	labels := map[string]string{"app": svc}
+	if err := c.Create(ctx, &appsv1.Deployment{
+		ObjectMeta: metav1.ObjectMeta{Namespace: namespace, Name: svc},
+		Spec: appsv1.DeploymentSpec{
+			Replicas: ptr.To(replicas),
+			Selector: &metav1.LabelSelector{MatchLabels: labels},
+			Template: corev1.PodTemplateSpec{
+				ObjectMeta: metav1.ObjectMeta{Labels: labels},
+				Spec: corev1.PodSpec{Containers: []corev1.Container{{Name: "app", Image: "registry.k8s.io/pause:3.10",
+					Ports: []corev1.ContainerPort{{Name: "http", ContainerPort: 8080}}}}},
+			},
+		},
+	}); err != nil {
+		return err
+	}
+	if err := c.Create(ctx, &corev1.Service{
+		ObjectMeta: metav1.ObjectMeta{Namespace: namespace, Name: svc},
+		Spec: corev1.ServiceSpec{Selector: labels, Ports: []corev1.ServicePort{
+			{Name: "http", Port: 80, Protocol: corev1.ProtocolTCP, TargetPort: intstr.FromString("http")}}},
+	}); err != nil {
+		return err
+	}
+	return c.Create(ctx, &mcsv1beta1.ServiceExport{ObjectMeta: metav1.ObjectMeta{Namespace: namespace, Name: svc}})
+}
+
+func scale(ctx context.Context, c client.Client, svc string, replicas int32) error {
+	d := &appsv1.Deployment{ObjectMeta: metav1.ObjectMeta{Namespace: namespace, Name: svc}}
+	patch := fmt.Sprintf(`{"spec":{"replicas":%d}}`, replicas)
+	return c.Patch(ctx, d, client.RawPatch("application/merge-patch+json", []byte(patch)))
+}
+
+// sliceWatch keeps, from a watch on one member's EndpointSlices, each slice's ready count and
+// when it last changed, timestamped on arrival.
+type sliceWatch struct {
+	mu     sync.Mutex
+	slices map[string]sliceState // by slice name
+}
+
+type sliceState struct {
+	service, sourceCluster string
+	own                    bool // made by the member's own EndpointSlice controller
+	ready                  int
+	at                     time.Time
+}
+
+func watchSlices(ctx context.Context, c *testbed.Cluster) (*sliceWatch, error) {
+	cs, err := kubernetes.NewForConfig(c.Config)
+	if err != nil {
+		return nil, err
+	}
+	w := &sliceWatch{slices: map[string]sliceState{}}
+	f := informers.NewSharedInformerFactoryWithOptions(cs, 0, informers.WithNamespace(namespace))
+	inf := f.Discovery().V1().EndpointSlices().Informer()
+	record := func(o any) {
+		s, ok := o.(*discoveryv1.EndpointSlice)
+		if !ok {
+			return
+		}
+		st := sliceState{at: time.Now()}
+		switch s.Labels[discoveryv1.LabelManagedBy] {
+		case mcs.EndpointSliceManager:
+			st.service, st.sourceCluster = s.Labels[mcsv1beta1.LabelServiceName], s.Labels[mcsv1beta1.LabelSourceCluster]
+		case "endpointslice-controller.k8s.io":
+			st.service, st.own = s.Labels[discoveryv1.LabelServiceName], true
+		default:
+			return
+		}
+		for _, e := range s.Endpoints {
+			if e.Conditions.Ready == nil || *e.Conditions.Ready {
+				st.ready++
+			}
+		}
+		w.mu.Lock()
+		w.slices[s.Name] = st
+		w.mu.Unlock()
+	}
+	_, _ = inf.AddEventHandler(cache.ResourceEventHandlerFuncs{
+		AddFunc: record, UpdateFunc: func(_, o any) { record(o) },
+		DeleteFunc: func(o any) {
+			if d, ok := o.(cache.DeletedFinalStateUnknown); ok {
+				o = d.Obj
+			}
+			if s, ok := o.(*discoveryv1.EndpointSlice); ok {
+				w.mu.Lock()
+				delete(w.slices, s.Name)
+				w.mu.Unlock()
+			}
+		},
+	})
+	f.Start(ctx.Done())
+	if !cache.WaitForCacheSync(ctx.Done(), inf.HasSynced) {
+		return nil, errors.New("EndpointSlice informer did not sync")
+	}
+	return w, nil
+}
+
+// imported counts the ready endpoints imported for service from sourceCluster.
+func (w *sliceWatch) imported(service, sourceCluster string) int {
+	n, _ := w.sum(func(s sliceState) bool { return !s.own && s.service == service && s.sourceCluster == sourceCluster })
+	return n
+}
+
+// importedAt is when the imported ready count of service from src became want (zero if not yet,
+// or not since after).
+func (w *sliceWatch) importedAt(service, src string, want int, after time.Time) time.Time {
+	n, at := w.sum(func(s sliceState) bool { return !s.own && s.service == service && s.sourceCluster == src })
+	if n != want || at.Before(after) {
+		return time.Time{}
+	}
+	return at
+}
+
+// sourceReadyAt is when the member's own slices of service reached want ready endpoints.
+func (w *sliceWatch) sourceReadyAt(service string, want int, after time.Time) time.Time {
+	n, at := w.sum(func(s sliceState) bool { return s.own && s.service == service })
+	if n != want || at.Before(after) {
+		return time.Time{}
+	}
+	return at
+}
+
+func (w *sliceWatch) sum(match func(sliceState) bool) (int, time.Time) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	n, last := 0, time.Time{}
+	for _, s := range w.slices {
+		if match(s) {
+			n += s.ready
+			if s.at.After(last) {
+				last = s.at
+			}
+		}
+	}
+	return n, last
+}
+
+func percentile(d []time.Duration, p int) float64 {
+	if len(d) == 0 {
+		return 0
+	}
+	s := append([]time.Duration(nil), d...)
+	sort.Slice(s, func(a, b int) bool { return s[a] < s[b] })
+	i := (len(s)*p + 99) / 100
+	i = min(max(i-1, 0), len(s)-1)
+	return float64(s[i].Microseconds()) / 1000
+}
+
+// snapshot reads every cluster's write counters by verb and resource.
+func snapshot(ctx context.Context, clusters []*testbed.Cluster) ([]map[string]float64, error) {
+	out := make([]map[string]float64, len(clusters))
+	for i, c := range clusters {
+		w, err := c.WritesByVerb(ctx)
+		if err != nil {
+			return nil, err
+		}
+		out[i] = w
+	}
+	return out, nil
+}
+
+// attribute splits the writes between two snapshots (hub first) into Meridian's on the hub (all
+// but lease renewals and events), Meridian's in members (server-side applies, patches and deletes of the
+// kinds service discovery writes; Kubernetes' own controllers create and update slices with
+// POST/PUT), and the members' own EndpointSlice writes.
+func attribute(before, after []map[string]float64) (hub, members, ownSlices float64) {
+	for i := range after {
+		for k, v := range testbed.DiffWrites(before[i], after[i]) {
+			verb, resource, _ := strings.Cut(k, " ")
+			if i == 0 {
+				if resource != "coordination.k8s.io/leases" && !strings.HasSuffix(resource, "/events") {
+					hub += v
+				}
+				continue
+			}
+			switch resource {
+			case "discovery.k8s.io/endpointslices", "multicluster.x-k8s.io/serviceimports", "multicluster.x-k8s.io/serviceexports", "/services":
+				if verb == "APPLY" || verb == "PATCH" || (verb == "DELETE" && resource != "discovery.k8s.io/endpointslices") {
+					members += v
+				} else if resource == "discovery.k8s.io/endpointslices" {
+					ownSlices += v
+				}
+			}
+		}
+	}
+	return hub, members, ownSlices
+}
+
+func waitFor(ctx context.Context, timeout time.Duration, cond func() (bool, error)) error {
+	deadline := time.Now().Add(timeout)
+	for {
+		ok, err := cond()
+		if err != nil {
+			return err
+		}
+		if ok {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("not within %s", timeout)
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+}
+
+// startManager runs bin/manager against the hub and returns a stop function and a reader of
+// its resident memory.
+func startManager(bed *testbed.Bed) (func(), func() float64, error) {
+	dir := filepath.Join(bed.Dir(), "manager")
+	if err := bed.WriteKubeconfigs(dir); err != nil {
+		return nil, nil, err
+	}
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return nil, nil, err
+	}
+	port := l.Addr().(*net.TCPAddr).Port
+	l.Close()
+	out := filepath.Join(testbed.RepoRoot(), "bench", "out")
+	if err := os.MkdirAll(out, 0o755); err != nil {
+		return nil, nil, err
+	}
+	log, err := os.Create(filepath.Join(out, "mcs-manager.log"))
+	if err != nil {
+		return nil, nil, err
+	}
+	cmd := exec.Command(filepath.Join(testbed.BinDir(), "manager"), "--enable-webhooks=false", "--metrics-bind-address=0",
+		fmt.Sprintf("--health-probe-bind-address=127.0.0.1:%d", port))
+	cmd.Env = append(os.Environ(), "KUBECONFIG="+filepath.Join(dir, "hub.kubeconfig"))
+	cmd.Stdout, cmd.Stderr = log, log
+	if err := cmd.Start(); err != nil {
+		return nil, nil, fmt.Errorf("start bin/manager (run `make build`): %w", err)
+	}
+	stop := func() {
+		_ = cmd.Process.Signal(syscall.SIGTERM)
+		done := make(chan struct{})
+		go func() { _ = cmd.Wait(); close(done) }()
+		select {
+		case <-done:
+		case <-time.After(15 * time.Second):
+			_ = cmd.Process.Kill()
+		}
+		log.Close()
+	}
+	return stop, func() float64 { return statusMiB(cmd.Process.Pid, "VmRSS:") }, nil
+}
+
+func apiserverRSS(c *testbed.Cluster) float64 {
+	procs, err := c.Processes()
+	if err != nil {
+		return 0
+	}
+	for _, p := range procs {
+		if p.Name == "kube-apiserver" {
+			return statusMiB(p.PID, "VmRSS:")
+		}
+	}
+	return 0
+}
+
+func statusMiB(pid int, field string) float64 {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		return 0
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if f := strings.Fields(line); len(f) >= 2 && f[0] == field {
+			kb, _ := strconv.ParseFloat(f[1], 64)
+			return kb / 1024
+		}
+	}
+	return 0
+}
+
+func machine() string {
+	cpus := 0
+	if b, err := os.ReadFile("/proc/cpuinfo"); err == nil {
+		cpus = strings.Count(string(b), "processor\t:")
+	}
+	return fmt.Sprintf("%d CPUs", cpus)
+}
+
+func printTable(r result) {
+	fmt.Printf("\n%d exported Services x %d pods, %d live members (each imports every service)\n", r.Services, r.ReplicasPerService, r.Clusters)
+	fmt.Printf("%-58s %10.1f\n", "seconds until every import has its endpoints", r.ConvergeSeconds)
+	fmt.Printf("%-58s %10.0f\n", fmt.Sprintf("pod change -> imported slices, p50 ms (%d samples)", r.Samples), r.P50Ms)
+	fmt.Printf("%-58s %10.0f\n", "pod change -> imported slices, p99 ms", r.P99Ms)
+	fmt.Printf("%-58s %10.0f\n", "pod change -> imported slices, max ms", r.MaxMs)
+	fmt.Printf("%-58s %10.2f\n", "Meridian member writes per change per importing cluster", r.MemberWritesPerChange)
+	fmt.Printf("%-58s %10.2f\n", "Meridian hub writes per change", r.HubWritesPerChange)
+	fmt.Printf("%-58s %10.2f\n", "the source member's own EndpointSlice writes per change", r.SourceSliceWrites)
+	fmt.Printf("%-58s %10.0f\n", fmt.Sprintf("Meridian writes in %d s of steady state", r.SteadyStateSeconds), r.SteadyStateWrites)
+	fmt.Printf("%-58s %10.1f\n", "manager RSS MiB, members joined, no services", r.ManagerRSSIdleMiB)
+	fmt.Printf("%-58s %10.1f\n", fmt.Sprintf("manager RSS MiB, %d services imported", r.Services), r.ManagerRSSServicesMiB)
+	fmt.Printf("%-58s %10.1f\n", "hub kube-apiserver RSS MiB", r.HubAPIServerRSSMiB)
+}
+
+func writeJSON(r result) error {
+	dir := filepath.Join(testbed.RepoRoot(), "bench", "out")
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return err
+	}
+	b, err := json.MarshalIndent(r, "", "  ")
+	if err != nil {
+		return err
+	}
+	path := filepath.Join(dir, "mcs.json")
+	fmt.Printf("\nWrote %s\n", path)
+	return os.WriteFile(path, append(b, '\n'), 0o644)
+}
