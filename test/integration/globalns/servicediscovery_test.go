@@ -17,6 +17,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	mcsv1beta1 "sigs.k8s.io/mcs-api/pkg/apis/v1beta1"
 
+	fleetv1alpha1 "github.com/meridian-io/meridian/apis/fleet/v1alpha1"
 	netv1alpha1 "github.com/meridian-io/meridian/apis/networking/v1alpha1"
 	"github.com/meridian-io/meridian/internal/mcs"
 	"github.com/meridian-io/meridian/test/testbed"
@@ -340,6 +341,43 @@ var _ = Describe("Service discovery", func() {
 		all := globalNamespace(netv1alpha1.ServiceDiscoveryAll, "")
 		app("member-2", all, "loud", 1, port("http", 80))
 		Eventually(importedEndpoints("member-1", all, "loud"), settle, poll).Should(HaveKeyWithValue("member-2", HaveLen(1)))
+	})
+
+	It("leaves out a member that opts out of service discovery, and takes it back in", func() {
+		ns := globalNamespace(netv1alpha1.ServiceDiscoveryExported, "")
+		app("member-1", ns, "orders", 1, port("http", 80))
+		export("member-1", ns, "orders", nil)
+		app("member-3", ns, "stock", 1, port("http", 80))
+		export("member-3", ns, "stock", nil)
+		for _, m := range members {
+			Eventually(importedEndpoints(m, ns, "orders"), settle, poll).Should(HaveKeyWithValue("member-1", HaveLen(1)), "in %s", m)
+			Eventually(importedEndpoints(m, ns, "stock"), settle, poll).Should(HaveKeyWithValue("member-3", HaveLen(1)), "in %s", m)
+		}
+		setDiscovery := func(name string, p fleetv1alpha1.ServiceDiscoveryParticipation) {
+			Eventually(func() error {
+				mc := &fleetv1alpha1.MemberCluster{}
+				if err := bed.Hub.Client.Get(bg(), client.ObjectKey{Name: name}, mc); err != nil {
+					return err
+				}
+				mc.Spec.ServiceDiscovery = p
+				return bed.Hub.Client.Update(bg(), mc)
+			}, timeout, poll).Should(Succeed())
+		}
+		By("member-3 opting out: it imports nothing, and its export is no longer imported elsewhere")
+		setDiscovery("member-3", fleetv1alpha1.ServiceDiscoveryDisabled)
+		DeferCleanup(setDiscovery, "member-3", fleetv1alpha1.ServiceDiscoveryEnabled)
+		Eventually(notFound(serviceImport("member-3", ns, "orders")), settle, poll).Should(BeTrue())
+		for _, m := range []string{"member-1", "member-2"} {
+			Eventually(notFound(serviceImport(m, ns, "stock")), settle, poll).Should(BeTrue(), "in %s", m)
+			Expect(importedEndpoints(m, ns, "orders")(Default)).To(HaveKeyWithValue("member-1", HaveLen(1)), "in %s", m)
+		}
+
+		By("member-3 opting in again")
+		setDiscovery("member-3", fleetv1alpha1.ServiceDiscoveryEnabled)
+		for _, m := range members {
+			Eventually(importedEndpoints(m, ns, "stock"), settle, poll).Should(HaveKeyWithValue("member-3", HaveLen(1)), "in %s", m)
+		}
+		Eventually(importedEndpoints("member-3", ns, "orders"), settle, poll).Should(HaveKeyWithValue("member-1", HaveLen(1)))
 	})
 
 	It("keeps imports while a member is down and brings it up to date when it returns", func() {
