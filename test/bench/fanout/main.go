@@ -403,6 +403,11 @@ func fanOut(ctx context.Context, bed *testbed.Bed, members []string, n, perWork 
 	for err := range createErrs {
 		return 0, err
 	}
+	// Only the benchmark's own Works count: the manager makes others (the MCS CRDs for each member).
+	ours := map[string]bool{}
+	for _, w := range works {
+		ours[w.Namespace+"/"+w.Name] = true
+	}
 	applied := map[string]bool{}
 	deadline := time.After(10 * time.Minute)
 	for len(applied) < len(works) {
@@ -415,8 +420,8 @@ func fanOut(ctx context.Context, bed *testbed.Bed, members []string, n, perWork 
 					return 0, err
 				}
 				for i := range list.Items {
-					if isApplied(&list.Items[i]) {
-						applied[list.Items[i].Namespace+"/"+list.Items[i].Name] = true
+					if key := list.Items[i].Namespace + "/" + list.Items[i].Name; ours[key] && isApplied(&list.Items[i]) {
+						applied[key] = true
 					}
 				}
 				if watch, err = wc.Watch(ctx, &fleetv1alpha1.ClusterWorkList{}, &client.ListOptions{Raw: &metav1.ListOptions{ResourceVersion: list.ResourceVersion}}); err != nil {
@@ -424,7 +429,7 @@ func fanOut(ctx context.Context, bed *testbed.Bed, members []string, n, perWork 
 				}
 				continue
 			}
-			if w, ok := ev.Object.(*fleetv1alpha1.ClusterWork); ok && isApplied(w) {
+			if w, ok := ev.Object.(*fleetv1alpha1.ClusterWork); ok && ours[w.Namespace+"/"+w.Name] && isApplied(w) {
 				applied[w.Namespace+"/"+w.Name] = true
 			}
 		case <-deadline:
