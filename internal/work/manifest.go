@@ -134,6 +134,11 @@ func Digest(v any) string {
 	if err != nil {
 		return "unmarshalable:" + err.Error()
 	}
+	return digestOf(b)
+}
+
+// digestOf is the Digest of a value already marshalled to JSON.
+func digestOf(b []byte) string {
 	sum := sha256.Sum256(b)
 	return hex.EncodeToString(sum[:12])
 }

@@ -2,6 +2,7 @@ package work
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"sort"
@@ -177,7 +178,13 @@ func (s *MemberSyncer) syncOne(ctx context.Context, work *fleetv1alpha1.ClusterW
 		return pending("Waiting for the member's cache of "+mapping.Resource.Resource+".", 0, err)
 	}
 
-	digest := Digest(m.Object.Object)
+	// The apply request's body is the manifest marshalled as Digest marshals it: one encoding
+	// serves both the comparison and the request.
+	body, err := json.Marshal(m.Object.Object)
+	if err != nil {
+		return failed(fmt.Sprintf("%s cannot be encoded: %v.", m.Key, err))
+	}
+	digest := digestOf(body)
 	// adopted: the object existed before Meridian took it over; it keeps that mark so that no
 	// prune ever deletes it. retaken: Meridian created it for this Work and orphaned it earlier.
 	adopted, retaken := false, false
@@ -217,15 +224,16 @@ func (s *MemberSyncer) syncOne(ctx context.Context, work *fleetv1alpha1.ClusterW
 		}
 	}
 
-	desired := m.Object
 	if adopted {
-		desired = withLabel(m.Object, fleetv1alpha1.AdoptedLabel, "true")
+		if body, err = json.Marshal(withLabel(m.Object, fleetv1alpha1.AdoptedLabel, "true").Object); err != nil {
+			return failed(fmt.Sprintf("%s cannot be encoded: %v.", m.Key, err))
+		}
 	}
+	// The member's slot is held for the requests alone; what is computed from the answer is not.
 	s.acquire()
-	defer s.release()
 	began := time.Now()
-	applied, err := ri.Apply(ctx, m.Key.Name, desired, metav1.ApplyOptions{FieldManager: fleetv1alpha1.FieldManager, Force: true})
-	writeTime.Add(int64(time.Since(began)))
+	force := true
+	applied, err := ri.Patch(ctx, m.Key.Name, types.ApplyPatchType, body, metav1.PatchOptions{FieldManager: fleetv1alpha1.FieldManager, Force: &force})
 	writes++
 	if err == nil && retaken {
 		// The orphan mark was written by a merge patch, not by the apply: remove it the same way.
@@ -233,6 +241,8 @@ func (s *MemberSyncer) syncOne(ctx context.Context, work *fleetv1alpha1.ClusterW
 		applied, err = ri.Patch(ctx, m.Key.Name, types.MergePatchType, []byte(patch), metav1.PatchOptions{FieldManager: fleetv1alpha1.FieldManager})
 		writes++
 	}
+	writeTime.Add(int64(time.Since(began)))
+	s.release()
 	switch {
 	case apierrors.IsNotFound(err) && m.Key.Namespace != "":
 		return pending(fmt.Sprintf("Namespace %s does not exist in the member yet.", m.Key.Namespace), pendingRetry, nil)
