@@ -39,6 +39,19 @@ var _ = Describe("ClusterWork", func() {
 		Expect(w.Status.ObservedGeneration).To(Equal(w.Generation))
 	})
 
+	It("puts its finalizer back when someone removes it", func() {
+		ns := uniqueName("refinalize")
+		createWork(newWork("member-1", ns, namespace(ns)))
+		Eventually(workCondition("member-1", ns, fleetv1alpha1.AppliedCondition), timeout, poll).Should(beTrueWith(fleetv1alpha1.AllAppliedReason))
+
+		w := getWork(Default, "member-1", ns)
+		Expect(w.Finalizers).To(ContainElement(fleetv1alpha1.WorkFinalizer))
+		before := w.DeepCopy()
+		w.Finalizers = nil
+		Expect(bed.Hub.Client.Patch(bg(), w, client.MergeFrom(before))).To(Succeed())
+		Eventually(func(g Gomega) []string { return getWork(g, "member-1", ns).Finalizers }, timeout, poll).Should(ContainElement(fleetv1alpha1.WorkFinalizer))
+	})
+
 	It("updates an object when the Work changes, prunes one the Work drops, and cleans up when the Work is deleted", func() {
 		ns := uniqueName("update")
 		createWork(newWork("member-1", ns, namespace(ns), configMap(ns, "keep", map[string]string{"v": "1"}), configMap(ns, "drop", nil)))
