@@ -84,7 +84,7 @@ func NewScheme() (*runtime.Scheme, error) {
 func Setup(ctx context.Context, mgr ctrl.Manager, opts Options) (*memberconn.Registry, error) {
 	log := ctrl.Log.WithName("setup")
 	probeEvents := make(chan event.TypedGenericEvent[*fleetv1alpha1.MemberCluster], 1024)
-	works := &workctrl.ClusterWorkReconciler{HubClient: mgr.GetClient()}
+	works := &workctrl.ClusterWorkReconciler{HubClient: mgr.GetClient(), HubReader: mgr.GetAPIReader()}
 	var inventory *mcs.Inventory
 	registry := memberconn.NewRegistry(func(member string) {
 		if inventory != nil {
@@ -126,7 +126,7 @@ func Setup(ctx context.Context, mgr ctrl.Manager, opts Options) (*memberconn.Reg
 	catalog := mcs.NewCatalog()
 	serviceEvents := make(chan event.TypedGenericEvent[*netv1alpha1.GlobalNamespace], 1024)
 	discovery := &networking.ServiceDiscoveryReconciler{
-		HubClient: mgr.GetClient(), Engine: works.Engine, Catalog: catalog, GlobalNamespaceEvents: serviceEvents,
+		HubClient: mgr.GetClient(), HubReader: mgr.GetAPIReader(), Engine: works.Engine, Catalog: catalog, GlobalNamespaceEvents: serviceEvents,
 	}
 	discovery.NewRequests()
 	inventory = mcs.NewInventory(registry, discovery.Handlers())
@@ -139,6 +139,7 @@ func Setup(ctx context.Context, mgr ctrl.Manager, opts Options) (*memberconn.Reg
 	}
 	if err := (&networking.GlobalNamespaceReconciler{
 		HubClient:     mgr.GetClient(),
+		HubReader:     mgr.GetAPIReader(),
 		Recorder:      mgr.GetEventRecorder("meridian-globalnamespace"),
 		Catalog:       catalog,
 		ServiceEvents: serviceEvents,

@@ -33,6 +33,9 @@ import (
 // talks to a member.
 type GlobalNamespaceReconciler struct {
 	HubClient client.Client
+	// HubReader reads ClusterWorks from the hub: the manager caches them by metadata only, as
+	// they carry whole manifests.
+	HubReader client.Reader
 	Recorder  events.EventRecorder
 	// Catalog holds the services imported across the cluster set, for status.services.
 	Catalog *mcs.Catalog
@@ -137,7 +140,7 @@ func (r *GlobalNamespaceReconciler) services(g *netv1alpha1.GlobalNamespace) []n
 // works returns the GlobalNamespace's ClusterWorks by member.
 func (r *GlobalNamespaceReconciler) works(ctx context.Context, name string) (map[string]*fleetv1alpha1.ClusterWork, error) {
 	list := &fleetv1alpha1.ClusterWorkList{}
-	if err := r.HubClient.List(ctx, list, client.MatchingLabels{netv1alpha1.GlobalNamespaceLabel: name}); err != nil {
+	if err := r.HubReader.List(ctx, list, client.MatchingLabels{netv1alpha1.GlobalNamespaceLabel: name}); err != nil {
 		return nil, err
 	}
 	out := map[string]*fleetv1alpha1.ClusterWork{}
@@ -268,7 +271,7 @@ func (r *GlobalNamespaceReconciler) SetupWithManager(mgr ctrl.Manager) error {
 	}
 	return b.
 		For(&netv1alpha1.GlobalNamespace{}, builder.WithPredicates(specOrDeletion)).
-		Watches(&fleetv1alpha1.ClusterWork{}, handler.EnqueueRequestsFromMapFunc(byLabel)).
+		Watches(&fleetv1alpha1.ClusterWork{}, handler.EnqueueRequestsFromMapFunc(byLabel), builder.OnlyMetadata).
 		Watches(&fleetv1alpha1.MemberCluster{}, handler.EnqueueRequestsFromMapFunc(r.all), builder.WithPredicates(memberChanged)).
 		Named("globalnamespace").
 		Complete(r)

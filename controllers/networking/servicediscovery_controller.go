@@ -47,6 +47,8 @@ var (
 // ServiceImports' status, and the hub's view of the service for its GlobalNamespace.
 type ServiceDiscoveryReconciler struct {
 	HubClient client.Client
+	// HubReader reads ClusterWorks from the hub: the manager caches them by metadata only.
+	HubReader client.Reader
 	Inventory *mcs.Inventory
 	Engine    *work.Engine
 	Catalog   *mcs.Catalog
@@ -99,7 +101,8 @@ func (r *ServiceDiscoveryReconciler) keys(ctx context.Context) []mcs.ServiceKey 
 	}) {
 		set[k] = true
 	}
-	works := &fleetv1alpha1.ClusterWorkList{}
+	works := &metav1.PartialObjectMetadataList{}
+	works.SetGroupVersionKind(fleetv1alpha1.GroupVersion.WithKind("ClusterWorkList"))
 	if err := r.HubClient.List(ctx, works, client.HasLabels{netv1alpha1.ServiceNameLabel}); err == nil {
 		for _, w := range works.Items {
 			set[mcs.ServiceKey{Namespace: w.Labels[netv1alpha1.ServiceNamespaceLabel], Name: w.Labels[netv1alpha1.ServiceNameLabel]}] = true
@@ -325,7 +328,7 @@ func (r *ServiceDiscoveryReconciler) importStatus(ctx context.Context, member, n
 
 func (r *ServiceDiscoveryReconciler) importWorks(ctx context.Context, ns, name string) (map[string]*fleetv1alpha1.ClusterWork, error) {
 	list := &fleetv1alpha1.ClusterWorkList{}
-	if err := r.HubClient.List(ctx, list, client.MatchingLabels{netv1alpha1.ServiceNamespaceLabel: ns, netv1alpha1.ServiceNameLabel: name}); err != nil {
+	if err := r.HubReader.List(ctx, list, client.MatchingLabels{netv1alpha1.ServiceNamespaceLabel: ns, netv1alpha1.ServiceNameLabel: name}); err != nil {
 		return nil, err
 	}
 	out := map[string]*fleetv1alpha1.ClusterWork{}
@@ -391,7 +394,7 @@ func (r *ServiceDiscoveryReconciler) ensureCRDs(ctx context.Context, member stri
 		desired.Spec.Objects = append(desired.Spec.Objects, fleetv1alpha1.WorkObject{RawExtension: runtime.RawExtension{Raw: raw}})
 	}
 	current := &fleetv1alpha1.ClusterWork{}
-	err := r.HubClient.Get(ctx, client.ObjectKeyFromObject(desired), current)
+	err := r.HubReader.Get(ctx, client.ObjectKeyFromObject(desired), current)
 	if apierrors.IsNotFound(err) {
 		current = nil
 	} else if err != nil {
@@ -448,6 +451,6 @@ func (r *ServiceDiscoveryReconciler) SetupWithManager(mgr ctrl.Manager) error {
 		WatchesRawSource(source.Channel(r.requests, &handler.TypedEnqueueRequestForObject[*metav1.PartialObjectMetadata]{})).
 		Watches(&netv1alpha1.GlobalNamespace{}, all, builder.WithPredicates(discoveryChanged)).
 		Watches(&fleetv1alpha1.MemberCluster{}, all, builder.WithPredicates(discoveryChanged)).
-		Watches(&fleetv1alpha1.ClusterWork{}, byService, builder.WithPredicates(workDeleted)).
+		Watches(&fleetv1alpha1.ClusterWork{}, byService, builder.OnlyMetadata, builder.WithPredicates(workDeleted)).
 		Complete(r)
 }

@@ -14,7 +14,6 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 	kerrors "k8s.io/apimachinery/pkg/util/errors"
 	"k8s.io/klog/v2"
-	"sigs.k8s.io/cluster-api/util/patch"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/builder"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -33,12 +32,19 @@ import (
 //
 // Reconcile runs on the controller's shared workers and never talks to a member: it only puts the
 // Work on its member's queue. Process runs on that member's own workers and does the syncing.
+//
+// A Work carries its manifests whole (tens of KiB). The manager watches Works by metadata only,
+// which is all the dispatcher needs, and a pass reads its Work from the hub once; the syncer's own
+// writes (finalizer, status) ask for metadata back. Decoding whole Works from every watch event
+// and write response would otherwise cost the manager more than the syncing itself.
 type ClusterWorkReconciler struct {
 	HubClient client.Client
+	// HubReader reads Works from the hub itself, not from the manager's (metadata-only) cache.
+	HubReader client.Reader
 	Registry  *memberconn.Registry
 	Engine    *work.Engine
 
-	memberEvents chan event.TypedGenericEvent[*fleetv1alpha1.ClusterWork]
+	memberEvents chan event.TypedGenericEvent[*metav1.PartialObjectMetadata]
 }
 
 // +kubebuilder:rbac:groups=fleet.meridian.io,resources=clusterworks,verbs=get;list;watch;update;patch
@@ -56,7 +62,7 @@ func (r *ClusterWorkReconciler) Reconcile(ctx context.Context, req ctrl.Request)
 	}
 
 	w := &fleetv1alpha1.ClusterWork{}
-	if err := r.HubClient.Get(ctx, req.NamespacedName, w); err != nil {
+	if err := r.HubReader.Get(ctx, req.NamespacedName, w); err != nil {
 		return ctrl.Result{}, client.IgnoreNotFound(err)
 	}
 	mc := &fleetv1alpha1.MemberCluster{}
@@ -82,7 +88,7 @@ func (r *ClusterWorkReconciler) Reconcile(ctx context.Context, req ctrl.Request)
 // Process syncs one Work to its member and records the result. It runs on the member's workers.
 func (r *ClusterWorkReconciler) Process(ctx context.Context, s *work.MemberSyncer, key types.NamespacedName) (_ time.Duration, reterr error) {
 	w := &fleetv1alpha1.ClusterWork{}
-	if err := r.HubClient.Get(ctx, key, w); err != nil {
+	if err := r.HubReader.Get(ctx, key, w); err != nil {
 		if apierrors.IsNotFound(err) {
 			s.Forget(key)
 			return 0, nil
@@ -110,24 +116,19 @@ func (r *ClusterWorkReconciler) Process(ctx context.Context, s *work.MemberSynce
 		return 0, r.removeFinalizer(ctx, w)
 	}
 	if !controllerutil.ContainsFinalizer(w, fleetv1alpha1.WorkFinalizer) {
-		before := w.DeepCopy()
-		controllerutil.AddFinalizer(w, fleetv1alpha1.WorkFinalizer)
-		if err := r.HubClient.Patch(ctx, w, client.MergeFrom(before)); err != nil {
+		if err := r.patchFinalizers(ctx, w, controllerutil.AddFinalizer); err != nil {
 			return 0, fmt.Errorf("add finalizer to ClusterWork %s: %w", klog.KObj(w), err)
 		}
 	}
 
-	helper, err := patch.NewHelper(w, r.HubClient)
-	if err != nil {
-		return 0, err
-	}
+	before := w.Status.DeepCopy()
 	res := s.Sync(ctx, w)
 	if res.Writes > 0 {
 		log.V(1).Info("Applied Work", "writes", res.Writes, "meanWrite", res.WriteTime/time.Duration(res.Writes))
 	}
 	setStatus(w, res.Objects, res.Err)
 	// The syncer is the only writer of a Work's status: one merge patch of the whole status.
-	if err := helper.Patch(ctx, w); err != nil {
+	if err := r.patchStatus(ctx, w, before); err != nil {
 		reterr = kerrors.NewAggregate([]error{res.Err, fmt.Errorf("patch status of ClusterWork %s: %w", klog.KObj(w), err)})
 		return 0, reterr
 	}
@@ -135,24 +136,58 @@ func (r *ClusterWorkReconciler) Process(ctx context.Context, s *work.MemberSynce
 }
 
 func (r *ClusterWorkReconciler) reportNotConnected(ctx context.Context, w *fleetv1alpha1.ClusterWork, reason, message string) error {
-	helper, err := patch.NewHelper(w, r.HubClient)
-	if err != nil {
-		return err
-	}
+	before := w.Status.DeepCopy()
 	setNotConnected(w, reason, message)
-	return helper.Patch(ctx, w)
+	return r.patchStatus(ctx, w, before)
 }
 
 func (r *ClusterWorkReconciler) removeFinalizer(ctx context.Context, w *fleetv1alpha1.ClusterWork) error {
 	if !controllerutil.ContainsFinalizer(w, fleetv1alpha1.WorkFinalizer) {
 		return nil
 	}
-	before := w.DeepCopy()
-	controllerutil.RemoveFinalizer(w, fleetv1alpha1.WorkFinalizer)
-	if err := r.HubClient.Patch(ctx, w, client.MergeFrom(before)); err != nil && !apierrors.IsNotFound(err) {
+	if err := r.patchFinalizers(ctx, w, controllerutil.RemoveFinalizer); err != nil && !apierrors.IsNotFound(err) {
 		return fmt.Errorf("remove finalizer from ClusterWork %s: %w", klog.KObj(w), err)
 	}
 	return nil
+}
+
+// The syncer's writes touch only a Work's finalizers or status, and go through the metadata
+// client: the hub answers with the Work's metadata alone instead of the whole Work.
+
+// patchFinalizers changes the Work's finalizers with one merge patch of its metadata.
+func (r *ClusterWorkReconciler) patchFinalizers(ctx context.Context, w *fleetv1alpha1.ClusterWork, change func(client.Object, string) bool) error {
+	m := metadataOf(w)
+	before := m.DeepCopy()
+	change(m, fleetv1alpha1.WorkFinalizer)
+	if err := r.HubClient.Patch(ctx, m, client.MergeFrom(before)); err != nil {
+		return err
+	}
+	w.Finalizers, w.ResourceVersion = m.Finalizers, m.ResourceVersion
+	return nil
+}
+
+// patchStatus sends what changed in the Work's status since before, as one merge patch of the
+// status subresource; nothing when nothing changed.
+func (r *ClusterWorkReconciler) patchStatus(ctx context.Context, w *fleetv1alpha1.ClusterWork, before *fleetv1alpha1.ClusterWorkStatus) error {
+	data, err := client.MergeFrom(&fleetv1alpha1.ClusterWork{Status: *before}).Data(&fleetv1alpha1.ClusterWork{Status: w.Status})
+	if err != nil {
+		return err
+	}
+	if string(data) == "{}" {
+		return nil
+	}
+	m := metadataOf(w)
+	if err := r.HubClient.Status().Patch(ctx, m, client.RawPatch(types.MergePatchType, data)); err != nil {
+		return err
+	}
+	w.ResourceVersion = m.ResourceVersion
+	return nil
+}
+
+func metadataOf(w *fleetv1alpha1.ClusterWork) *metav1.PartialObjectMetadata {
+	m := &metav1.PartialObjectMetadata{ObjectMeta: *w.ObjectMeta.DeepCopy()}
+	m.SetGroupVersionKind(fleetv1alpha1.GroupVersion.WithKind("ClusterWork"))
+	return m
 }
 
 // MemberChanged queues every Work of a member again, when its connection or health changed.
@@ -160,32 +195,39 @@ func (r *ClusterWorkReconciler) MemberChanged(ctx context.Context, member string
 	if _, connected := r.Registry.Fingerprint(member); !connected {
 		r.Engine.Remove(member)
 	}
-	list := &fleetv1alpha1.ClusterWorkList{}
+	list := &metav1.PartialObjectMetadataList{}
+	list.SetGroupVersionKind(fleetv1alpha1.GroupVersion.WithKind("ClusterWorkList"))
 	if err := r.HubClient.List(ctx, list, client.InNamespace(fleetv1alpha1.MemberClusterNamespacePrefix+member)); err != nil {
 		ctrl.LoggerFrom(ctx).Error(err, "Listing the Works of a member", "member", member)
 		return
 	}
 	for i := range list.Items {
 		select {
-		case r.memberEvents <- event.TypedGenericEvent[*fleetv1alpha1.ClusterWork]{Object: &list.Items[i]}:
+		case r.memberEvents <- event.TypedGenericEvent[*metav1.PartialObjectMetadata]{Object: &list.Items[i]}:
 		case <-ctx.Done():
 			return
 		}
 	}
 }
 
-// SetupWithManager registers the dispatcher. Status writes do not queue a Work again: only spec
-// changes, deletion and finalizer changes do.
+// SetupWithManager registers the dispatcher. Status writes do not queue a Work again, nor does the
+// echo of the syncer adding its finalizer: only spec changes, deletion and the loss of the
+// finalizer do.
 func (r *ClusterWorkReconciler) SetupWithManager(mgr ctrl.Manager) error {
-	r.memberEvents = make(chan event.TypedGenericEvent[*fleetv1alpha1.ClusterWork], 1024)
+	r.memberEvents = make(chan event.TypedGenericEvent[*metav1.PartialObjectMetadata], 1024)
 	specOrDeletion := predicate.Funcs{UpdateFunc: func(e event.UpdateEvent) bool {
 		return e.ObjectOld.GetGeneration() != e.ObjectNew.GetGeneration() ||
 			!e.ObjectOld.GetDeletionTimestamp().Equal(e.ObjectNew.GetDeletionTimestamp()) ||
-			len(e.ObjectOld.GetFinalizers()) != len(e.ObjectNew.GetFinalizers())
+			finalizerRemoved(e.ObjectOld, e.ObjectNew)
 	}}
 	return ctrl.NewControllerManagedBy(mgr).
-		For(&fleetv1alpha1.ClusterWork{}, builder.WithPredicates(specOrDeletion)).
-		WatchesRawSource(source.Channel(r.memberEvents, &handler.TypedEnqueueRequestForObject[*fleetv1alpha1.ClusterWork]{})).
+		For(&fleetv1alpha1.ClusterWork{}, builder.OnlyMetadata, builder.WithPredicates(specOrDeletion)).
+		WatchesRawSource(source.Channel(r.memberEvents, &handler.TypedEnqueueRequestForObject[*metav1.PartialObjectMetadata]{})).
 		Named("clusterwork").
 		Complete(r)
+}
+
+// finalizerRemoved tells whether someone took the syncer's finalizer off a Work.
+func finalizerRemoved(old, cur client.Object) bool {
+	return controllerutil.ContainsFinalizer(old, fleetv1alpha1.WorkFinalizer) && !controllerutil.ContainsFinalizer(cur, fleetv1alpha1.WorkFinalizer)
 }
