@@ -383,7 +383,7 @@ func (r *ServiceDiscoveryReconciler) ensureCRDs(ctx context.Context, member stri
 	}
 	desired := &fleetv1alpha1.ClusterWork{
 		ObjectMeta: metav1.ObjectMeta{Namespace: mc.HubNamespace(), Name: netv1alpha1.CRDWorkName,
-			Labels: map[string]string{fleetv1alpha1.MemberClusterLabel: member}},
+			Labels: map[string]string{fleetv1alpha1.MemberClusterLabel: member}, Finalizers: []string{fleetv1alpha1.WorkFinalizer}},
 		Spec: fleetv1alpha1.ClusterWorkSpec{DeletionPolicy: fleetv1alpha1.DeletionPolicyOrphan},
 	}
 	for _, y := range [][]byte{mcscrd.ServiceExportCRD, mcscrd.ServiceImportCRD} {

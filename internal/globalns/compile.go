@@ -77,6 +77,8 @@ func DesiredWork(g *netv1alpha1.GlobalNamespace, member string) (*fleetv1alpha1.
 				netv1alpha1.GlobalNamespaceLabel: g.Name,
 				fleetv1alpha1.MemberClusterLabel: member,
 			},
+			// Set at creation, the syncer need not add it with a write of its own.
+			Finalizers: []string{fleetv1alpha1.WorkFinalizer},
 		},
 		Spec: fleetv1alpha1.ClusterWorkSpec{
 			Objects:        []fleetv1alpha1.WorkObject{{RawExtension: runtime.RawExtension{Raw: raw}}},

@@ -123,6 +123,8 @@ func ImportWork(member, namespace, service string, objects []runtime.Object) (*f
 				netv1alpha1.ServiceNameLabel:      service,
 				fleetv1alpha1.MemberClusterLabel:  member,
 			},
+			// Set at creation, the syncer need not add it with a write of its own.
+			Finalizers: []string{fleetv1alpha1.WorkFinalizer},
 		},
 		Spec: fleetv1alpha1.ClusterWorkSpec{DeletionPolicy: fleetv1alpha1.DeletionPolicyDelete},
 	}

@@ -5,7 +5,8 @@
 //
 // Environment: BENCH_N (objects, default 1000), BENCH_M (members, default 3), BENCH_PER_WORK
 // (objects per ClusterWork, default 50), BENCH_STEADY (seconds of steady state, default 30),
-// BENCH_QUICK=1 (N=200, M=2, 10 s of steady state).
+// BENCH_QUICK=1 (N=200, M=2, 10 s of steady state), BENCH_NO_FINALIZER=1 (create the Works without
+// the syncer's finalizer, as a person might, so that the syncer adds it).
 package main
 
 import (
@@ -342,17 +343,24 @@ func applyDirect(ctx context.Context, members []*testbed.Cluster, n int) (time.D
 // every member.
 func fanOut(ctx context.Context, bed *testbed.Bed, members []string, n, perWork int) (time.Duration, error) {
 	const ns = "bench-fanout"
+	// Meridian's compilers create their Works with the syncer's finalizer, which saves the syncer
+	// a write of the whole Work; so does this bench unless BENCH_NO_FINALIZER=1.
+	finalizers := []string{fleetv1alpha1.WorkFinalizer}
+	if os.Getenv("BENCH_NO_FINALIZER") == "1" {
+		finalizers = nil
+	}
 	start := time.Now()
 	var works []*fleetv1alpha1.ClusterWork
 	for _, member := range members {
 		hubNS := fleetv1alpha1.MemberClusterNamespacePrefix + member
 		nsObj, _ := json.Marshal(&corev1.Namespace{TypeMeta: metav1.TypeMeta{APIVersion: "v1", Kind: "Namespace"}, ObjectMeta: metav1.ObjectMeta{Name: ns}})
 		works = append(works, &fleetv1alpha1.ClusterWork{
-			ObjectMeta: metav1.ObjectMeta{Namespace: hubNS, Name: "bench-namespace"},
+			ObjectMeta: metav1.ObjectMeta{Namespace: hubNS, Name: "bench-namespace", Finalizers: finalizers},
 			Spec:       fleetv1alpha1.ClusterWorkSpec{Objects: []fleetv1alpha1.WorkObject{{RawExtension: runtime.RawExtension{Raw: nsObj}}}},
 		})
 		for first := 0; first < n; first += perWork {
-			w := &fleetv1alpha1.ClusterWork{ObjectMeta: metav1.ObjectMeta{Namespace: hubNS, Name: fmt.Sprintf("bench-%04d", first/perWork)}}
+			w := &fleetv1alpha1.ClusterWork{ObjectMeta: metav1.ObjectMeta{Namespace: hubNS, Name: fmt.Sprintf("bench-%04d", first/perWork),
+				Finalizers: finalizers}}
 			for i := first; i < min(first+perWork, n); i++ {
 				raw, _ := json.Marshal(&corev1.ConfigMap{
 					TypeMeta:   metav1.TypeMeta{APIVersion: "v1", Kind: "ConfigMap"},
