@@ -25,7 +25,6 @@ import (
 	netv1alpha1 "github.com/meridian-io/meridian/apis/networking/v1alpha1"
 	"github.com/meridian-io/meridian/internal/globalns"
 	"github.com/meridian-io/meridian/internal/mcs"
-	"github.com/meridian-io/meridian/internal/work"
 )
 
 // GlobalNamespaceReconciler compiles each GlobalNamespace into one ClusterWork per selected
@@ -153,43 +152,21 @@ func (r *GlobalNamespaceReconciler) works(ctx context.Context, name string) (map
 	return out, nil
 }
 
-// ensureWork creates or updates the member's Work, writing only when its spec or labels differ.
-// It returns the Work as it now is on the hub, or nil when it could not be created.
+// ensureWork creates or updates the member's Work. It returns the Work as it now is on the hub,
+// or nil when it could not be created.
 func (r *GlobalNamespaceReconciler) ensureWork(ctx context.Context, g *netv1alpha1.GlobalNamespace, member string, current *fleetv1alpha1.ClusterWork) (*fleetv1alpha1.ClusterWork, error) {
 	desired, err := globalns.DesiredWork(g, member)
 	if err != nil {
 		return current, err
 	}
-	if current == nil {
-		if err := controllerutil.SetOwnerReference(g, desired, r.HubClient.Scheme()); err != nil {
-			return nil, err
-		}
-		if err := r.HubClient.Create(ctx, desired); err != nil {
-			if apierrors.IsNotFound(err) {
-				return nil, fmt.Errorf("the hub namespace %s of member %s does not exist yet", desired.Namespace, member)
-			}
-			return nil, fmt.Errorf("create ClusterWork %s/%s: %w", desired.Namespace, desired.Name, err)
-		}
-		return desired, nil
+	if err := controllerutil.SetOwnerReference(g, desired, r.HubClient.Scheme()); err != nil {
+		return current, err
 	}
-	if !current.DeletionTimestamp.IsZero() {
-		// Still cleaning up after an earlier departure; the Work is made again once it is gone.
-		return current, nil
+	w, err := writeWork(ctx, r.HubClient, desired, current)
+	if current == nil && apierrors.IsNotFound(err) {
+		return nil, fmt.Errorf("the hub namespace %s of member %s does not exist yet", desired.Namespace, member)
 	}
-	if work.SameSpec(current.Spec, desired.Spec) && hasLabels(current.Labels, desired.Labels) {
-		return current, nil
-	}
-	updated := current.DeepCopy()
-	updated.Spec = desired.Spec
-	for k, v := range desired.Labels {
-		updated.Labels[k] = v
-	}
-	// A merge patch, not an update: the work syncer writes the Work's status and finalizer
-	// meanwhile, and the spec does not depend on them.
-	if err := r.HubClient.Patch(ctx, updated, client.MergeFrom(current)); err != nil {
-		return current, fmt.Errorf("update ClusterWork %s/%s: %w", current.Namespace, current.Name, err)
-	}
-	return updated, nil
+	return w, err
 }
 
 // finalize deletes every Work of a deleted GlobalNamespace and lets it go once they are gone, so
@@ -238,15 +215,6 @@ func namespaceOf(w *fleetv1alpha1.ClusterWork, g *netv1alpha1.GlobalNamespace, m
 		return w.Status.Objects[0].Name
 	}
 	return g.NamespaceIn(member)
-}
-
-func hasLabels(have, want map[string]string) bool {
-	for k, v := range want {
-		if have[k] != v {
-			return false
-		}
-	}
-	return true
 }
 
 // SetupWithManager registers the reconciler. A GlobalNamespace is queued again when its Works'

@@ -340,26 +340,14 @@ func (r *ServiceDiscoveryReconciler) importWorks(ctx context.Context, ns, name s
 	return out, nil
 }
 
-// ensureWork creates or updates a ClusterWork, writing only when its spec differs.
+// ensureWork creates or updates a ClusterWork. A missing hub namespace, or a cache behind the hub,
+// is no error: a later event retries.
 func (r *ServiceDiscoveryReconciler) ensureWork(ctx context.Context, desired, current *fleetv1alpha1.ClusterWork) error {
-	if current == nil {
-		err := r.HubClient.Create(ctx, desired)
-		if apierrors.IsNotFound(err) || apierrors.IsAlreadyExists(err) {
-			return nil // the hub namespace is not there yet, or the cache is behind: a later event retries
-		}
-		return err
-	}
-	if !current.DeletionTimestamp.IsZero() || (work.SameSpec(current.Spec, desired.Spec) && hasLabels(current.Labels, desired.Labels)) {
+	_, err := writeWork(ctx, r.HubClient, desired, current)
+	if apierrors.IsNotFound(err) || apierrors.IsAlreadyExists(err) {
 		return nil
 	}
-	updated := current.DeepCopy()
-	updated.Spec = desired.Spec
-	for k, v := range desired.Labels {
-		updated.Labels[k] = v
-	}
-	// A merge patch, not an update: the work syncer writes the Work's status and finalizer
-	// meanwhile, and the spec does not depend on them.
-	return client.IgnoreNotFound(r.HubClient.Patch(ctx, updated, client.MergeFrom(current)))
+	return err
 }
 
 func (r *ServiceDiscoveryReconciler) deleteWork(ctx context.Context, w *fleetv1alpha1.ClusterWork) error {

@@ -4,11 +4,9 @@ import (
 	"context"
 	"sort"
 	"sync"
-	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	discoveryv1 "k8s.io/api/discovery/v1"
-	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime"
@@ -52,9 +50,6 @@ var (
 	crds           = schema.GroupVersionResource{Group: "apiextensions.k8s.io", Version: "v1", Resource: "customresourcedefinitions"}
 )
 
-// crdPoll is how often a member without the MCS CRDs is checked for them.
-const crdPoll = time.Second
-
 // Handlers are told what changed in a member.
 type Handlers struct {
 	// Service: something about namespace/name changed (its export, Service, endpoints, derived
@@ -87,7 +82,6 @@ type memberInventory struct {
 	fingerprint string
 	cancel      context.CancelFunc
 	dyn         dynamic.Interface
-	timeout     time.Duration // of one request
 
 	services, slices, namespaces cache.SharedIndexInformer
 
@@ -140,9 +134,8 @@ func (i *Inventory) Start(ctx context.Context) error {
 
 func (i *Inventory) start(name, fp string, cfg *rest.Config) (*memberInventory, error) {
 	// Informers need a client without the member's per-request timeout, which would cut every
-	// watch after that long; the one GET below has its own deadline.
+	// watch after that long.
 	cfg = rest.CopyConfig(cfg)
-	timeout := cfg.Timeout
 	cfg.Timeout = 0
 	cs, err := kubernetes.NewForConfig(cfg)
 	if err != nil {
@@ -153,7 +146,7 @@ func (i *Inventory) start(name, fp string, cfg *rest.Config) (*memberInventory, 
 		return nil, err
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	m := &memberInventory{name: name, fingerprint: fp, cancel: cancel, dyn: dyn, timeout: timeout}
+	m := &memberInventory{name: name, fingerprint: fp, cancel: cancel, dyn: dyn}
 	f := informers.NewSharedInformerFactory(cs, 0)
 	m.services = f.Core().V1().Services().Informer()
 	m.slices = f.Discovery().V1().EndpointSlices().Informer()
@@ -218,23 +211,22 @@ func (i *Inventory) namespaceChanged(member string, o any) {
 	}
 }
 
-// watchCRDs checks the member for the MCS CRDs until it serves them, then starts the
-// ServiceExport and ServiceImport informers.
+// watchCRDs watches the member's ServiceExport CRD (one object, by name) and starts the
+// ServiceExport and ServiceImport informers once it is established.
 func (i *Inventory) watchCRDs(ctx context.Context, m *memberInventory) {
-	for {
+	name := "serviceexports." + mcsv1beta1.GroupName
+	inf := dynamicinformer.NewFilteredDynamicInformer(m.dyn, crds, metav1.NamespaceAll, 0, cache.Indexers{},
+		func(o *metav1.ListOptions) { o.FieldSelector = "metadata.name=" + name }).Informer()
+	var start sync.Once
+	observe := func(o any) {
+		u, _ := o.(*unstructured.Unstructured) // nil: deleted, or never there
 		state := CRDsAbsent
-		gctx, cancel := context.WithTimeout(ctx, max(m.timeout, time.Second))
-		u, err := m.dyn.Resource(crds).Get(gctx, "serviceexports."+mcsv1beta1.GroupName, metav1.GetOptions{})
-		cancel()
 		switch {
-		case err == nil && u.GetLabels()[fleetv1alpha1.ManagedByLabel] == fleetv1alpha1.ManagedByValue:
+		case u != nil && u.GetLabels()[fleetv1alpha1.ManagedByLabel] == fleetv1alpha1.ManagedByValue:
 			state = CRDsOurs
-		case err == nil:
+		case u != nil:
 			state = CRDsForeign
-		case !apierrors.IsNotFound(err):
-			state = CRDsUnknown // the member did not answer; try again
 		}
-		served := state != CRDsAbsent && state != CRDsUnknown && established(u)
 		m.mu.Lock()
 		changed := m.crdState != state
 		m.crdState = state
@@ -242,15 +234,18 @@ func (i *Inventory) watchCRDs(ctx context.Context, m *memberInventory) {
 		if changed {
 			i.handlers.Member(m.name)
 		}
-		if served {
-			i.startMCSInformers(ctx, m)
-			return
+		if established(u) {
+			start.Do(func() { go i.startMCSInformers(ctx, m) })
 		}
-		select {
-		case <-ctx.Done():
-			return
-		case <-time.After(crdPoll):
-		}
+	}
+	_, _ = inf.AddEventHandler(cache.ResourceEventHandlerFuncs{
+		AddFunc:    observe,
+		UpdateFunc: func(_, cur any) { observe(cur) },
+		DeleteFunc: func(any) { observe(nil) },
+	})
+	go inf.RunWithContext(ctx)
+	if cache.WaitForCacheSync(ctx.Done(), inf.HasSynced) && len(inf.GetStore().List()) == 0 {
+		observe(nil)
 	}
 }
 
