@@ -14,14 +14,10 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"net"
 	"os"
-	"os/exec"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
-	"syscall"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
@@ -35,6 +31,7 @@ import (
 
 	fleetv1alpha1 "github.com/meridian-io/meridian/apis/fleet/v1alpha1"
 	"github.com/meridian-io/meridian/controllers"
+	"github.com/meridian-io/meridian/test/bench/benchkit"
 	"github.com/meridian-io/meridian/test/testbed"
 )
 
@@ -71,15 +68,8 @@ func main() {
 	}
 }
 
-func envInt(name string, def int) int {
-	if v, err := strconv.Atoi(os.Getenv(name)); err == nil && v > 0 {
-		return v
-	}
-	return def
-}
-
 func run() (reterr error) {
-	n, m, perWork, steady := envInt("BENCH_N", 1000), envInt("BENCH_M", 3), envInt("BENCH_PER_WORK", 50), envInt("BENCH_STEADY", 30)
+	n, m, perWork, steady := benchkit.EnvInt("BENCH_N", 1000), benchkit.EnvInt("BENCH_M", 3), benchkit.EnvInt("BENCH_PER_WORK", 50), benchkit.EnvInt("BENCH_STEADY", 30)
 	if os.Getenv("BENCH_QUICK") == "1" {
 		n, m, steady = 200, 2, 10
 	}
@@ -108,34 +98,18 @@ func run() (reterr error) {
 		return err
 	}
 
-	mgr, rss, mgrPID, err := startManager(bed)
+	extra := []string{"--zap-log-level=debug", "--zap-time-encoding=rfc3339nano", fmt.Sprintf("--work-workers-per-member=%d", workersPerMember)}
+	if addr := os.Getenv("BENCH_PPROF"); addr != "" {
+		extra = append(extra, "--pprof-bind-address="+addr) // profile the manager during the run
+	}
+	mgr, err := benchkit.StartManager(bed, "manager.log", extra...)
 	if err != nil {
 		return err
 	}
-	defer mgr()
+	defer mgr.Stop()
 
-	for _, name := range names {
-		if err := bed.Hub.Client.Create(ctx, &fleetv1alpha1.MemberCluster{
-			ObjectMeta: metav1.ObjectMeta{Name: name},
-			Spec: fleetv1alpha1.MemberClusterSpec{KubeconfigSecretRef: &fleetv1alpha1.KubeconfigSecretReference{
-				Namespace: testbed.KubeconfigSecretNamespace, Name: testbed.KubeconfigSecretName(name)}},
-		}); err != nil {
-			return err
-		}
-	}
-	if err := waitFor(ctx, 60*time.Second, func() (bool, error) {
-		for _, name := range names {
-			mc := &fleetv1alpha1.MemberCluster{}
-			if err := bed.Hub.Client.Get(ctx, client.ObjectKey{Name: name}, mc); err != nil {
-				return false, err
-			}
-			if !meta.IsStatusConditionTrue(mc.Status.Conditions, fleetv1alpha1.ReadyCondition) || mc.Status.Namespace == "" {
-				return false, nil
-			}
-		}
-		return true, nil
-	}); err != nil {
-		return fmt.Errorf("members not Ready: %w", err)
+	if err := bed.JoinMembers(ctx, fleetv1alpha1.ProbeSettings{}, nil); err != nil {
+		return err
 	}
 
 	fmt.Printf("Baseline: %d ConfigMaps to each of %d members by a plain client, %d at a time per member\n", n, m, workersPerMember)
@@ -144,9 +118,9 @@ func run() (reterr error) {
 		return err
 	}
 	lat0 := latency(ctx, bed.Members)
-	cpu0 := cpuSeconds(os.Getpid())
+	cpu0 := benchkit.CPUSeconds(os.Getpid())
 	baseline, err := applyDirect(ctx, bed.Members, n)
-	baselineCPU := cpuSeconds(os.Getpid()) - cpu0
+	baselineCPU := benchkit.CPUSeconds(os.Getpid()) - cpu0
 	lat1 := latency(ctx, bed.Members)
 	if err != nil {
 		return err
@@ -166,9 +140,9 @@ func run() (reterr error) {
 	if err != nil {
 		return err
 	}
-	mcpu0 := cpuSeconds(mgrPID)
+	mcpu0 := benchkit.CPUSeconds(mgr.PID())
 	fanout, err := fanOut(ctx, bed, names, n, perWork)
-	managerCPU := cpuSeconds(mgrPID) - mcpu0
+	managerCPU := benchkit.CPUSeconds(mgr.PID()) - mcpu0
 	lat2 := latency(ctx, bed.Members)
 	if err != nil {
 		return err
@@ -198,86 +172,11 @@ func run() (reterr error) {
 		HubWritesDuringFanout: hubWrites, SteadyStateSeconds: steady, SteadyStateWrites: steadyWrites, ControlWindowWrites: control,
 		ServerWriteMsFanout: meanMs(lat1, lat2), ServerWriteMsBaseline: meanMs(lat0, lat1),
 		ManagerCPUSeconds: managerCPU, BaselineCPUSeconds: baselineCPU,
-		ManagerRSSMiB: rss(), ManagerRSSKind: "peak RSS (VmHWM) of the manager process",
-		Machine: machine(),
+		ManagerRSSMiB: mgr.PeakRSSMiB(), ManagerRSSKind: "peak RSS (VmHWM) of the manager process",
+		Machine: benchkit.Machine(),
 	}
 	printTable(res)
-	return writeJSON(res)
-}
-
-// startManager runs bin/manager against the hub and returns a stop function and a reader of its
-// peak RSS.
-func startManager(bed *testbed.Bed) (func(), func() float64, int, error) {
-	dir := filepath.Join(bed.Dir(), "manager")
-	if err := bed.WriteKubeconfigs(dir); err != nil {
-		return nil, nil, 0, err
-	}
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return nil, nil, 0, err
-	}
-	port := l.Addr().(*net.TCPAddr).Port
-	l.Close()
-	if err := os.MkdirAll(filepath.Join(testbed.RepoRoot(), "bench", "out"), 0o755); err != nil {
-		return nil, nil, 0, err
-	}
-	log, err := os.Create(filepath.Join(testbed.RepoRoot(), "bench", "out", "manager.log"))
-	if err != nil {
-		return nil, nil, 0, err
-	}
-	args := []string{"--enable-webhooks=false", "--metrics-bind-address=0", "--zap-log-level=debug", "--zap-time-encoding=rfc3339nano",
-		fmt.Sprintf("--health-probe-bind-address=127.0.0.1:%d", port), fmt.Sprintf("--work-workers-per-member=%d", workersPerMember)}
-	if addr := os.Getenv("BENCH_PPROF"); addr != "" {
-		args = append(args, "--pprof-bind-address="+addr) // profile the manager during the run
-	}
-	cmd := exec.Command(filepath.Join(testbed.BinDir(), "manager"), args...)
-	cmd.Env = append(os.Environ(), "KUBECONFIG="+filepath.Join(dir, "hub.kubeconfig"))
-	cmd.Stdout, cmd.Stderr = log, log
-	if err := cmd.Start(); err != nil {
-		return nil, nil, 0, fmt.Errorf("start bin/manager (run `make build`): %w", err)
-	}
-	var peak float64
-	rss := func() float64 {
-		b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", cmd.Process.Pid))
-		if err != nil {
-			return peak
-		}
-		for _, line := range strings.Split(string(b), "\n") {
-			if f := strings.Fields(line); len(f) >= 2 && f[0] == "VmHWM:" {
-				kb, _ := strconv.ParseFloat(f[1], 64)
-				peak = kb / 1024
-			}
-		}
-		return peak
-	}
-	stop := func() {
-		_ = cmd.Process.Signal(syscall.SIGTERM)
-		done := make(chan struct{})
-		go func() { _ = cmd.Wait(); close(done) }()
-		select {
-		case <-done:
-		case <-time.After(15 * time.Second):
-			_ = cmd.Process.Kill()
-		}
-		log.Close()
-	}
-	return stop, rss, cmd.Process.Pid, nil
-}
-
-// cpuSeconds is the user+system CPU time a process has used, from /proc/<pid>/stat.
-func cpuSeconds(pid int) float64 {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-	if err != nil {
-		return 0
-	}
-	// Fields after the command name (which may hold spaces) start after the last ')'.
-	f := strings.Fields(string(b[strings.LastIndexByte(string(b), ')')+1:]))
-	if len(f) < 13 {
-		return 0
-	}
-	ut, _ := strconv.ParseFloat(f[11], 64)
-	st, _ := strconv.ParseFloat(f[12], 64)
-	return (ut + st) / 100 // clock ticks; 100 per second on Linux
+	return benchkit.WriteJSON("fanout.json", res)
 }
 
 var configMapGVR = schema.GroupVersionResource{Version: "v1", Resource: "configmaps"}
@@ -518,41 +417,6 @@ func windowWrites(ctx context.Context, clusters []*testbed.Cluster, d time.Durat
 	return sumWrites(before, after), nil
 }
 
-func waitFor(ctx context.Context, timeout time.Duration, cond func() (bool, error)) error {
-	deadline := time.Now().Add(timeout)
-	for {
-		ok, err := cond()
-		if err != nil {
-			return err
-		}
-		if ok {
-			return nil
-		}
-		if time.Now().After(deadline) {
-			return fmt.Errorf("not done within %s", timeout)
-		}
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-time.After(50 * time.Millisecond):
-		}
-	}
-}
-
-func machine() string {
-	cpus := 0
-	if b, err := os.ReadFile("/proc/cpuinfo"); err == nil {
-		cpus = strings.Count(string(b), "processor\t:")
-	}
-	return fmt.Sprintf("%d CPUs, %s", cpus, strings.TrimSpace(firstLine("/proc/meminfo")))
-}
-
-func firstLine(path string) string {
-	b, _ := os.ReadFile(path)
-	s, _, _ := strings.Cut(string(b), "\n")
-	return strings.Join(strings.Fields(s), " ")
-}
-
 func printTable(r result) {
 	fmt.Printf("\n%-44s %14s %14s\n", fmt.Sprintf("N=%d objects x M=%d clusters", r.Objects, r.Clusters), "meridian", "baseline")
 	fmt.Printf("%-44s %14.2f %14.2f\n", "fan-out seconds", r.FanoutSeconds, r.BaselineSeconds)
@@ -564,18 +428,4 @@ func printTable(r result) {
 	fmt.Printf("%-44s %14.2f %14.2f\n", "client CPU seconds (manager / bench client)", r.ManagerCPUSeconds, r.BaselineCPUSeconds)
 	fmt.Printf("%-44s %14.1f %14s\n", "manager peak RSS MiB", r.ManagerRSSMiB, "-")
 	fmt.Println("(writes: POST/PUT/PATCH/DELETE from apiserver_request_total, apiservers' own lease renewals left out)")
-}
-
-func writeJSON(r result) error {
-	dir := filepath.Join(testbed.RepoRoot(), "bench", "out")
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return err
-	}
-	b, err := json.MarshalIndent(r, "", "  ")
-	if err != nil {
-		return err
-	}
-	path := filepath.Join(dir, "fanout.json")
-	fmt.Printf("\nWrote %s\n", path)
-	return os.WriteFile(path, append(b, '\n'), 0o644)
 }

@@ -12,24 +12,17 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
-	"net"
 	"os"
-	"os/exec"
-	"path/filepath"
 	"sort"
-	"strconv"
 	"strings"
 	"sync"
-	"syscall"
 	"time"
 
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	discoveryv1 "k8s.io/api/discovery/v1"
-	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/intstr"
 	"k8s.io/client-go/informers"
@@ -43,6 +36,7 @@ import (
 	netv1alpha1 "github.com/meridian-io/meridian/apis/networking/v1alpha1"
 	"github.com/meridian-io/meridian/controllers"
 	"github.com/meridian-io/meridian/internal/mcs"
+	"github.com/meridian-io/meridian/test/bench/benchkit"
 	"github.com/meridian-io/meridian/test/testbed"
 )
 
@@ -79,19 +73,12 @@ func main() {
 	}
 }
 
-func envInt(name string, def int) int {
-	if v, err := strconv.Atoi(os.Getenv(name)); err == nil && v > 0 {
-		return v
-	}
-	return def
-}
-
 func step(format string, args ...any) {
 	fmt.Printf("[%s] %s\n", time.Now().Format("15:04:05"), fmt.Sprintf(format, args...))
 }
 
 func run() (reterr error) {
-	services, replicas, changes, steady := envInt("BENCH_SERVICES", 100), envInt("BENCH_REPLICAS", 2), envInt("BENCH_CHANGES", 40), envInt("BENCH_STEADY", 30)
+	services, replicas, changes, steady := benchkit.EnvInt("BENCH_SERVICES", 100), benchkit.EnvInt("BENCH_REPLICAS", 2), benchkit.EnvInt("BENCH_CHANGES", 40), benchkit.EnvInt("BENCH_STEADY", 30)
 	if os.Getenv("BENCH_QUICK") == "1" {
 		services, changes, steady = 20, 10, 10
 	}
@@ -116,38 +103,17 @@ func run() (reterr error) {
 	if err != nil {
 		return err
 	}
-	stopMgr, rss, err := startManager(bed)
+	mgr, err := benchkit.StartManager(bed, "mcs-manager.log")
 	if err != nil {
 		return err
 	}
-	defer stopMgr()
-	for _, name := range members {
-		if err := bed.Hub.Client.Create(ctx, &fleetv1alpha1.MemberCluster{
-			ObjectMeta: metav1.ObjectMeta{Name: name},
-			Spec: fleetv1alpha1.MemberClusterSpec{
-				KubeconfigSecretRef: &fleetv1alpha1.KubeconfigSecretReference{Namespace: testbed.KubeconfigSecretNamespace, Name: testbed.KubeconfigSecretName(name)},
-			},
-		}); err != nil {
-			return err
-		}
-	}
-	if err := waitFor(ctx, 2*time.Minute, func() (bool, error) {
-		for _, name := range members {
-			m := &fleetv1alpha1.MemberCluster{}
-			if err := bed.Hub.Client.Get(ctx, client.ObjectKey{Name: name}, m); err != nil {
-				return false, err
-			}
-			if !meta.IsStatusConditionTrue(m.Status.Conditions, fleetv1alpha1.ReadyCondition) {
-				return false, nil
-			}
-		}
-		return true, nil
-	}); err != nil {
-		return fmt.Errorf("members Ready: %w", err)
+	defer mgr.Stop()
+	if err := bed.JoinMembers(ctx, fleetv1alpha1.ProbeSettings{}, nil); err != nil {
+		return err
 	}
 	time.Sleep(10 * time.Second)
-	r := result{Services: services, ReplicasPerService: replicas, Clusters: len(members), Changes: changes, SteadyStateSeconds: steady, Machine: machine()}
-	r.ManagerRSSIdleMiB = rss()
+	r := result{Services: services, ReplicasPerService: replicas, Clusters: len(members), Changes: changes, SteadyStateSeconds: steady, Machine: benchkit.Machine()}
+	r.ManagerRSSIdleMiB = mgr.RSSMiB()
 
 	step("GlobalNamespace %q over all members; %d Services of %d pods exported round robin", namespace, services, replicas)
 	if err := bed.Hub.Client.Create(ctx, &netv1alpha1.GlobalNamespace{
@@ -156,7 +122,7 @@ func run() (reterr error) {
 	}); err != nil {
 		return err
 	}
-	if err := waitFor(ctx, time.Minute, func() (bool, error) {
+	if err := benchkit.WaitFor(ctx, time.Minute, 20*time.Millisecond, func() (bool, error) {
 		for _, m := range members {
 			if err := bed.Member(m).Client.Get(ctx, client.ObjectKey{Name: namespace}, &corev1.Namespace{}); err != nil {
 				return false, client.IgnoreNotFound(err)
@@ -185,7 +151,7 @@ func run() (reterr error) {
 			return err
 		}
 	}
-	if err := waitFor(ctx, 10*time.Minute, func() (bool, error) {
+	if err := benchkit.WaitFor(ctx, 10*time.Minute, 20*time.Millisecond, func() (bool, error) {
 		for i := range services {
 			for _, m := range members {
 				if watchers[m].imported(name(i), source(i)) != replicas {
@@ -201,7 +167,7 @@ func run() (reterr error) {
 	r.ImportedEndpointsTotal = services * replicas * len(members)
 	step("All %d Services imported into %d members with their endpoints in %.1f s", services, len(members), r.ConvergeSeconds)
 	time.Sleep(10 * time.Second)
-	r.ManagerRSSServicesMiB = rss()
+	r.ManagerRSSServicesMiB = mgr.RSSMiB()
 	r.HubAPIServerRSSMiB = apiserverRSS(bed.Hub)
 
 	step("%d endpoint changes (scaling a source Deployment up or down by one pod), one at a time", changes)
@@ -226,7 +192,7 @@ func run() (reterr error) {
 		}
 		var t0 time.Time
 		times := map[string]time.Time{}
-		if err := waitFor(ctx, time.Minute, func() (bool, error) {
+		if err := benchkit.WaitFor(ctx, time.Minute, 20*time.Millisecond, func() (bool, error) {
 			if t0.IsZero() {
 				t0 = watchers[src].sourceReadyAt(name(i), want, changed)
 			}
@@ -277,7 +243,7 @@ func run() (reterr error) {
 	r.SteadyStateWrites = hub + meridianMembers
 
 	printTable(r)
-	return writeJSON(r)
+	return benchkit.WriteJSON("mcs.json", r)
 }
 
 func name(i int) string   { return fmt.Sprintf("svc-%03d", i) }
@@ -471,69 +437,6 @@ func attribute(before, after []map[string]float64) (hub, members, ownSlices floa
 	return hub, members, ownSlices
 }
 
-func waitFor(ctx context.Context, timeout time.Duration, cond func() (bool, error)) error {
-	deadline := time.Now().Add(timeout)
-	for {
-		ok, err := cond()
-		if err != nil {
-			return err
-		}
-		if ok {
-			return nil
-		}
-		if time.Now().After(deadline) {
-			return fmt.Errorf("not within %s", timeout)
-		}
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-time.After(20 * time.Millisecond):
-		}
-	}
-}
-
-// startManager runs bin/manager against the hub and returns a stop function and a reader of
-// its resident memory.
-func startManager(bed *testbed.Bed) (func(), func() float64, error) {
-	dir := filepath.Join(bed.Dir(), "manager")
-	if err := bed.WriteKubeconfigs(dir); err != nil {
-		return nil, nil, err
-	}
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return nil, nil, err
-	}
-	port := l.Addr().(*net.TCPAddr).Port
-	l.Close()
-	out := filepath.Join(testbed.RepoRoot(), "bench", "out")
-	if err := os.MkdirAll(out, 0o755); err != nil {
-		return nil, nil, err
-	}
-	log, err := os.Create(filepath.Join(out, "mcs-manager.log"))
-	if err != nil {
-		return nil, nil, err
-	}
-	cmd := exec.Command(filepath.Join(testbed.BinDir(), "manager"), "--enable-webhooks=false", "--metrics-bind-address=0",
-		fmt.Sprintf("--health-probe-bind-address=127.0.0.1:%d", port))
-	cmd.Env = append(os.Environ(), "KUBECONFIG="+filepath.Join(dir, "hub.kubeconfig"))
-	cmd.Stdout, cmd.Stderr = log, log
-	if err := cmd.Start(); err != nil {
-		return nil, nil, fmt.Errorf("start bin/manager (run `make build`): %w", err)
-	}
-	stop := func() {
-		_ = cmd.Process.Signal(syscall.SIGTERM)
-		done := make(chan struct{})
-		go func() { _ = cmd.Wait(); close(done) }()
-		select {
-		case <-done:
-		case <-time.After(15 * time.Second):
-			_ = cmd.Process.Kill()
-		}
-		log.Close()
-	}
-	return stop, func() float64 { return statusMiB(cmd.Process.Pid, "VmRSS:") }, nil
-}
-
 func apiserverRSS(c *testbed.Cluster) float64 {
 	procs, err := c.Processes()
 	if err != nil {
@@ -541,32 +444,10 @@ func apiserverRSS(c *testbed.Cluster) float64 {
 	}
 	for _, p := range procs {
 		if p.Name == "kube-apiserver" {
-			return statusMiB(p.PID, "VmRSS:")
+			return benchkit.StatusMiB(p.PID, "VmRSS:")
 		}
 	}
 	return 0
-}
-
-func statusMiB(pid int, field string) float64 {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
-	if err != nil {
-		return 0
-	}
-	for _, line := range strings.Split(string(b), "\n") {
-		if f := strings.Fields(line); len(f) >= 2 && f[0] == field {
-			kb, _ := strconv.ParseFloat(f[1], 64)
-			return kb / 1024
-		}
-	}
-	return 0
-}
-
-func machine() string {
-	cpus := 0
-	if b, err := os.ReadFile("/proc/cpuinfo"); err == nil {
-		cpus = strings.Count(string(b), "processor\t:")
-	}
-	return fmt.Sprintf("%d CPUs", cpus)
 }
 
 func printTable(r result) {
@@ -582,18 +463,4 @@ func printTable(r result) {
 	fmt.Printf("%-58s %10.1f\n", "manager RSS MiB, members joined, no services", r.ManagerRSSIdleMiB)
 	fmt.Printf("%-58s %10.1f\n", fmt.Sprintf("manager RSS MiB, %d services imported", r.Services), r.ManagerRSSServicesMiB)
 	fmt.Printf("%-58s %10.1f\n", "hub kube-apiserver RSS MiB", r.HubAPIServerRSSMiB)
-}
-
-func writeJSON(r result) error {
-	dir := filepath.Join(testbed.RepoRoot(), "bench", "out")
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return err
-	}
-	b, err := json.MarshalIndent(r, "", "  ")
-	if err != nil {
-		return err
-	}
-	path := filepath.Join(dir, "mcs.json")
-	fmt.Printf("\nWrote %s\n", path)
-	return os.WriteFile(path, append(b, '\n'), 0o644)
 }

@@ -7,9 +7,7 @@ import (
 
 	. "github.com/onsi/ginkgo/v2"
 	. "github.com/onsi/gomega"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	ctrl "sigs.k8s.io/controller-runtime"
-	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
 	mcsv1beta1 "sigs.k8s.io/mcs-api/pkg/apis/v1beta1"
 
@@ -52,23 +50,7 @@ var _ = BeforeSuite(func(ctx SpecContext) {
 	Expect(err).NotTo(HaveOccurred())
 	DeferCleanup(mgr.Stop)
 
-	for _, name := range members {
-		Expect(bed.Hub.Client.Create(ctx, &fleetv1alpha1.MemberCluster{
-			ObjectMeta: metav1.ObjectMeta{Name: name, Labels: memberLabels[name]},
-			Spec: fleetv1alpha1.MemberClusterSpec{
-				KubeconfigSecretRef: &fleetv1alpha1.KubeconfigSecretReference{Namespace: testbed.KubeconfigSecretNamespace, Name: testbed.KubeconfigSecretName(name)},
-				Probe:               fleetv1alpha1.ProbeSettings{IntervalSeconds: 1, TimeoutSeconds: 1},
-			},
-		})).To(Succeed())
-	}
-	for _, name := range members {
-		Eventually(func(g Gomega) {
-			m := &fleetv1alpha1.MemberCluster{}
-			g.Expect(bed.Hub.Client.Get(ctx, client.ObjectKey{Name: name}, m)).To(Succeed())
-			g.Expect(m.Status.Namespace).NotTo(BeEmpty())
-			g.Expect(m.Status.Conditions).To(ContainElement(And(HaveField("Type", "Ready"), HaveField("Status", metav1.ConditionTrue))))
-		}, 30*time.Second, 100*time.Millisecond).Should(Succeed())
-	}
+	Expect(bed.JoinMembers(ctx, fleetv1alpha1.ProbeSettings{IntervalSeconds: 1, TimeoutSeconds: 1}, memberLabels)).To(Succeed())
 }, NodeTimeout(4*time.Minute))
 
 // Every spec starts from the MemberClusters' original labels.
