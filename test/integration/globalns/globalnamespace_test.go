@@ -100,16 +100,14 @@ var _ = Describe("GlobalNamespace", func() {
 		Expect(memberNS("member-2", name)()).To(HaveField("Labels", HaveKeyWithValue(fleetv1alpha1.AdoptedLabel, "true")))
 
 		By("member-1 leaving the placement: its namespace is deleted")
-		gns := getGNS(Default, name)
-		gns.Spec.Placement.ClusterNames = []string{"member-2", "member-3"}
-		Expect(bed.Hub.Client.Update(bg(), gns)).To(Succeed())
+		updateGNS(name, func(g *netv1alpha1.GlobalNamespace) { g.Spec.Placement.ClusterNames = []string{"member-2", "member-3"} })
 		Eventually(gone("member-1", name), timeout, poll).Should(BeTrue())
 		Eventually(clusterStates(name), timeout, poll).Should(Equal(map[string]netv1alpha1.ClusterNamespaceState{
 			"member-2": netv1alpha1.ClusterNamespaceApplied, "member-3": netv1alpha1.ClusterNamespaceApplied,
 		}))
 
 		By("deleting the GlobalNamespace: member-3's namespace is deleted, member-2's adopted one stays")
-		Expect(bed.Hub.Client.Delete(bg(), gns)).To(Succeed())
+		Expect(bed.Hub.Client.Delete(bg(), getGNS(Default, name))).To(Succeed())
 		Eventually(gone("member-3", name), timeout, poll).Should(BeTrue())
 		Eventually(func() error {
 			return bed.Hub.Client.Get(bg(), client.ObjectKey{Name: name}, &netv1alpha1.GlobalNamespace{})
@@ -149,9 +147,7 @@ var _ = Describe("GlobalNamespace", func() {
 		}, 2*time.Second, poll).Should(Equal(before.ResourceVersion), "the namespace was modified")
 
 		By("setting adopt")
-		gns := getGNS(Default, name)
-		gns.Spec.Adopt = true
-		Expect(bed.Hub.Client.Update(bg(), gns)).To(Succeed())
+		updateGNS(name, func(g *netv1alpha1.GlobalNamespace) { g.Spec.Adopt = true })
 		Eventually(condition(name, netv1alpha1.ReadyCondition), timeout, poll).Should(beTrueWith(netv1alpha1.AllAppliedReason))
 		ns, err := memberNS("member-3", name)()
 		Expect(err).NotTo(HaveOccurred())

@@ -141,3 +141,13 @@ func fleetSteady() {
 		}
 	}, 2*time.Minute, poll).Should(Succeed())
 }
+
+// updateGNS changes a GlobalNamespace, reading it again when a status write got there first.
+func updateGNS(name string, change func(*netv1alpha1.GlobalNamespace)) {
+	GinkgoHelper()
+	Eventually(func() error {
+		g := getGNS(Default, name)
+		change(g)
+		return bed.Hub.Client.Update(bg(), g)
+	}, timeout, poll).Should(Succeed())
+}

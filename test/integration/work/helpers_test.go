@@ -101,3 +101,14 @@ func memberObj(member string) *testbed.Cluster { return bed.Member(member) }
 func uniqueName(prefix string) string {
 	return fmt.Sprintf("%s-%d", prefix, GinkgoRandomSeed()%1000+int64(CurrentSpecReport().LeafNodeLocation.LineNumber))
 }
+
+// updateWork changes a Work on the hub, reading it again when the syncer's status write got there
+// first (a conflict).
+func updateWork(member, name string, change func(*fleetv1alpha1.ClusterWork)) {
+	GinkgoHelper()
+	Eventually(func() error {
+		w := getWork(Default, member, name)
+		change(w)
+		return bed.Hub.Client.Update(bg(), w)
+	}, timeout, poll).Should(Succeed())
+}

@@ -58,9 +58,9 @@ var _ = Describe("ClusterWork", func() {
 		Eventually(workCondition("member-1", ns, fleetv1alpha1.AppliedCondition), timeout, poll).Should(beTrueWith(fleetv1alpha1.AllAppliedReason))
 
 		By("changing one object and dropping the other")
-		w := getWork(Default, "member-1", ns)
-		w.Spec.Objects = objects(namespace(ns), configMap(ns, "keep", map[string]string{"v": "2"}))
-		Expect(bed.Hub.Client.Update(bg(), w)).To(Succeed())
+		updateWork("member-1", ns, func(w *fleetv1alpha1.ClusterWork) {
+			w.Spec.Objects = objects(namespace(ns), configMap(ns, "keep", map[string]string{"v": "2"}))
+		})
 		Eventually(func() (map[string]string, error) {
 			cm, err := memberCM("member-1", ns, "keep")()
 			return cm.Data, err
@@ -69,7 +69,7 @@ var _ = Describe("ClusterWork", func() {
 		Eventually(func(g Gomega) string { return getWork(g, "member-1", ns).Status.Summary }, timeout, poll).Should(Equal("2/2 applied"))
 
 		By("deleting the Work")
-		Expect(bed.Hub.Client.Delete(bg(), w)).To(Succeed())
+		Expect(bed.Hub.Client.Delete(bg(), getWork(Default, "member-1", ns))).To(Succeed())
 		Eventually(func() error { _, err := memberCM("member-1", ns, "keep")(); return err }, timeout, poll).Should(Satisfy(apierrors.IsNotFound))
 	})
 
@@ -81,9 +81,9 @@ var _ = Describe("ClusterWork", func() {
 		Eventually(workCondition("member-2", ns, fleetv1alpha1.AppliedCondition), timeout, poll).Should(beTrueWith(fleetv1alpha1.AllAppliedReason))
 
 		By("dropping the ConfigMap from the Work")
-		w = getWork(Default, "member-2", ns)
-		w.Spec.Objects = objects(namespace(ns))
-		Expect(bed.Hub.Client.Update(bg(), w)).To(Succeed())
+		updateWork("member-2", ns, func(w *fleetv1alpha1.ClusterWork) {
+			w.Spec.Objects = objects(namespace(ns))
+		})
 		Eventually(func(g Gomega) {
 			cm, err := memberCM("member-2", ns, "stays")()
 			g.Expect(err).NotTo(HaveOccurred())
@@ -157,9 +157,9 @@ var _ = Describe("ClusterWork", func() {
 		}, 2*time.Second, 200*time.Millisecond).Should(Equal(before.ResourceVersion), "the object was modified")
 
 		By("setting adopt")
-		w = getWork(Default, "member-2", ns)
-		w.Spec.Adopt = true
-		Expect(bed.Hub.Client.Update(bg(), w)).To(Succeed())
+		updateWork("member-2", ns, func(w *fleetv1alpha1.ClusterWork) {
+			w.Spec.Adopt = true
+		})
 		Eventually(workCondition("member-2", ns, fleetv1alpha1.AppliedCondition), timeout, poll).Should(beTrueWith(fleetv1alpha1.AllAppliedReason))
 		cm, err := memberCM("member-2", ns, "theirs")()
 		Expect(err).NotTo(HaveOccurred())
@@ -168,10 +168,10 @@ var _ = Describe("ClusterWork", func() {
 		Expect(cm.Labels).To(HaveKeyWithValue(fleetv1alpha1.AdoptedLabel, "true"))
 
 		By("dropping the adopted object from a Work whose policy is Delete: it is orphaned, not deleted")
-		Expect(w.Spec.DeletionPolicy).To(Equal(fleetv1alpha1.DeletionPolicyDelete))
-		w = getWork(Default, "member-2", ns)
-		w.Spec.Objects = nil
-		Expect(bed.Hub.Client.Update(bg(), w)).To(Succeed())
+		Expect(getWork(Default, "member-2", ns).Spec.DeletionPolicy).To(Equal(fleetv1alpha1.DeletionPolicyDelete))
+		updateWork("member-2", ns, func(w *fleetv1alpha1.ClusterWork) {
+			w.Spec.Objects = nil
+		})
 		Eventually(func(g Gomega) {
 			cm, err := memberCM("member-2", ns, "theirs")()
 			g.Expect(err).NotTo(HaveOccurred())
@@ -191,9 +191,9 @@ var _ = Describe("ClusterWork", func() {
 		createWork(w)
 		Eventually(workCondition("member-3", ns, fleetv1alpha1.AppliedCondition), timeout, poll).Should(beTrueWith(fleetv1alpha1.AllAppliedReason))
 
-		w = getWork(Default, "member-3", ns)
-		w.Spec.Objects = objects(namespace(ns))
-		Expect(bed.Hub.Client.Update(bg(), w)).To(Succeed())
+		updateWork("member-3", ns, func(w *fleetv1alpha1.ClusterWork) {
+			w.Spec.Objects = objects(namespace(ns))
+		})
 		Eventually(func(g Gomega) {
 			cm, err := memberCM("member-3", ns, "kept")()
 			g.Expect(err).NotTo(HaveOccurred())
@@ -202,9 +202,9 @@ var _ = Describe("ClusterWork", func() {
 		}, timeout, poll).Should(Succeed())
 
 		By("listing it again in the same Work")
-		w = getWork(Default, "member-3", ns)
-		w.Spec.Objects = objects(namespace(ns), configMap(ns, "kept", map[string]string{"k": "v2"}))
-		Expect(bed.Hub.Client.Update(bg(), w)).To(Succeed())
+		updateWork("member-3", ns, func(w *fleetv1alpha1.ClusterWork) {
+			w.Spec.Objects = objects(namespace(ns), configMap(ns, "kept", map[string]string{"k": "v2"}))
+		})
 		Eventually(func(g Gomega) {
 			cm, err := memberCM("member-3", ns, "kept")()
 			g.Expect(err).NotTo(HaveOccurred())
@@ -217,9 +217,9 @@ var _ = Describe("ClusterWork", func() {
 
 		By("another Work listing an object orphaned by the first still needs adopt")
 		other := newWork("member-3", ns+"-other", configMap(ns, "kept", map[string]string{"k": "other"}))
-		w = getWork(Default, "member-3", ns)
-		w.Spec.Objects = objects(namespace(ns))
-		Expect(bed.Hub.Client.Update(bg(), w)).To(Succeed())
+		updateWork("member-3", ns, func(w *fleetv1alpha1.ClusterWork) {
+			w.Spec.Objects = objects(namespace(ns))
+		})
 		Eventually(func(g Gomega) {
 			cm, err := memberCM("member-3", ns, "kept")()
 			g.Expect(err).NotTo(HaveOccurred())
