@@ -64,8 +64,11 @@ type desiredEntry struct {
 }
 
 type appliedRecord struct {
-	manifest   string
-	projection string
+	manifest string
+	// projection is empty after a metadata-only answer until the object's watch event at
+	// resourceVersion shows it.
+	projection      string
+	resourceVersion string
 	// observed digests the health and feedback last reported for the object.
 	observed string
 }
@@ -332,6 +335,10 @@ func (s *MemberSyncer) isOwnEcho(obj any) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	rec, ok := s.applied[key]
+	if ok && rec.projection == "" && rec.resourceVersion == u.GetResourceVersion() {
+		rec.projection = t.Projection // the echo of a metadata-only apply: learn its projection
+		s.applied[key] = rec
+	}
 	return ok && rec.projection == t.Projection && rec.observed == observedDigest(t)
 }
 

@@ -18,6 +18,7 @@ import (
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/dynamic"
+	"k8s.io/client-go/metadata"
 	"k8s.io/client-go/tools/cache"
 
 	fleetv1alpha1 "github.com/meridian-io/meridian/apis/fleet/v1alpha1"
@@ -229,11 +230,24 @@ func (s *MemberSyncer) syncOne(ctx context.Context, work *fleetv1alpha1.ClusterW
 			return failed(fmt.Sprintf("%s cannot be encoded: %v.", m.Key, err))
 		}
 	}
+	// Objects of a kind that has no status, of which nothing is read back, are applied through the
+	// metadata client: the member answers with their metadata alone (protobuf), since decoding
+	// whole objects is most of what applying costs the syncer. Their projection is learned from
+	// the watch event of the apply.
+	feedback := FeedbackFor(work.Spec.StatusFeedback, m.Key)
+	metadataOnly := len(feedback) == 0 && statusless[m.Key.GroupKind] && !retaken
 	// The member's slot is held for the requests alone; what is computed from the answer is not.
 	s.acquire()
 	began := time.Now()
 	force := true
-	applied, err := ri.Patch(ctx, m.Key.Name, types.ApplyPatchType, body, metav1.PatchOptions{FieldManager: fleetv1alpha1.FieldManager, Force: &force})
+	opts := metav1.PatchOptions{FieldManager: fleetv1alpha1.FieldManager, Force: &force}
+	var applied *unstructured.Unstructured
+	var appliedMeta *metav1.PartialObjectMetadata
+	if metadataOnly {
+		appliedMeta, err = s.metadataResource(mapping.Resource, m.Key.Namespace).Patch(ctx, m.Key.Name, types.ApplyPatchType, body, opts)
+	} else {
+		applied, err = ri.Patch(ctx, m.Key.Name, types.ApplyPatchType, body, opts)
+	}
 	writes++
 	if err == nil && retaken {
 		// The orphan mark was written by a merge patch, not by the apply: remove it the same way.
@@ -251,17 +265,35 @@ func (s *MemberSyncer) syncOne(ctx context.Context, work *fleetv1alpha1.ClusterW
 	case err != nil:
 		return pending(fmt.Sprintf("Applying %s to the member failed: %v.", m.Key, err), 0, err)
 	}
-	st.State, st.AppliedGeneration = fleetv1alpha1.ObjectApplied, applied.GetGeneration()
-	st.Feedback = readFeedback(applied, FeedbackFor(work.Spec.StatusFeedback, m.Key))
-	st.Health, st.Message = health(applied)
-	s.mu.Lock()
-	s.applied[m.Key] = appliedRecord{
-		manifest:   digest,
-		projection: Digest(Project(m.Object.Object, applied.Object)),
-		observed:   observedDigest(trimmed{Health: st.Health, HealthMsg: st.Message, Feedback: st.Feedback}),
+	st.State = fleetv1alpha1.ObjectApplied
+	rec := appliedRecord{manifest: digest}
+	if metadataOnly {
+		// Without a status, the object's health is its kind's: the manifest tells it.
+		st.AppliedGeneration, rec.resourceVersion = appliedMeta.Generation, appliedMeta.ResourceVersion
+		st.Health, st.Message = health(m.Object)
+	} else {
+		st.AppliedGeneration, rec.resourceVersion = applied.GetGeneration(), applied.GetResourceVersion()
+		st.Feedback = readFeedback(applied, feedback)
+		st.Health, st.Message = health(applied)
+		rec.projection = Digest(Project(m.Object.Object, applied.Object))
 	}
+	rec.observed = observedDigest(trimmed{Health: st.Health, HealthMsg: st.Message, Feedback: st.Feedback})
+	s.mu.Lock()
+	s.applied[m.Key] = rec
 	s.mu.Unlock()
 	return st, writes, 0, nil
+}
+
+// statusless are the kinds whose objects have no status: their health never changes and a write
+// of them needs no answer but their metadata.
+var statusless = map[schema.GroupKind]bool{
+	{Kind: "ConfigMap"}:      true,
+	{Kind: "Secret"}:         true,
+	{Kind: "ServiceAccount"}: true,
+	{Group: "rbac.authorization.k8s.io", Kind: "Role"}:               true,
+	{Group: "rbac.authorization.k8s.io", Kind: "RoleBinding"}:        true,
+	{Group: "rbac.authorization.k8s.io", Kind: "ClusterRole"}:        true,
+	{Group: "rbac.authorization.k8s.io", Kind: "ClusterRoleBinding"}: true,
 }
 
 // inSync decides, from memory only, whether a cached object already is what the manifest wants.
@@ -274,10 +306,18 @@ func (s *MemberSyncer) inSync(m *Manifest, digest string, live *unstructured.Uns
 	defer s.mu.Unlock()
 	rec, ok := s.applied[m.Key]
 	if ok && rec.manifest == digest {
-		return rec.projection == t.Projection
+		if rec.projection == "" && rec.resourceVersion == live.GetResourceVersion() {
+			// Applied with a metadata-only answer and unchanged since: learn its projection.
+			rec.projection = t.Projection
+			s.applied[m.Key] = rec
+			return true
+		}
+		if rec.projection != "" {
+			return rec.projection == t.Projection
+		}
 	}
-	// Nothing applied by this process yet (a restart): in sync when the live object already holds
-	// every field the manifest sets, with the same values.
+	// Nothing applied by this process yet (a restart), or changed since a metadata-only answer: in
+	// sync when the live object holds every field the manifest sets, with the same values.
 	if t.Projection != "" && t.Projection == Digest(Project(m.Object.Object, m.Object.Object)) {
 		s.applied[m.Key] = appliedRecord{manifest: digest, projection: t.Projection}
 		return true
@@ -308,6 +348,13 @@ func (s *MemberSyncer) lookup(ctx context.Context, gvr schema.GroupVersionResour
 	}
 	live, _ := s.cached(gvr, namespace, name)
 	return live, nil
+}
+
+func (s *MemberSyncer) metadataResource(gvr schema.GroupVersionResource, namespace string) metadata.ResourceInterface {
+	if namespace == "" {
+		return s.meta.Resource(gvr)
+	}
+	return s.meta.Resource(gvr).Namespace(namespace)
 }
 
 func (s *MemberSyncer) resource(gvr schema.GroupVersionResource, namespace string) dynamic.ResourceInterface {
