@@ -4,6 +4,7 @@ package work
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"strings"
 	"time"
@@ -127,7 +128,7 @@ func (r *ClusterWorkReconciler) Process(ctx context.Context, s *work.MemberSynce
 		log.V(1).Info("Applied Work", "writes", res.Writes, "meanWrite", res.WriteTime/time.Duration(res.Writes))
 	}
 	setStatus(w, res.Objects, res.Err)
-	// The syncer is the only writer of a Work's status: one merge patch of the whole status.
+	// The syncer is the only writer of a Work's status: one patch that sets the whole status.
 	if err := r.patchStatus(ctx, w, before); err != nil {
 		reterr = kerrors.NewAggregate([]error{res.Err, fmt.Errorf("patch status of ClusterWork %s: %w", klog.KObj(w), err)})
 		return 0, reterr
@@ -166,8 +167,8 @@ func (r *ClusterWorkReconciler) patchFinalizers(ctx context.Context, w *fleetv1a
 	return nil
 }
 
-// patchStatus sends what changed in the Work's status since before, as one merge patch of the
-// status subresource; nothing when nothing changed.
+// patchStatus writes the Work's status when it changed since before, with one patch of the status
+// subresource; nothing when nothing changed.
 func (r *ClusterWorkReconciler) patchStatus(ctx context.Context, w *fleetv1alpha1.ClusterWork, before *fleetv1alpha1.ClusterWorkStatus) error {
 	data, err := client.MergeFrom(&fleetv1alpha1.ClusterWork{Status: *before}).Data(&fleetv1alpha1.ClusterWork{Status: w.Status})
 	if err != nil {
@@ -176,8 +177,13 @@ func (r *ClusterWorkReconciler) patchStatus(ctx context.Context, w *fleetv1alpha
 	if string(data) == "{}" {
 		return nil
 	}
+	// Sent as a JSON patch that sets the whole status: the hub applies it to the stored Work
+	// without decoding the Work's manifests into maps, as it does for a merge patch.
+	if data, err = json.Marshal([]map[string]any{{"op": "add", "path": "/status", "value": w.Status}}); err != nil {
+		return err
+	}
 	m := metadataOf(w)
-	if err := r.HubClient.Status().Patch(ctx, m, client.RawPatch(types.MergePatchType, data)); err != nil {
+	if err := r.HubClient.Status().Patch(ctx, m, client.RawPatch(types.JSONPatchType, data)); err != nil {
 		return err
 	}
 	w.ResourceVersion = m.ResourceVersion
