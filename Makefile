@@ -118,7 +118,7 @@ bench-mcs: build test-tools ## Service discovery over 3 live members: endpoint p
 	$(GO) run ./test/bench/mcs
 
 .PHONY: bench
-bench: build $(KUBE_APISERVER) $(ETCD) ## Fan-out benchmark of the work engine (BENCH_N, BENCH_M, BENCH_PER_WORK, BENCH_QUICK=1); writes bench/out/fanout.json.
+bench: build $(KUBE_APISERVER) $(ETCD) ## Fan-out benchmark of the work engine (BENCH_N, BENCH_M, BENCH_PER_WORK, BENCH_RUNS, BENCH_CPUS=split|shared, BENCH_QUICK=1); writes bench/out/fanout.json.
 	$(GO) run ./test/bench/fanout
 
 .PHONY: test-unit

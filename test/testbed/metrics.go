@@ -61,6 +61,16 @@ func (c *Cluster) WriteRequests(ctx context.Context) (map[string]float64, error)
 
 // WritesByVerb is WriteRequests keyed "VERB group/resource", e.g. "PATCH discovery.k8s.io/endpointslices".
 func (c *Cluster) WritesByVerb(ctx context.Context) (map[string]float64, error) {
+	return c.requestsByVerb(ctx, func(verb string) bool { return WriteVerbs[verb] })
+}
+
+// RequestsByVerb is every request the apiserver served (reads and watches too), keyed
+// "VERB group/resource".
+func (c *Cluster) RequestsByVerb(ctx context.Context) (map[string]float64, error) {
+	return c.requestsByVerb(ctx, func(string) bool { return true })
+}
+
+func (c *Cluster) requestsByVerb(ctx context.Context, include func(verb string) bool) (map[string]float64, error) {
 	families, err := c.metrics(ctx)
 	if err != nil {
 		return nil, err
@@ -68,7 +78,7 @@ func (c *Cluster) WritesByVerb(ctx context.Context) (map[string]float64, error) 
 	out := map[string]float64{}
 	for _, m := range families["apiserver_request_total"].GetMetric() {
 		labels := labelsOf(m)
-		if WriteVerbs[labels["verb"]] {
+		if include(labels["verb"]) {
 			out[labels["verb"]+" "+labels["group"]+"/"+labels["resource"]] += m.GetCounter().GetValue()
 		}
 	}

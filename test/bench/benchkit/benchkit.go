@@ -6,6 +6,7 @@ package benchkit
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net"
 	"os"
@@ -15,6 +16,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"golang.org/x/sys/unix"
 
 	"github.com/meridian-io/meridian/test/testbed"
 )
@@ -172,4 +175,44 @@ func WriteJSON(name string, v any) error {
 	path := filepath.Join(dir, name)
 	fmt.Printf("\nWrote %s\n", path)
 	return os.WriteFile(path, append(b, '\n'), 0o644)
+}
+
+// Pin restricts every thread of the processes to the CPUs. Threads a process starts later inherit
+// the set from the thread that starts them.
+func Pin(pids []int, cpus []int) error {
+	var set unix.CPUSet
+	for _, c := range cpus {
+		set.Set(c)
+	}
+	for _, pid := range pids {
+		tasks, err := os.ReadDir(fmt.Sprintf("/proc/%d/task", pid))
+		if err != nil {
+			return fmt.Errorf("threads of process %d: %w", pid, err)
+		}
+		for _, t := range tasks {
+			tid, err := strconv.Atoi(t.Name())
+			if err != nil {
+				continue
+			}
+			if err := unix.SchedSetaffinity(tid, &set); err != nil && !errors.Is(err, unix.ESRCH) {
+				return fmt.Errorf("pin thread %d of process %d to CPUs %v: %w", tid, pid, cpus, err)
+			}
+		}
+	}
+	return nil
+}
+
+// CPUs lists the CPUs this process may run on.
+func CPUs() ([]int, error) {
+	var set unix.CPUSet
+	if err := unix.SchedGetaffinity(0, &set); err != nil {
+		return nil, err
+	}
+	var out []int
+	for c := 0; c < 1024 && len(out) < set.Count(); c++ {
+		if set.IsSet(c) {
+			out = append(out, c)
+		}
+	}
+	return out, nil
 }
