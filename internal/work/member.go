@@ -335,9 +335,8 @@ func (s *MemberSyncer) isOwnEcho(obj any) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	rec, ok := s.applied[key]
-	if ok && rec.projection == "" && rec.resourceVersion == u.GetResourceVersion() {
-		rec.projection = t.Projection // the echo of a metadata-only apply: learn its projection
-		s.applied[key] = rec
+	if ok {
+		rec = s.learnLocked(key, rec, u, t.Projection) // the echo of a metadata-only apply
 	}
 	return ok && rec.projection == t.Projection && rec.observed == observedDigest(t)
 }

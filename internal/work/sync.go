@@ -306,13 +306,7 @@ func (s *MemberSyncer) inSync(m *Manifest, digest string, live *unstructured.Uns
 	defer s.mu.Unlock()
 	rec, ok := s.applied[m.Key]
 	if ok && rec.manifest == digest {
-		if rec.projection == "" && rec.resourceVersion == live.GetResourceVersion() {
-			// Applied with a metadata-only answer and unchanged since: learn its projection.
-			rec.projection = t.Projection
-			s.applied[m.Key] = rec
-			return true
-		}
-		if rec.projection != "" {
+		if rec = s.learnLocked(m.Key, rec, live, t.Projection); rec.projection != "" {
 			return rec.projection == t.Projection
 		}
 	}
@@ -323,6 +317,16 @@ func (s *MemberSyncer) inSync(m *Manifest, digest string, live *unstructured.Uns
 		return true
 	}
 	return false
+}
+
+// learnLocked fills in the projection of an object applied with a metadata-only answer from a live
+// copy at the apply's resourceVersion, and returns the record. s.mu must be held.
+func (s *MemberSyncer) learnLocked(key ObjectKey, rec appliedRecord, live *unstructured.Unstructured, projection string) appliedRecord {
+	if rec.projection == "" && rec.resourceVersion == live.GetResourceVersion() {
+		rec.projection = projection
+		s.applied[key] = rec
+	}
+	return rec
 }
 
 // observe records the health and feedback reported for an object, so that a watch event that

@@ -51,16 +51,10 @@ func (u *unownedLister) get(ctx context.Context, gvr schema.GroupVersionResource
 		u.s.acquire()
 		defer u.s.release()
 		l.items = map[string]*metav1.PartialObjectMetadata{}
-		ri := u.s.meta.Resource(gvr)
+		ri := u.s.metadataResource(gvr, namespace)
 		opts := metav1.ListOptions{LabelSelector: fleetv1alpha1.ManagedByLabel + "!=" + fleetv1alpha1.ManagedByValue, Limit: 500}
 		for {
-			var list *metav1.PartialObjectMetadataList
-			var err error
-			if namespace == "" {
-				list, err = ri.List(ctx, opts)
-			} else {
-				list, err = ri.Namespace(namespace).List(ctx, opts)
-			}
+			list, err := ri.List(ctx, opts)
 			if err != nil {
 				l.err = fmt.Errorf("list %s in member %s: %w", gvr.Resource, u.s.name, err)
 				return
