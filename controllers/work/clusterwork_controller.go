@@ -3,6 +3,7 @@
 package work
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -170,16 +171,21 @@ func (r *ClusterWorkReconciler) patchFinalizers(ctx context.Context, w *fleetv1a
 // patchStatus writes the Work's status when it changed since before, with one patch of the status
 // subresource; nothing when nothing changed.
 func (r *ClusterWorkReconciler) patchStatus(ctx context.Context, w *fleetv1alpha1.ClusterWork, before *fleetv1alpha1.ClusterWorkStatus) error {
-	data, err := client.MergeFrom(&fleetv1alpha1.ClusterWork{Status: *before}).Data(&fleetv1alpha1.ClusterWork{Status: w.Status})
+	was, err := json.Marshal(before)
 	if err != nil {
 		return err
 	}
-	if string(data) == "{}" {
+	now, err := json.Marshal(w.Status)
+	if err != nil {
+		return err
+	}
+	if bytes.Equal(was, now) {
 		return nil
 	}
-	// Sent as a JSON patch that sets the whole status: the hub applies it to the stored Work
-	// without decoding the Work's manifests into maps, as it does for a merge patch.
-	if data, err = json.Marshal([]map[string]any{{"op": "add", "path": "/status", "value": w.Status}}); err != nil {
+	// A JSON patch that sets the whole status: the hub applies it to the stored Work without
+	// decoding the Work's manifests into maps, as it does for a merge patch.
+	data, err := json.Marshal([]map[string]any{{"op": "add", "path": "/status", "value": json.RawMessage(now)}})
+	if err != nil {
 		return err
 	}
 	m := metadataOf(w)
