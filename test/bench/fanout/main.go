@@ -50,38 +50,27 @@ import (
 const workersPerMember = 8
 
 type result struct {
-	Objects               int     `json:"objects"`
-	Clusters              int     `json:"clusters"`
-	ObjectsPerWork        int     `json:"objects_per_work"`
-	FanoutSeconds         float64 `json:"fanout_seconds"`
-	BaselineSeconds       float64 `json:"baseline_seconds"`
-	Ratio                 float64 `json:"ratio"`
+	Objects        int `json:"objects"`
+	Clusters       int `json:"clusters"`
+	ObjectsPerWork int `json:"objects_per_work"`
+	// round is the round of the median ratio.
+	round
 	MemberWritesPerObject float64 `json:"member_writes_per_object"`
 	BaselineWritesPerObj  float64 `json:"baseline_member_writes_per_object"`
-	HubWritesDuringFanout float64 `json:"hub_writes_during_fanout"`
 	SteadyStateSeconds    int     `json:"steady_state_seconds"`
 	SteadyStateWrites     float64 `json:"steady_state_writes"`
 	ControlWindowWrites   float64 `json:"control_window_writes"`
-	ServerWriteMsFanout   float64 `json:"member_configmap_write_ms_fanout"`
-	ServerWriteMsBaseline float64 `json:"member_configmap_write_ms_baseline"`
-	ManagerCPUSeconds     float64 `json:"manager_cpu_seconds_during_fanout"`
-	BaselineCPUSeconds    float64 `json:"baseline_client_cpu_seconds"`
-	// CPUSeconds is CPU time by process group during each phase: where the machine's time went.
-	CPUFanout   map[string]float64 `json:"cpu_seconds_fanout"`
-	CPUBaseline map[string]float64 `json:"cpu_seconds_baseline"`
 	// CPUIdle is CPU seconds per second of each group in the control window, before the manager.
-	CPUIdle                map[string]float64 `json:"cpu_per_second_idle"`
-	ManagerRSSMiB          float64            `json:"manager_rss_mib"`
-	ManagerRSSKind         string             `json:"manager_rss_kind"`
-	ManagerRSSAllRoundsMiB float64            `json:"manager_rss_mib_all_rounds"`
-	WorkersPerMember       int                `json:"workers_per_member"`
-	CPUPlacement           string             `json:"cpu_placement"`
-	Runs                   int                `json:"runs"`
-	Rounds                 []round            `json:"rounds"`
-	// MemberRequests counts every request the members served in each phase, by verb and resource.
-	MemberRequestsFanout   map[string]float64 `json:"member_requests_fanout"`
-	MemberRequestsBaseline map[string]float64 `json:"member_requests_baseline"`
-	Machine                string             `json:"machine"`
+	CPUIdle map[string]float64 `json:"cpu_per_second_idle"`
+	// ManagerRSSMiB is the first round's (N objects in M members); it hides the median round's.
+	ManagerRSSMiB          float64 `json:"manager_rss_mib"`
+	ManagerRSSKind         string  `json:"manager_rss_kind"`
+	ManagerRSSAllRoundsMiB float64 `json:"manager_rss_mib_all_rounds"`
+	WorkersPerMember       int     `json:"workers_per_member"`
+	CPUPlacement           string  `json:"cpu_placement"`
+	Runs                   int     `json:"runs"`
+	Rounds                 []round `json:"rounds"`
+	Machine                string  `json:"machine"`
 }
 
 func main() {
@@ -142,18 +131,17 @@ func run() (reterr error) {
 	}
 	defer mgr.Stop()
 
-	placement, err := place(bed, mgr.PID(), os.Getenv("BENCH_CPUS"))
+	procs, err := processGroups(bed, mgr.PID())
+	if err != nil {
+		return err
+	}
+	placement, err := place(procs, os.Getenv("BENCH_CPUS"))
 	if err != nil {
 		return err
 	}
 	fmt.Println("CPU placement:", placement)
 
 	if err := bed.JoinMembers(ctx, fleetv1alpha1.ProbeSettings{}, nil); err != nil {
-		return err
-	}
-
-	procs, err := processGroups(bed, mgr.PID())
-	if err != nil {
 		return err
 	}
 	b := &bench{bed: bed, members: names, n: n, perWork: perWork, mgr: mgr, procs: procs}
@@ -185,14 +173,9 @@ func run() (reterr error) {
 		baselineWrites += rd.baselineWrites
 	}
 	res := result{
-		Objects: n, Clusters: m, ObjectsPerWork: perWork, WorkersPerMember: workersPerMember, Runs: runs, Rounds: rounds,
-		FanoutSeconds: med.FanoutSeconds, BaselineSeconds: med.BaselineSeconds, Ratio: med.Ratio,
+		Objects: n, Clusters: m, ObjectsPerWork: perWork, round: med, WorkersPerMember: workersPerMember, Runs: runs, Rounds: rounds,
 		MemberWritesPerObject: memberWrites / float64(n*m*runs), BaselineWritesPerObj: baselineWrites / float64(n*m*runs),
-		HubWritesDuringFanout: med.HubWrites, SteadyStateSeconds: steady, SteadyStateWrites: steadyWrites, ControlWindowWrites: control,
-		ServerWriteMsFanout: med.ServerWriteMsFanout, ServerWriteMsBaseline: med.ServerWriteMsBaseline,
-		ManagerCPUSeconds: med.ManagerCPUSeconds, BaselineCPUSeconds: med.BaselineCPUSeconds,
-		CPUFanout: med.CPUFanout, CPUBaseline: med.CPUBaseline, CPUIdle: idleCPU,
-		MemberRequestsFanout: med.MemberRequestsFanout, MemberRequestsBaseline: med.MemberRequestsBaseline,
+		SteadyStateSeconds: steady, SteadyStateWrites: steadyWrites, ControlWindowWrites: control, CPUIdle: idleCPU,
 		ManagerRSSMiB: rounds[0].ManagerRSSMiB, ManagerRSSKind: "peak RSS (VmHWM) of the manager process after the first round (N objects in M members)",
 		ManagerRSSAllRoundsMiB: mgr.PeakRSSMiB(),
 		Machine:                benchkit.Machine(), CPUPlacement: placement,
@@ -408,24 +391,39 @@ func meanMs(a, b latencySample) float64 {
 	return 1000 * (b.sum - a.sum) / float64(b.count-a.count)
 }
 
+// snapshot reads every request each cluster has served so far, by verb and resource.
 func snapshot(ctx context.Context, clusters []*testbed.Cluster) ([]map[string]float64, error) {
 	out := make([]map[string]float64, len(clusters))
 	for i, c := range clusters {
-		w, err := c.WriteRequests(ctx)
+		r, err := c.RequestsByVerb(ctx)
 		if err != nil {
 			return nil, err
 		}
-		out[i] = w
+		out[i] = r
 	}
 	return out, nil
 }
 
-// sumWrites adds up the write requests between two snapshots, leaving out the apiservers' own
-// identity lease renewals.
-func sumWrites(before, after []map[string]float64) float64 {
-	var total float64
+// byVerb sums, over the clusters, the requests served between two snapshots.
+func byVerb(before, after []map[string]float64) map[string]float64 {
+	out := map[string]float64{}
 	for i := range before {
-		total += testbed.WritesExcept(testbed.DiffWrites(before[i], after[i]), "coordination.k8s.io/leases")
+		for k, v := range testbed.DiffWrites(before[i], after[i]) {
+			out[k] += v
+		}
+	}
+	return out
+}
+
+// writes counts the write requests among requests by verb, leaving out the apiservers' own
+// identity lease renewals.
+func writes(byVerb map[string]float64) float64 {
+	var total float64
+	for k, v := range byVerb {
+		verb, resource, _ := strings.Cut(k, " ")
+		if testbed.WriteVerbs[verb] && resource != "coordination.k8s.io/leases" {
+			total += v
+		}
 	}
 	return total
 }
@@ -440,7 +438,7 @@ func windowWrites(ctx context.Context, clusters []*testbed.Cluster, d time.Durat
 	if err != nil {
 		return 0, err
 	}
-	return sumWrites(before, after), nil
+	return writes(byVerb(before, after)), nil
 }
 
 func printTable(r result) {
@@ -455,7 +453,7 @@ func printTable(r result) {
 		fmt.Printf("(the round of the median ratio of %d: %s)\n", len(r.Rounds), strings.Join(ratios, ", "))
 	}
 	fmt.Printf("%-44s %14.3f %14.3f\n", "member writes per object per cluster", r.MemberWritesPerObject, r.BaselineWritesPerObj)
-	fmt.Printf("%-44s %14.0f %14s\n", "hub writes during fan-out", r.HubWritesDuringFanout, "-")
+	fmt.Printf("%-44s %14.0f %14s\n", "hub writes during fan-out", r.HubWrites, "-")
 	fmt.Printf("%-44s %14.0f %14.0f\n", "member requests, all verbs", sum(r.MemberRequestsFanout), sum(r.MemberRequestsBaseline))
 	fmt.Printf("%-44s %14.0f %14.0f\n", fmt.Sprintf("writes in %d s of steady state (control)", r.SteadyStateSeconds), r.SteadyStateWrites, r.ControlWindowWrites)
 	fmt.Printf("%-44s %14.2f %14.2f\n", "member server ms per ConfigMap write", r.ServerWriteMsFanout, r.ServerWriteMsBaseline)
@@ -476,7 +474,7 @@ func printTable(r result) {
 		sumB += r.CPUBaseline[g]
 	}
 	fmt.Printf("%-44s %14.2f %14.2f\n", "CPU seconds: all", sumF, sumB)
-	fmt.Println("(writes: POST/PUT/PATCH/DELETE from apiserver_request_total, apiservers' own lease renewals left out)")
+	fmt.Println("(writes: POST/PUT/PATCH/DELETE/APPLY from apiserver_request_total, apiservers' own lease renewals left out)")
 }
 
 // groups maps a process group ("hub kube-apiserver", "member etcd", "manager", "bench") to its
@@ -581,7 +579,7 @@ func profile(ctx context.Context, bed *testbed.Bed, prefix, dir, managerAddr str
 // more CPUs) gives the members the second half of the CPUs and the hub, its etcd, the manager and
 // this process (the baseline's client) the first half, in both phases; "shared" leaves every
 // process on every CPU.
-func place(bed *testbed.Bed, manager int, mode string) (string, error) {
+func place(procs groups, mode string) (string, error) {
 	cpus, err := benchkit.CPUs()
 	if err != nil {
 		return "", err
@@ -603,47 +601,16 @@ func place(bed *testbed.Bed, manager int, mode string) (string, error) {
 		return "", fmt.Errorf("BENCH_CPUS=split needs two CPUs, this process has %v", cpus)
 	}
 	hubCPUs, memberCPUs := cpus[:len(cpus)/2], cpus[len(cpus)/2:]
-	hubSide := []int{os.Getpid(), manager}
-	hubProcs, err := bed.Hub.Processes()
-	if err != nil {
-		return "", err
-	}
-	for _, p := range hubProcs {
-		hubSide = append(hubSide, p.PID)
-	}
-	var memberSide []int
-	for _, m := range bed.Members {
-		ps, err := m.Processes()
-		if err != nil {
+	for name, pids := range procs {
+		side := hubCPUs
+		if strings.HasPrefix(name, "members ") {
+			side = memberCPUs
+		}
+		if err := benchkit.Pin(pids, side); err != nil {
 			return "", err
 		}
-		for _, p := range ps {
-			memberSide = append(memberSide, p.PID)
-		}
-	}
-	if err := benchkit.Pin(hubSide, hubCPUs); err != nil {
-		return "", err
-	}
-	if err := benchkit.Pin(memberSide, memberCPUs); err != nil {
-		return "", err
 	}
 	return fmt.Sprintf("split: members' apiservers and etcds on CPUs %v; hub apiserver and etcd, manager and bench client on CPUs %v", memberCPUs, hubCPUs), nil
-}
-
-// requests sums every request the clusters served, by verb and resource; nil when a cluster's
-// metrics cannot be read.
-func requests(ctx context.Context, clusters []*testbed.Cluster) map[string]float64 {
-	out := map[string]float64{}
-	for _, c := range clusters {
-		r, err := c.RequestsByVerb(ctx)
-		if err != nil {
-			return nil
-		}
-		for k, v := range r {
-			out[k] += v
-		}
-	}
-	return out
 }
 
 func sum(m map[string]float64) float64 {
@@ -665,58 +632,56 @@ type bench struct {
 
 // round is one baseline and one fan-out, each into namespaces of its own.
 type round struct {
-	FanoutSeconds         float64            `json:"fanout_seconds"`
-	BaselineSeconds       float64            `json:"baseline_seconds"`
-	Ratio                 float64            `json:"ratio"`
-	HubWrites             float64            `json:"hub_writes_during_fanout"`
-	ServerWriteMsFanout   float64            `json:"member_configmap_write_ms_fanout"`
-	ServerWriteMsBaseline float64            `json:"member_configmap_write_ms_baseline"`
-	ManagerCPUSeconds     float64            `json:"manager_cpu_seconds_during_fanout"`
-	BaselineCPUSeconds    float64            `json:"baseline_client_cpu_seconds"`
-	CPUFanout             map[string]float64 `json:"cpu_seconds_fanout"`
-	CPUBaseline           map[string]float64 `json:"cpu_seconds_baseline"`
+	FanoutSeconds         float64 `json:"fanout_seconds"`
+	BaselineSeconds       float64 `json:"baseline_seconds"`
+	Ratio                 float64 `json:"ratio"`
+	HubWrites             float64 `json:"hub_writes_during_fanout"`
+	ServerWriteMsFanout   float64 `json:"member_configmap_write_ms_fanout"`
+	ServerWriteMsBaseline float64 `json:"member_configmap_write_ms_baseline"`
+	ManagerCPUSeconds     float64 `json:"manager_cpu_seconds_during_fanout"`
+	BaselineCPUSeconds    float64 `json:"baseline_client_cpu_seconds"`
+	// CPUFanout and CPUBaseline are CPU seconds by process group in each phase.
+	CPUFanout   map[string]float64 `json:"cpu_seconds_fanout"`
+	CPUBaseline map[string]float64 `json:"cpu_seconds_baseline"`
+	// MemberRequests count every request the members served in each phase, by verb and resource.
+	MemberRequestsFanout   map[string]float64 `json:"member_requests_fanout"`
+	MemberRequestsBaseline map[string]float64 `json:"member_requests_baseline"`
 	// ManagerRSSMiB is the manager's peak RSS at the end of the round: it holds every round's Works.
-	ManagerRSSMiB          float64            `json:"manager_peak_rss_mib"`
-	MemberRequestsFanout   map[string]float64 `json:"-"`
-	MemberRequestsBaseline map[string]float64 `json:"-"`
-	memberWrites           float64
-	baselineWrites         float64
+	ManagerRSSMiB  float64 `json:"manager_rss_mib"`
+	memberWrites   float64
+	baselineWrites float64
 }
 
 func (b *bench) round(ctx context.Context, r int) (round, error) {
 	var rd round
-	members := b.bed.Members
+	members, hub := b.bed.Members, []*testbed.Cluster{b.bed.Hub}
 	fmt.Printf("Round %d, baseline: %d ConfigMaps to each of %d members by a plain client, %d at a time per member\n", r, b.n, len(members), workersPerMember)
-	before, err := snapshot(ctx, members)
+	start, err := snapshot(ctx, members)
 	if err != nil {
 		return rd, err
 	}
 	lat0 := latency(ctx, members)
 	cpu0 := benchkit.CPUSeconds(os.Getpid())
 	groups0 := b.procs.cpu()
-	req0 := requests(ctx, members)
 	profiled := profile(ctx, b.bed, fmt.Sprintf("baseline-%d-", r), os.Getenv("BENCH_PROFILE_DIR"), "")
 	baseline, err := applyDirect(ctx, members, b.n, fmt.Sprintf("bench-baseline-%d", r))
 	profiled()
 	rd.BaselineCPUSeconds = benchkit.CPUSeconds(os.Getpid()) - cpu0
 	rd.CPUBaseline = diffCPU(groups0, b.procs.cpu())
-	req1 := requests(ctx, members)
 	lat1 := latency(ctx, members)
 	if err != nil {
 		return rd, err
 	}
-	after, err := snapshot(ctx, members)
+	middle, err := snapshot(ctx, members)
 	if err != nil {
 		return rd, err
 	}
-	rd.baselineWrites = sumWrites(before, after)
 
 	fmt.Printf("Round %d, fan-out: the same through %d ClusterWorks per member (%d objects each)\n", r, (b.n+b.perWork-1)/b.perWork, b.perWork)
-	hubBefore, err := snapshot(ctx, []*testbed.Cluster{b.bed.Hub})
+	hubBefore, err := snapshot(ctx, hub)
 	if err != nil {
 		return rd, err
 	}
-	before = after
 	mcpu0 := benchkit.CPUSeconds(b.mgr.PID())
 	groups0 = b.procs.cpu()
 	profiled = profile(ctx, b.bed, fmt.Sprintf("fanout-%d-", r), os.Getenv("BENCH_PROFILE_DIR"), os.Getenv("BENCH_PPROF"))
@@ -724,24 +689,23 @@ func (b *bench) round(ctx context.Context, r int) (round, error) {
 	profiled()
 	rd.ManagerCPUSeconds = benchkit.CPUSeconds(b.mgr.PID()) - mcpu0
 	rd.CPUFanout = diffCPU(groups0, b.procs.cpu())
-	req2 := requests(ctx, members)
 	lat2 := latency(ctx, members)
 	if err != nil {
 		return rd, err
 	}
-	after, err = snapshot(ctx, members)
+	end, err := snapshot(ctx, members)
 	if err != nil {
 		return rd, err
 	}
-	hubAfter, err := snapshot(ctx, []*testbed.Cluster{b.bed.Hub})
+	hubAfter, err := snapshot(ctx, hub)
 	if err != nil {
 		return rd, err
 	}
-	rd.memberWrites = sumWrites(before, after)
-	rd.HubWrites = sumWrites(hubBefore, hubAfter)
+	rd.MemberRequestsBaseline, rd.MemberRequestsFanout = byVerb(start, middle), byVerb(middle, end)
+	rd.baselineWrites, rd.memberWrites = writes(rd.MemberRequestsBaseline), writes(rd.MemberRequestsFanout)
+	rd.HubWrites = writes(byVerb(hubBefore, hubAfter))
 	rd.FanoutSeconds, rd.BaselineSeconds = fanout.Seconds(), baseline.Seconds()
 	rd.Ratio = rd.FanoutSeconds / rd.BaselineSeconds
 	rd.ServerWriteMsFanout, rd.ServerWriteMsBaseline = meanMs(lat1, lat2), meanMs(lat0, lat1)
-	rd.MemberRequestsFanout, rd.MemberRequestsBaseline = testbed.DiffWrites(req1, req2), testbed.DiffWrites(req0, req1)
 	return rd, nil
 }
