@@ -2,44 +2,20 @@ package globalns
 
 import (
 	"encoding/json"
-	"fmt"
-	"sort"
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/runtime"
 
 	fleetv1alpha1 "github.com/meridian-io/meridian/apis/fleet/v1alpha1"
 	netv1alpha1 "github.com/meridian-io/meridian/apis/networking/v1alpha1"
+	"github.com/meridian-io/meridian/internal/placement"
 )
 
 // Select returns the names of the MemberClusters the placement selects, sorted. A MemberCluster
 // being deleted is not selected.
 func Select(g *netv1alpha1.GlobalNamespace, members []fleetv1alpha1.MemberCluster) ([]string, error) {
-	var selector labels.Selector
-	if s := g.Spec.Placement.ClusterSelector; s != nil {
-		var err error
-		if selector, err = metav1.LabelSelectorAsSelector(s); err != nil {
-			return nil, fmt.Errorf("spec.placement.clusterSelector: %w", err)
-		}
-	}
-	named := map[string]bool{}
-	for _, n := range g.Spec.Placement.ClusterNames {
-		named[n] = true
-	}
-	var out []string
-	for i := range members {
-		m := &members[i]
-		if !m.DeletionTimestamp.IsZero() {
-			continue
-		}
-		if named[m.Name] || (selector != nil && selector.Matches(labels.Set(m.Labels))) {
-			out = append(out, m.Name)
-		}
-	}
-	sort.Strings(out)
-	return out, nil
+	return placement.Select(g.Spec.Placement, members)
 }
 
 // WorkName is the name of the ClusterWork that carries the GlobalNamespace to a member.

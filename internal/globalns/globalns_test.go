@@ -29,14 +29,14 @@ func TestSelect(t *testing.T) {
 	}
 	cases := []struct {
 		name      string
-		placement netv1alpha1.Placement
+		placement fleetv1alpha1.Placement
 		want      []string
 	}{
-		{"selector", netv1alpha1.Placement{ClusterSelector: &metav1.LabelSelector{MatchLabels: map[string]string{"env": "prod"}}}, []string{"b", "c"}},
-		{"empty selector selects all", netv1alpha1.Placement{ClusterSelector: &metav1.LabelSelector{}}, []string{"a", "b", "c"}},
-		{"names", netv1alpha1.Placement{ClusterNames: []string{"a", "missing"}}, []string{"a"}},
-		{"selector or names", netv1alpha1.Placement{ClusterSelector: &metav1.LabelSelector{MatchLabels: map[string]string{"env": "prod"}}, ClusterNames: []string{"a"}}, []string{"a", "b", "c"}},
-		{"a member being deleted is not selected", netv1alpha1.Placement{ClusterNames: []string{"gone"}}, nil},
+		{"selector", fleetv1alpha1.Placement{ClusterSelector: &metav1.LabelSelector{MatchLabels: map[string]string{"env": "prod"}}}, []string{"b", "c"}},
+		{"empty selector selects all", fleetv1alpha1.Placement{ClusterSelector: &metav1.LabelSelector{}}, []string{"a", "b", "c"}},
+		{"names", fleetv1alpha1.Placement{ClusterNames: []string{"a", "missing"}}, []string{"a"}},
+		{"selector or names", fleetv1alpha1.Placement{ClusterSelector: &metav1.LabelSelector{MatchLabels: map[string]string{"env": "prod"}}, ClusterNames: []string{"a"}}, []string{"a", "b", "c"}},
+		{"a member being deleted is not selected", fleetv1alpha1.Placement{ClusterNames: []string{"gone"}}, nil},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

@@ -2,6 +2,8 @@ package v1alpha1
 
 import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	fleetv1alpha1 "github.com/meridian-io/meridian/apis/fleet/v1alpha1"
 )
 
 // NamespaceDeletionPolicy says what happens to a member's namespace when its cluster leaves the
@@ -17,22 +19,6 @@ const (
 	// it: an adopted namespace is retained.
 	NamespaceDelete NamespaceDeletionPolicy = "Delete"
 )
-
-// Placement selects member clusters. A MemberCluster is selected when its labels match
-// clusterSelector or its name is listed in clusterNames (either is enough).
-// +kubebuilder:validation:XValidation:rule="has(self.clusterSelector) || (has(self.clusterNames) && size(self.clusterNames) > 0)",message="set placement.clusterSelector ({} selects every cluster) or list placement.clusterNames"
-type Placement struct {
-	// clusterSelector selects MemberClusters by their labels; {} selects every member.
-	// +optional
-	ClusterSelector *metav1.LabelSelector `json:"clusterSelector,omitempty"`
-
-	// clusterNames selects MemberClusters by name, in addition to those the selector picks.
-	// +optional
-	// +listType=set
-	// +kubebuilder:validation:MaxItems=1000
-	// +kubebuilder:validation:items:MaxLength=47
-	ClusterNames []string `json:"clusterNames,omitempty"`
-}
 
 // NamespaceOverride gives the namespace another name in one cluster.
 type NamespaceOverride struct {
@@ -51,7 +37,7 @@ type NamespaceOverride struct {
 // GlobalNamespaceSpec is a namespace that should exist in every selected member cluster.
 type GlobalNamespaceSpec struct {
 	// placement selects the member clusters that get the namespace.
-	Placement Placement `json:"placement"`
+	Placement fleetv1alpha1.Placement `json:"placement"`
 
 	// namespaceName is the namespace's name in the members; default: the GlobalNamespace's name.
 	// +optional

@@ -118,7 +118,7 @@ func run() (reterr error) {
 	step("GlobalNamespace %q over all members; %d Services of %d pods exported round robin", namespace, services, replicas)
 	if err := bed.Hub.Client.Create(ctx, &netv1alpha1.GlobalNamespace{
 		ObjectMeta: metav1.ObjectMeta{Name: namespace},
-		Spec:       netv1alpha1.GlobalNamespaceSpec{Placement: netv1alpha1.Placement{ClusterSelector: &metav1.LabelSelector{}}},
+		Spec:       netv1alpha1.GlobalNamespaceSpec{Placement: fleetv1alpha1.Placement{ClusterSelector: &metav1.LabelSelector{}}},
 	}); err != nil {
 		return err
 	}

@@ -20,7 +20,7 @@ var _ = Describe("GlobalNamespace", func() {
 		createGNS(&netv1alpha1.GlobalNamespace{
 			ObjectMeta: metav1.ObjectMeta{Name: name},
 			Spec: netv1alpha1.GlobalNamespaceSpec{
-				Placement:   netv1alpha1.Placement{ClusterSelector: &metav1.LabelSelector{MatchLabels: map[string]string{"env": "prod"}}},
+				Placement:   fleetv1alpha1.Placement{ClusterSelector: &metav1.LabelSelector{MatchLabels: map[string]string{"env": "prod"}}},
 				Labels:      map[string]string{"team": "shop"},
 				Annotations: map[string]string{"example.com/owner": "shop-team"},
 			},
@@ -91,7 +91,7 @@ var _ = Describe("GlobalNamespace", func() {
 		createGNS(&netv1alpha1.GlobalNamespace{
 			ObjectMeta: metav1.ObjectMeta{Name: name},
 			Spec: netv1alpha1.GlobalNamespaceSpec{
-				Placement:      netv1alpha1.Placement{ClusterNames: []string{"member-1", "member-2", "member-3"}},
+				Placement:      fleetv1alpha1.Placement{ClusterNames: []string{"member-1", "member-2", "member-3"}},
 				DeletionPolicy: netv1alpha1.NamespaceDelete,
 				Adopt:          true,
 			},
@@ -129,7 +129,7 @@ var _ = Describe("GlobalNamespace", func() {
 		createGNS(&netv1alpha1.GlobalNamespace{
 			ObjectMeta: metav1.ObjectMeta{Name: name},
 			Spec: netv1alpha1.GlobalNamespaceSpec{
-				Placement: netv1alpha1.Placement{ClusterSelector: &metav1.LabelSelector{MatchLabels: map[string]string{"region": "eu"}}},
+				Placement: fleetv1alpha1.Placement{ClusterSelector: &metav1.LabelSelector{MatchLabels: map[string]string{"region": "eu"}}},
 				Labels:    map[string]string{"billing": "true"},
 			},
 		})
@@ -161,7 +161,7 @@ var _ = Describe("GlobalNamespace", func() {
 		createGNS(&netv1alpha1.GlobalNamespace{
 			ObjectMeta: metav1.ObjectMeta{Name: name},
 			Spec: netv1alpha1.GlobalNamespaceSpec{
-				Placement:     netv1alpha1.Placement{ClusterNames: []string{"member-1", "member-2"}},
+				Placement:     fleetv1alpha1.Placement{ClusterNames: []string{"member-1", "member-2"}},
 				NamespaceName: name + "-app",
 				Overrides:     []netv1alpha1.NamespaceOverride{{Cluster: "member-2", NamespaceName: name + "-legacy"}},
 			},
@@ -177,7 +177,7 @@ var _ = Describe("GlobalNamespace", func() {
 		err := bed.Hub.Client.Create(bg(), &netv1alpha1.GlobalNamespace{
 			ObjectMeta: metav1.ObjectMeta{Name: uniqueName("bad")},
 			Spec: netv1alpha1.GlobalNamespaceSpec{
-				Placement: netv1alpha1.Placement{ClusterNames: []string{"member-1"}},
+				Placement: fleetv1alpha1.Placement{ClusterNames: []string{"member-1"}},
 				Labels:    map[string]string{netv1alpha1.GlobalNamespaceLabel: "x", "ok": "not a label value"},
 			},
 		})

@@ -34,7 +34,7 @@ func globalNamespace(mode netv1alpha1.ServiceDiscoveryMode, domain string) strin
 	createGNS(&netv1alpha1.GlobalNamespace{
 		ObjectMeta: metav1.ObjectMeta{Name: name},
 		Spec: netv1alpha1.GlobalNamespaceSpec{
-			Placement:        netv1alpha1.Placement{ClusterSelector: &metav1.LabelSelector{}},
+			Placement:        fleetv1alpha1.Placement{ClusterSelector: &metav1.LabelSelector{}},
 			DeletionPolicy:   netv1alpha1.NamespaceDelete,
 			ServiceDiscovery: netv1alpha1.ServiceDiscovery{Mode: mode, Domain: domain},
 		},

@@ -6,6 +6,7 @@ import (
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
+	fleetv1alpha1 "github.com/meridian-io/meridian/apis/fleet/v1alpha1"
 	netv1alpha1 "github.com/meridian-io/meridian/apis/networking/v1alpha1"
 )
 
@@ -14,7 +15,7 @@ func TestValidateGlobalNamespace(t *testing.T) {
 		return &netv1alpha1.GlobalNamespace{
 			ObjectMeta: metav1.ObjectMeta{Name: "payments"},
 			Spec: netv1alpha1.GlobalNamespaceSpec{
-				Placement: netv1alpha1.Placement{ClusterSelector: &metav1.LabelSelector{MatchLabels: map[string]string{"env": "prod"}}},
+				Placement: fleetv1alpha1.Placement{ClusterSelector: &metav1.LabelSelector{MatchLabels: map[string]string{"env": "prod"}}},
 				Labels:    map[string]string{"team": "payments"},
 			},
 		}
@@ -26,12 +27,12 @@ func TestValidateGlobalNamespace(t *testing.T) {
 	}{
 		{"valid", func(*netv1alpha1.GlobalNamespace) {}, ""},
 		{"names only", func(g *netv1alpha1.GlobalNamespace) {
-			g.Spec.Placement = netv1alpha1.Placement{ClusterNames: []string{"member-1"}}
+			g.Spec.Placement = fleetv1alpha1.Placement{ClusterNames: []string{"member-1"}}
 		}, ""},
 		{"empty selector selects all", func(g *netv1alpha1.GlobalNamespace) {
-			g.Spec.Placement = netv1alpha1.Placement{ClusterSelector: &metav1.LabelSelector{}}
+			g.Spec.Placement = fleetv1alpha1.Placement{ClusterSelector: &metav1.LabelSelector{}}
 		}, ""},
-		{"no placement", func(g *netv1alpha1.GlobalNamespace) { g.Spec.Placement = netv1alpha1.Placement{} }, "set placement.clusterSelector"},
+		{"no placement", func(g *netv1alpha1.GlobalNamespace) { g.Spec.Placement = fleetv1alpha1.Placement{} }, "set placement.clusterSelector"},
 		{"bad selector operator", func(g *netv1alpha1.GlobalNamespace) {
 			g.Spec.Placement.ClusterSelector = &metav1.LabelSelector{MatchExpressions: []metav1.LabelSelectorRequirement{{Key: "env", Operator: "Near"}}}
 		}, "spec.placement.clusterSelector.matchExpressions[0].operator"},
