@@ -75,11 +75,15 @@ generate: $(CONTROLLER_GEN) ## Generate deepcopy code.
 	$(CONTROLLER_GEN) object:headerFile=hack/boilerplate.go.txt paths=./apis/...
 
 .PHONY: manifests
+# Hub CRDs go to config/crd/bases (installed on the hub); the member.meridian.io kinds go to
+# config/crd/member: Meridian puts them into member clusters, never onto the hub.
 manifests: $(CONTROLLER_GEN) ## Generate CRDs, RBAC and webhook configuration.
-	$(CONTROLLER_GEN) rbac:roleName=meridian-manager-role crd webhook paths=./... \
-		output:crd:artifacts:config=config/crd/bases \
+	$(CONTROLLER_GEN) rbac:roleName=meridian-manager-role webhook paths=./... \
 		output:rbac:artifacts:config=config/rbac \
 		output:webhook:artifacts:config=config/webhook
+	$(CONTROLLER_GEN) crd paths="./apis/fleet/...;./apis/networking/...;./apis/policy/..." \
+		output:crd:artifacts:config=config/crd/bases
+	$(CONTROLLER_GEN) crd paths=./apis/member/... output:crd:artifacts:config=config/crd/member
 
 .PHONY: verify-generated
 verify-generated: $(CONTROLLER_GEN) ## Fail when generating changes the generated files (they were stale).
