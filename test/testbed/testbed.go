@@ -74,8 +74,9 @@ type Cluster struct {
 	// Live is set for a live member: its Nodes, networks and processes (see MemberOptions.Live).
 	Live *Live
 
-	env *envtest.Environment
-	mu  sync.Mutex
+	env  *envtest.Environment
+	mu   sync.Mutex
+	hung bool
 }
 
 // WebhookServing is where the hub's webhook configuration sends admission requests.
@@ -295,6 +296,11 @@ func (b *Bed) Stop() error {
 	for _, c := range append([]*Cluster{b.Hub}, b.Members...) {
 		if c == nil || c.env == nil {
 			continue
+		}
+		if c.Hung() {
+			if err := c.Resume(); err != nil {
+				errs = append(errs, err)
+			}
 		}
 		if err := c.stopLive(); err != nil {
 			errs = append(errs, fmt.Errorf("stop %s: %w", c.Name, err))
