@@ -67,8 +67,12 @@ func bigBuffers(c *netlink.Conn) error {
 func (p *Programmer) Close() error { return p.conn.CloseLasting() }
 
 // Start builds the whole table for m in one transaction. A table of the same name left by an
-// earlier run (an agent restart) is replaced in the same transaction, so there is no moment
-// without enforcement and none with a mix of old and new rules.
+// earlier run (an agent restart) is taken over in that same transaction: its chains are
+// emptied and refilled, its sets refilled, what m does not need deleted. The base chain stays
+// hooked throughout, so no packet ever meets an empty table or a mix of two. (Deleting and
+// re-creating the table, even in one transaction, would not do: for a moment the old and the
+// new base chains are both hooked and a packet can pass the new one before the switch and the
+// old one after it, through neither's rules.)
 func (p *Programmer) Start(m *Model) (Stats, error) {
 	if err := m.Validate(); err != nil {
 		return Stats{}, fmt.Errorf("invalid dataplane model: %w", err)
@@ -76,12 +80,16 @@ func (p *Programmer) Start(m *Model) (Stats, error) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	want := render(m, p.opts)
+	existing, err := p.readExisting()
+	if err != nil {
+		return Stats{}, err
+	}
+	if existing != nil {
+		return p.applyLocked(existing, want)
+	}
 	b := newBatch(p.conn, p.table)
-	// add;delete;add: delete whatever is there (the add makes the delete valid when nothing is).
 	p.conn.AddTable(p.table)
-	p.conn.DelTable(p.table)
-	p.conn.AddTable(p.table)
-	b.msgs += 3
+	b.msgs++
 	st := Stats{Rules: want.rules}
 	for _, name := range want.order {
 		b.addChain(want.chains[name])
@@ -104,6 +112,44 @@ func (p *Programmer) Start(m *Model) (Stats, error) {
 	return st, nil
 }
 
+// unknown marks chains and sets read from the kernel: their content is not compared, only
+// replaced.
+const unknown = "\x00unknown"
+
+// readExisting returns the names of the chains and sets of the table as the kernel holds it,
+// or nil when there is no such table.
+func (p *Programmer) readExisting() (*desired, error) {
+	tables, err := p.conn.ListTablesOfFamily(nftables.TableFamilyINet)
+	if err != nil {
+		return nil, fmt.Errorf("list tables: %w", err)
+	}
+	found := false
+	for _, t := range tables {
+		found = found || t.Name == p.opts.Table
+	}
+	if !found {
+		return nil, nil
+	}
+	d := &desired{sets: map[string]*setSpec{}, chains: map[string]*chainSpec{}}
+	chains, err := p.conn.ListChainsOfTableFamily(nftables.TableFamilyINet)
+	if err != nil {
+		return nil, fmt.Errorf("list chains: %w", err)
+	}
+	for _, c := range chains {
+		if c.Table.Name == p.opts.Table {
+			d.addChain(&chainSpec{name: c.Name, base: c.Hooknum != nil, rules: []ruleSpec{{sig: unknown}}})
+		}
+	}
+	sets, err := p.conn.GetSets(p.table)
+	if err != nil {
+		return nil, fmt.Errorf("list sets: %w", err)
+	}
+	for _, s := range sets {
+		d.sets[s.Name] = &setSpec{name: s.Name, isMap: s.IsMap, sig: unknown}
+	}
+	return d, nil
+}
+
 // Apply brings the table to m in one transaction, touching only what differs: a changed peer
 // set is a set update, a changed rule list rewrites that pod's chain only. Apply before Start
 // is Start.
@@ -119,8 +165,10 @@ func (p *Programmer) Apply(m *Model) (Stats, error) {
 	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	want := render(m, p.opts)
-	cur := p.cur
+	return p.applyLocked(p.cur, render(m, p.opts))
+}
+
+func (p *Programmer) applyLocked(cur, want *desired) (Stats, error) {
 	b := newBatch(p.conn, p.table)
 	st := Stats{Rules: want.rules}
 
