@@ -110,13 +110,13 @@ func TestRenderPeerChangeTouchesOnlyItsSet(t *testing.T) {
 	}
 	a, b := render(mk("198.18.2.1/32"), Options{}), render(mk("198.18.2.0/24"), Options{})
 	for name, c := range a.chains {
-		if c.sig() != b.chains[name].sig() {
+		if !c.equal(b.chains[name]) {
 			t.Errorf("chain %s changed with a peer change", name)
 		}
 	}
 	changed := 0
 	for name, s := range a.sets {
-		if s.sig != b.sets[name].sig {
+		if !s.equal(b.sets[name]) {
 			changed++
 		}
 	}

@@ -112,10 +112,6 @@ func (p *Programmer) Start(m *Model) (Stats, error) {
 	return st, nil
 }
 
-// unknown marks chains and sets read from the kernel: their content is not compared, only
-// replaced.
-const unknown = "\x00unknown"
-
 // readExisting returns the names of the chains and sets of the table as the kernel holds it,
 // or nil when there is no such table.
 func (p *Programmer) readExisting() (*desired, error) {
@@ -137,7 +133,7 @@ func (p *Programmer) readExisting() (*desired, error) {
 	}
 	for _, c := range chains {
 		if c.Table.Name == p.opts.Table {
-			d.addChain(&chainSpec{name: c.Name, base: c.Hooknum != nil, rules: []ruleSpec{{sig: unknown}}})
+			d.addChain(&chainSpec{name: c.Name, base: c.Hooknum != nil, unknown: true})
 		}
 	}
 	sets, err := p.conn.GetSets(p.table)
@@ -145,7 +141,7 @@ func (p *Programmer) readExisting() (*desired, error) {
 		return nil, fmt.Errorf("list sets: %w", err)
 	}
 	for _, s := range sets {
-		d.sets[s.Name] = &setSpec{name: s.Name, isMap: s.IsMap, sig: unknown}
+		d.sets[s.Name] = &setSpec{name: s.Name, isMap: s.IsMap, unknown: true}
 	}
 	return d, nil
 }
@@ -178,7 +174,7 @@ func (p *Programmer) applyLocked(cur, want *desired) (Stats, error) {
 		switch {
 		case c == nil:
 			newChains = append(newChains, w)
-		case c.sig() != w.sig():
+		case !c.equal(w):
 			changedChains = append(changedChains, w)
 		}
 	}
@@ -198,7 +194,7 @@ func (p *Programmer) applyLocked(cur, want *desired) (Stats, error) {
 			if err := b.addSet(s); err != nil {
 				return Stats{}, err
 			}
-		case c.sig != s.sig:
+		case !c.equal(s):
 			if err := b.replaceElements(s); err != nil {
 				return Stats{}, err
 			}
@@ -368,7 +364,7 @@ func (b *batch) addChain(c *chainSpec) {
 func (b *batch) addRules(c *chainSpec) {
 	ch := b.chain(c.name)
 	for _, r := range c.rules {
-		b.conn.AddRule(&nftables.Rule{Table: b.table, Chain: ch, Exprs: r.exprs,
+		b.conn.AddRule(&nftables.Rule{Table: b.table, Chain: ch, Exprs: r.exprs(),
 			UserData: userdata.AppendString(nil, userdata.TypeComment, r.comment)})
 		b.msgs++
 	}
@@ -396,7 +392,7 @@ func (b *batch) set(s *setSpec) *nftables.Set {
 }
 
 func (b *batch) addSet(s *setSpec) error {
-	if err := b.conn.AddSet(b.set(s), s.elems); err != nil {
+	if err := b.conn.AddSet(b.set(s), s.elements()); err != nil {
 		return fmt.Errorf("set %s: %w", s.name, err)
 	}
 	b.msgs++
@@ -407,10 +403,11 @@ func (b *batch) replaceElements(s *setSpec) error {
 	set := b.set(s)
 	b.conn.FlushSet(set)
 	b.msgs++
-	if len(s.elems) == 0 {
+	elems := s.elements()
+	if len(elems) == 0 {
 		return nil
 	}
-	if err := b.conn.SetAddElements(set, s.elems); err != nil {
+	if err := b.conn.SetAddElements(set, elems); err != nil {
 		return fmt.Errorf("set %s: %w", s.name, err)
 	}
 	b.msgs++

@@ -4,8 +4,9 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
+	"slices"
 	"sort"
-	"strings"
+	"strconv"
 
 	"github.com/google/nftables"
 	"github.com/google/nftables/binaryutil"
@@ -86,35 +87,124 @@ func podID(name string) string {
 	return hex.EncodeToString(h[:5])
 }
 
-// setSpec is one named set as it should be.
+// setSpec is one named set as it should be: an interval set of addresses, or a verdict map
+// from pod address to the pod's chain.
 type setSpec struct {
-	name  string
-	isMap bool
-	elems []nftables.SetElement
-	sig   string
+	name    string
+	isMap   bool
+	ranges  []AddrRange // interval set
+	targets []podTarget // verdict map
+	unknown bool        // read from the kernel: content not known, always rewritten
 }
 
-// ruleSpec is one nftables rule as it should be; sig describes it completely, so two rules
-// with the same sig are the same rule.
+type podTarget struct {
+	ip    [4]byte
+	chain string
+}
+
+func (s *setSpec) equal(o *setSpec) bool {
+	return !s.unknown && !o.unknown && s.isMap == o.isMap &&
+		slices.Equal(s.ranges, o.ranges) && slices.Equal(s.targets, o.targets)
+}
+
+// elements renders the set's content: each range is a start element and an end element one
+// past its last address (none when the range ends at 255.255.255.255).
+func (s *setSpec) elements() []nftables.SetElement {
+	var es []nftables.SetElement
+	for _, t := range s.targets {
+		es = append(es, nftables.SetElement{Key: t.ip[:], VerdictData: &expr.Verdict{Kind: expr.VerdictJump, Chain: t.chain}})
+	}
+	for _, r := range s.ranges {
+		es = append(es, nftables.SetElement{Key: r.First.AsSlice()})
+		if last := u32(r.Last); last != ^uint32(0) {
+			es = append(es, nftables.SetElement{Key: addr4(last + 1).AsSlice(), IntervalEnd: true})
+		}
+	}
+	return es
+}
+
+// ruleSpec is one nftables rule as it should be. It is a comparable value that describes the
+// rule completely; the expressions are made from it only when the rule is written.
 type ruleSpec struct {
-	exprs   []expr.Any
+	special string // a fixed rule of the table's own: "ct", "dispatch", "log", "reject-tcp", "reject-icmpx"
+	off     uint32 // "dispatch": offset of the pod's address; else, with set: of the peer's
+	set     string // peer set or pod map
+	hasPort bool
+	port    Port
+	logRate uint32
+	prefix  string
+	counter bool
+	hasVerd bool
+	verdict expr.VerdictKind
+	chain   string
 	comment string
-	sig     string
+}
+
+func (r ruleSpec) exprs() []expr.Any {
+	var es []expr.Any
+	addrLoad := func(off uint32) expr.Any {
+		return &expr.Payload{DestRegister: reg, Base: expr.PayloadBaseNetworkHeader, Offset: off, Len: 4}
+	}
+	l4 := func(proto byte) []expr.Any {
+		return []expr.Any{&expr.Meta{Key: expr.MetaKeyL4PROTO, Register: reg}, &expr.Cmp{Op: expr.CmpOpEq, Register: reg, Data: []byte{proto}}}
+	}
+	switch r.special {
+	case "ct":
+		es = append(es, &expr.Ct{Register: reg, Key: expr.CtKeySTATE},
+			&expr.Bitwise{SourceRegister: reg, DestRegister: reg, Len: 4,
+				Mask: binaryutil.NativeEndian.PutUint32(expr.CtStateBitESTABLISHED | expr.CtStateBitRELATED),
+				Xor:  binaryutil.NativeEndian.PutUint32(0)},
+			&expr.Cmp{Op: expr.CmpOpNeq, Register: reg, Data: binaryutil.NativeEndian.PutUint32(0)})
+	case "dispatch":
+		es = append(es, &expr.Meta{Key: expr.MetaKeyNFPROTO, Register: reg},
+			&expr.Cmp{Op: expr.CmpOpEq, Register: reg, Data: []byte{unix.NFPROTO_IPV4}},
+			addrLoad(r.off), &expr.Lookup{SourceRegister: reg, SetName: r.set, DestRegister: 0, IsDestRegSet: true})
+		return es
+	case "log":
+		es = append(es, &expr.Limit{Type: expr.LimitTypePkts, Rate: uint64(r.logRate), Unit: expr.LimitTimeSecond, Burst: r.logRate},
+			&expr.Log{Key: 1 << unix.NFTA_LOG_PREFIX, Data: []byte(r.prefix)})
+		return es
+	case "reject-tcp":
+		es = append(es, l4(unix.IPPROTO_TCP)...)
+		es = append(es, &expr.Counter{}, &expr.Reject{Type: unix.NFT_REJECT_TCP_RST})
+		return es
+	case "reject-icmpx":
+		return []expr.Any{&expr.Counter{}, &expr.Reject{Type: unix.NFT_REJECT_ICMPX_UNREACH, Code: unix.NFT_REJECT_ICMPX_ADMIN_PROHIBITED}}
+	}
+	if r.set != "" {
+		es = append(es, addrLoad(r.off), &expr.Lookup{SourceRegister: reg, SetName: r.set})
+	}
+	if r.hasPort {
+		proto, _ := r.port.Protocol.number()
+		es = append(es, l4(proto)...)
+		if r.port.Port != 0 {
+			es = append(es, &expr.Payload{DestRegister: reg, Base: expr.PayloadBaseTransportHeader, Offset: 2, Len: 2})
+			if r.port.last() == r.port.Port {
+				es = append(es, &expr.Cmp{Op: expr.CmpOpEq, Register: reg, Data: binaryutil.BigEndian.PutUint16(r.port.Port)})
+			} else {
+				es = append(es, &expr.Range{Op: expr.CmpOpEq, Register: reg,
+					FromData: binaryutil.BigEndian.PutUint16(r.port.Port), ToData: binaryutil.BigEndian.PutUint16(r.port.last())})
+			}
+		}
+	}
+	if r.counter {
+		es = append(es, &expr.Counter{})
+	}
+	if r.hasVerd {
+		es = append(es, &expr.Verdict{Kind: r.verdict, Chain: r.chain})
+	}
+	return es
 }
 
 type chainSpec struct {
-	name  string
-	base  bool
-	rules []ruleSpec
+	name    string
+	base    bool
+	rules   []ruleSpec
+	unknown bool // read from the kernel: content not known, always rewritten
 }
 
-func (c *chainSpec) sig() string {
-	var b strings.Builder
-	for _, r := range c.rules {
-		b.WriteString(r.sig)
-		b.WriteString("\n")
-	}
-	return b.String()
+func (c *chainSpec) equal(o *chainSpec) bool {
+	return !c.unknown && !o.unknown && c.base == o.base && slices.Equal(c.rules, o.rules)
 }
 
 // desired is the whole table as it should be.
@@ -131,60 +221,18 @@ func (d *desired) addChain(c *chainSpec) {
 	d.rules += len(c.rules)
 }
 
-// ruleBuilder accumulates a rule's expressions and their description.
-type ruleBuilder struct {
-	exprs []expr.Any
-	desc  []string
-}
-
-func (b *ruleBuilder) add(desc string, es ...expr.Any) *ruleBuilder {
-	b.exprs = append(b.exprs, es...)
-	b.desc = append(b.desc, desc)
-	return b
-}
-
-func (b *ruleBuilder) addr(off uint32, set string) *ruleBuilder {
-	return b.add(fmt.Sprintf("addr@%d in @%s", off, set),
-		&expr.Payload{DestRegister: reg, Base: expr.PayloadBaseNetworkHeader, Offset: off, Len: 4},
-		&expr.Lookup{SourceRegister: reg, SetName: set})
-}
-
-func (b *ruleBuilder) port(p Port) *ruleBuilder {
-	proto, _ := p.Protocol.number()
-	b.add(fmt.Sprintf("l4proto %d", proto),
-		&expr.Meta{Key: expr.MetaKeyL4PROTO, Register: reg},
-		&expr.Cmp{Op: expr.CmpOpEq, Register: reg, Data: []byte{proto}})
-	if p.Port == 0 {
-		return b
-	}
-	load := &expr.Payload{DestRegister: reg, Base: expr.PayloadBaseTransportHeader, Offset: 2, Len: 2}
-	if p.last() == p.Port {
-		return b.add(fmt.Sprintf("dport %d", p.Port), load,
-			&expr.Cmp{Op: expr.CmpOpEq, Register: reg, Data: binaryutil.BigEndian.PutUint16(p.Port)})
-	}
-	return b.add(fmt.Sprintf("dport %d-%d", p.Port, p.last()), load,
-		&expr.Range{Op: expr.CmpOpEq, Register: reg,
-			FromData: binaryutil.BigEndian.PutUint16(p.Port), ToData: binaryutil.BigEndian.PutUint16(p.last())})
-}
-
-func (b *ruleBuilder) counter() *ruleBuilder { return b.add("counter", &expr.Counter{}) }
-
-func (b *ruleBuilder) verdict(kind expr.VerdictKind, chain string) *ruleBuilder {
-	return b.add(fmt.Sprintf("verdict %d %s", kind, chain), &expr.Verdict{Kind: kind, Chain: chain})
-}
-
-func (b *ruleBuilder) build(comment string) ruleSpec {
-	return ruleSpec{exprs: b.exprs, comment: comment, sig: strings.Join(b.desc, "; ") + " # " + comment}
-}
-
 // ruleComment names a rule for counters: direction, stage, index, pod and the rule's name.
-// ParseComment reads it back.
+// parseComment reads it back.
 func ruleComment(dir, stage string, index int, pod, name string) string {
-	c := fmt.Sprintf("%s %s %d %s %s", dir, stage, index, pod, name)
+	c := dir + " " + stage + " " + strconv.Itoa(index) + " " + pod + " " + name
 	if len(c) > 200 {
 		c = c[:200]
 	}
 	return c
+}
+
+func verdictRule(kind expr.VerdictKind, chain, comment string, counter bool) ruleSpec {
+	return ruleSpec{counter: counter, hasVerd: true, verdict: kind, chain: chain, comment: comment}
 }
 
 // render turns a validated model into the table it needs.
@@ -198,6 +246,7 @@ func render(m *Model, o Options) *desired {
 	sort.Slice(pods, func(i, j int) bool { return pods[i].Name < pods[j].Name })
 	egressMap := &setSpec{name: mapEgress, isMap: true}
 	ingressMap := &setSpec{name: mapIngress, isMap: true}
+	shared := map[string]*setSpec{}
 	for _, p := range pods {
 		id := podID(p.Name)
 		for _, x := range []struct {
@@ -205,35 +254,19 @@ func render(m *Model, o Options) *desired {
 			dir Direction
 			vm  *setSpec
 		}{{egress, p.Egress, egressMap}, {ingress, p.Ingress, ingressMap}} {
-			renderDirection(d, x.di, id, p.Name, x.dir)
-			x.vm.elems = append(x.vm.elems, nftables.SetElement{
-				Key:         p.IP.AsSlice(),
-				VerdictData: &expr.Verdict{Kind: expr.VerdictJump, Chain: x.di.short + "-" + id},
-			})
-			x.vm.sig += fmt.Sprintf("%s>%s-%s,", p.IP, x.di.short, id)
+			renderDirection(d, shared, x.di, id, p.Name, x.dir)
+			x.vm.targets = append(x.vm.targets, podTarget{ip: p.IP.As4(), chain: x.di.short + "-" + id})
 		}
 	}
 	d.sets[mapEgress] = egressMap
 	d.sets[mapIngress] = ingressMap
 
 	fwd := &chainSpec{name: chainForward, base: true}
-	var b ruleBuilder
-	fwd.rules = append(fwd.rules, b.add("ct state established,related",
-		&expr.Ct{Register: reg, Key: expr.CtKeySTATE},
-		&expr.Bitwise{SourceRegister: reg, DestRegister: reg, Len: 4,
-			Mask: binaryutil.NativeEndian.PutUint32(expr.CtStateBitESTABLISHED | expr.CtStateBitRELATED),
-			Xor:  binaryutil.NativeEndian.PutUint32(0)},
-		&expr.Cmp{Op: expr.CmpOpNeq, Register: reg, Data: binaryutil.NativeEndian.PutUint32(0)}).
-		counter().verdict(expr.VerdictAccept, "").build("conntrack established 0 - replies and related"))
+	fwd.rules = append(fwd.rules, ruleSpec{special: "ct", counter: true, hasVerd: true, verdict: expr.VerdictAccept,
+		comment: ruleComment("both", "conntrack", 0, "-", "established and related")})
 	for _, di := range []dirInfo{egress, ingress} {
-		var b ruleBuilder
-		fwd.rules = append(fwd.rules, b.add("nfproto ipv4",
-			&expr.Meta{Key: expr.MetaKeyNFPROTO, Register: reg},
-			&expr.Cmp{Op: expr.CmpOpEq, Register: reg, Data: []byte{unix.NFPROTO_IPV4}}).
-			add(fmt.Sprintf("addr@%d vmap @%s", di.podOff, di.podMap),
-				&expr.Payload{DestRegister: reg, Base: expr.PayloadBaseNetworkHeader, Offset: di.podOff, Len: 4},
-				&expr.Lookup{SourceRegister: reg, SetName: di.podMap, DestRegister: 0, IsDestRegSet: true}).
-			build(ruleComment(di.long, "dispatch", 0, "-", "pods of this node")))
+		fwd.rules = append(fwd.rules, ruleSpec{special: "dispatch", off: di.podOff, set: di.podMap,
+			comment: ruleComment(di.long, "dispatch", 0, "-", "pods of this node")})
 	}
 	d.addChain(fwd)
 	return d
@@ -254,35 +287,46 @@ func verdictChain(di dirInfo, o Options, reject bool) *chainSpec {
 		if audit {
 			prefix = fmt.Sprintf("meridian audit %s %s: ", what, di.long)
 		}
-		var b ruleBuilder
-		c.rules = append(c.rules, b.add(fmt.Sprintf("limit %d/s", o.LogRate),
-			&expr.Limit{Type: expr.LimitTypePkts, Rate: uint64(o.LogRate), Unit: expr.LimitTimeSecond, Burst: o.LogRate}).
-			add("log "+prefix, &expr.Log{Key: 1 << unix.NFTA_LOG_PREFIX, Data: []byte(prefix)}).
-			build(ruleComment(di.long, what+"-log", 0, "-", "rate limited log")))
+		c.rules = append(c.rules, ruleSpec{special: "log", logRate: o.LogRate, prefix: prefix,
+			comment: ruleComment(di.long, what+"-log", 0, "-", "rate limited log")})
 	}
-	var b ruleBuilder
 	switch {
 	case audit:
-		c.rules = append(c.rules, b.counter().verdict(expr.VerdictReturn, "").
-			build(ruleComment(di.long, what+"-audit", 0, "-", "would "+what)))
+		c.rules = append(c.rules, verdictRule(expr.VerdictReturn, "", ruleComment(di.long, what+"-audit", 0, "-", "would "+what), true))
 	case reject:
-		c.rules = append(c.rules, b.add("l4proto tcp",
-			&expr.Meta{Key: expr.MetaKeyL4PROTO, Register: reg},
-			&expr.Cmp{Op: expr.CmpOpEq, Register: reg, Data: []byte{unix.IPPROTO_TCP}}).
-			counter().add("reject tcp reset", &expr.Reject{Type: unix.NFT_REJECT_TCP_RST}).
-			build(ruleComment(di.long, what, 0, "-", "tcp reset")))
-		var b2 ruleBuilder
-		c.rules = append(c.rules, b2.counter().add("reject icmpx admin-prohibited",
-			&expr.Reject{Type: unix.NFT_REJECT_ICMPX_UNREACH, Code: unix.NFT_REJECT_ICMPX_ADMIN_PROHIBITED}).
-			build(ruleComment(di.long, what, 1, "-", "icmp admin prohibited")))
+		c.rules = append(c.rules,
+			ruleSpec{special: "reject-tcp", comment: ruleComment(di.long, what, 0, "-", "tcp reset")},
+			ruleSpec{special: "reject-icmpx", comment: ruleComment(di.long, what, 1, "-", "icmp admin prohibited")})
 	default:
-		c.rules = append(c.rules, b.counter().verdict(expr.VerdictDrop, "").
-			build(ruleComment(di.long, what, 0, "-", "drop")))
+		c.rules = append(c.rules, verdictRule(expr.VerdictDrop, "", ruleComment(di.long, what, 0, "-", "drop"), true))
 	}
 	return c
 }
 
-func renderDirection(d *desired, di dirInfo, id, pod string, dir Direction) {
+// peerSetName picks the set that holds a rule's peers. Rules of one direction with the same
+// name and the same peers share a set (a policy rule applied to many pods has one peer set, so
+// a peer change is one set update however many pods the policy selects); a rule whose name is
+// empty or already taken by other peers gets a set of its own, named by its position.
+func peerSetName(d *desired, shared map[string]*setSpec, di dirInfo, name, positional string, peers AddrSet) string {
+	if name != "" {
+		key := di.short + "\x00" + name
+		setName := di.short + "-r" + podID(name)
+		if s, ok := shared[key]; ok {
+			if slices.Equal(s.ranges, peers.ranges) {
+				return s.name
+			}
+		} else {
+			s := &setSpec{name: setName, ranges: peers.ranges}
+			shared[key] = s
+			d.sets[setName] = s
+			return setName
+		}
+	}
+	d.sets[positional] = &setSpec{name: positional, ranges: peers.ranges}
+	return positional
+}
+
+func renderDirection(d *desired, shared map[string]*setSpec, di dirInfo, id, pod string, dir Direction) {
 	base := di.short + "-" + id
 	npChain, blChain := base+"-np", base+"-bl"
 	target := func(a Action) (expr.VerdictKind, string) {
@@ -298,26 +342,19 @@ func renderDirection(d *desired, di dirInfo, id, pod string, dir Direction) {
 		}
 	}
 	// matchRules renders one model rule as one nftables rule per port (or one for any port).
-	matchRules := func(setName string, peers *AddrSet, ports []Port, comment string, kind expr.VerdictKind, chain string) []ruleSpec {
+	matchRules := func(positional, name string, peers *AddrSet, ports []Port, comment string, kind expr.VerdictKind, chain string) []ruleSpec {
+		r := verdictRule(kind, chain, comment, true)
 		if peers != nil {
-			d.sets[setName] = intervalSet(setName, *peers)
-		}
-		one := func(p *Port) ruleSpec {
-			var b ruleBuilder
-			if peers != nil {
-				b.addr(di.peerOff, setName)
-			}
-			if p != nil {
-				b.port(*p)
-			}
-			return b.counter().verdict(kind, chain).build(comment)
+			r.set = peerSetName(d, shared, di, name, positional, *peers)
+			r.off = di.peerOff
 		}
 		if len(ports) == 0 {
-			return []ruleSpec{one(nil)}
+			return []ruleSpec{r}
 		}
-		var rs []ruleSpec
-		for i := range ports {
-			rs = append(rs, one(&ports[i]))
+		rs := make([]ruleSpec, 0, len(ports))
+		for _, p := range ports {
+			r.hasPort, r.port = true, p
+			rs = append(rs, r)
 		}
 		return rs
 	}
@@ -325,56 +362,34 @@ func renderDirection(d *desired, di dirInfo, id, pod string, dir Direction) {
 	tiered := &chainSpec{name: base}
 	for i, r := range dir.Tiered {
 		kind, chain := target(r.Action)
-		tiered.rules = append(tiered.rules, matchRules(fmt.Sprintf("%s-t%d", base, i), r.Peers, r.Ports,
+		tiered.rules = append(tiered.rules, matchRules(base+"-t"+strconv.Itoa(i), r.Name, r.Peers, r.Ports,
 			ruleComment(di.long, "tiered", i, pod, r.Name), kind, chain)...)
 	}
-	var b ruleBuilder
-	tiered.rules = append(tiered.rules, b.verdict(expr.VerdictGoto, npChain).build(ruleComment(di.long, "tiered", -1, pod, "no tiered rule decided")))
+	tiered.rules = append(tiered.rules, verdictRule(expr.VerdictGoto, npChain, ruleComment(di.long, "tiered", -1, pod, "no tiered rule decided"), false))
 
 	np := &chainSpec{name: npChain}
 	if dir.NetworkPolicy.Selected {
 		for i, r := range dir.NetworkPolicy.Allow {
-			np.rules = append(np.rules, matchRules(fmt.Sprintf("%s-n%d", base, i), r.Peers, r.Ports,
+			np.rules = append(np.rules, matchRules(base+"-n"+strconv.Itoa(i), "", r.Peers, r.Ports,
 				ruleComment(di.long, "networkpolicy", i, pod, r.Name), expr.VerdictReturn, "")...)
 		}
-		var b ruleBuilder
-		np.rules = append(np.rules, b.counter().verdict(expr.VerdictGoto, di.dropName).
-			build(ruleComment(di.long, "networkpolicy", -1, pod, "selected by a NetworkPolicy, no rule allows")))
+		np.rules = append(np.rules, verdictRule(expr.VerdictGoto, di.dropName,
+			ruleComment(di.long, "networkpolicy", -1, pod, "selected by a NetworkPolicy, no rule allows"), true))
 	} else {
-		var b ruleBuilder
-		np.rules = append(np.rules, b.verdict(expr.VerdictGoto, blChain).
-			build(ruleComment(di.long, "networkpolicy", -2, pod, "not selected by any NetworkPolicy")))
+		np.rules = append(np.rules, verdictRule(expr.VerdictGoto, blChain,
+			ruleComment(di.long, "networkpolicy", -2, pod, "not selected by any NetworkPolicy"), false))
 	}
 
 	bl := &chainSpec{name: blChain}
 	for i, r := range dir.Baseline {
 		kind, chain := target(r.Action)
-		bl.rules = append(bl.rules, matchRules(fmt.Sprintf("%s-b%d", base, i), r.Peers, r.Ports,
+		bl.rules = append(bl.rules, matchRules(base+"-b"+strconv.Itoa(i), r.Name, r.Peers, r.Ports,
 			ruleComment(di.long, "baseline", i, pod, r.Name), kind, chain)...)
 	}
-	var b2 ruleBuilder
-	bl.rules = append(bl.rules, b2.counter().verdict(expr.VerdictReturn, "").
-		build(ruleComment(di.long, "default", -1, pod, "nothing matched: allow")))
+	bl.rules = append(bl.rules, verdictRule(expr.VerdictReturn, "", ruleComment(di.long, "default", -1, pod, "nothing matched: allow"), true))
 
 	// Created before the chains that jump to them.
 	d.addChain(bl)
 	d.addChain(np)
 	d.addChain(tiered)
-}
-
-// intervalSet renders an address set as the elements of an nftables interval set: each range
-// is a start element and an end element one past its last address (none when the range ends
-// at 255.255.255.255).
-func intervalSet(name string, s AddrSet) *setSpec {
-	spec := &setSpec{name: name}
-	var sig strings.Builder
-	for _, r := range s.ranges {
-		spec.elems = append(spec.elems, nftables.SetElement{Key: r.First.AsSlice()})
-		if last := u32(r.Last); last != ^uint32(0) {
-			spec.elems = append(spec.elems, nftables.SetElement{Key: addr4(last + 1).AsSlice(), IntervalEnd: true})
-		}
-		fmt.Fprintf(&sig, "%s-%s,", r.First, r.Last)
-	}
-	spec.sig = sig.String()
-	return spec
 }
