@@ -124,3 +124,36 @@ func TestRenderPeerChangeTouchesOnlyItsSet(t *testing.T) {
 		t.Errorf("%d sets changed, want 1", changed)
 	}
 }
+
+func TestRenderSharesAPolicyRulesPeerSet(t *testing.T) {
+	mk := func(peerA, peerB string) *Model {
+		a, b := MustAddrSet([]string{peerA}), MustAddrSet([]string{peerB})
+		return &Model{Pods: []Pod{
+			{Name: "ns/a", IP: netip.MustParseAddr("198.18.1.1"), Ingress: Direction{Tiered: []Rule{{Name: "gnp/r0", Action: Drop, Peers: &a}}}},
+			{Name: "ns/b", IP: netip.MustParseAddr("198.18.1.2"), Ingress: Direction{Tiered: []Rule{{Name: "gnp/r0", Action: Drop, Peers: &b}}}},
+		}}
+	}
+	peerSets := func(d *desired) int {
+		n := 0
+		for _, s := range d.sets {
+			if !s.isMap {
+				n++
+			}
+		}
+		return n
+	}
+	same := render(mk("198.18.2.0/24", "198.18.2.0/24"), Options{})
+	if n := peerSets(same); n != 1 {
+		t.Errorf("one policy rule with the same peers on two pods made %d peer sets, want 1", n)
+	}
+	moved := render(mk("198.18.3.0/24", "198.18.3.0/24"), Options{})
+	for name, c := range same.chains {
+		if !c.equal(moved.chains[name]) {
+			t.Errorf("chain %s changed when the shared rule's peers changed", name)
+		}
+	}
+	differ := render(mk("198.18.2.0/24", "198.18.3.0/24"), Options{})
+	if n := peerSets(differ); n != 2 {
+		t.Errorf("one rule name with different peers on two pods made %d peer sets, want 2", n)
+	}
+}

@@ -612,13 +612,27 @@ func randomModel(r *rand.Rand, c *cluster, node int) *Model {
 		return ps
 	}
 	randActions := []Action{Allow, Drop, Reject, Pass}
+	// Rules named like a policy rule applied to several pods: mostly with that rule's peers
+	// (one shared set), sometimes with others (a set of their own).
+	pool := []*AddrSet{randPeers(), randPeers(), randPeers()}
+	ruleName := func(own string) (string, *AddrSet) {
+		if r.Intn(3) > 0 {
+			return own, randPeers()
+		}
+		k := r.Intn(len(pool))
+		if r.Intn(4) == 0 {
+			return fmt.Sprintf("shared-%d", k), randPeers()
+		}
+		return fmt.Sprintf("shared-%d", k), pool[k]
+	}
 	randDir := func(name string) Direction {
 		var d Direction
 		if r.Intn(4) == 0 {
 			return d
 		}
 		for i := range r.Intn(5) {
-			d.Tiered = append(d.Tiered, Rule{Name: fmt.Sprintf("%s-t%d", name, i), Action: randActions[r.Intn(4)], Peers: randPeers(), Ports: randPorts()})
+			n, peers := ruleName(fmt.Sprintf("%s-t%d", name, i))
+			d.Tiered = append(d.Tiered, Rule{Name: n, Action: randActions[r.Intn(4)], Peers: peers, Ports: randPorts()})
 		}
 		if r.Intn(2) == 0 {
 			d.NetworkPolicy.Selected = true
