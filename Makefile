@@ -125,6 +125,10 @@ bench-mcs: build test-tools ## Service discovery over 3 live members: endpoint p
 bench: build $(KUBE_APISERVER) $(ETCD) ## Fan-out benchmark of the work engine (BENCH_N, BENCH_M, BENCH_PER_WORK, BENCH_RUNS, BENCH_CPUS=split|shared, BENCH_QUICK=1); writes bench/out/fanout.json.
 	$(GO) run ./test/bench/fanout
 
+.PHONY: bench-dataplane
+bench-dataplane: ## nftables dataplane, as root: set-update transactions/s, programming 10,000 rules, pod-to-pod TCP with 1,000 rules vs none (BENCH_RULES, BENCH_PATH_RULES, BENCH_SECONDS, BENCH_ROUNDS); writes bench/out/dataplane.json.
+	$(GO) run ./test/bench/dataplane
+
 .PHONY: test-unit
 test-unit: ## Unit tests only (no control planes).
 	$(GO) test -count=1 ./apis/... ./internal/... ./controllers/...
