@@ -16,6 +16,7 @@ import (
 	fleetv1alpha1 "github.com/meridian-io/meridian/apis/fleet/v1alpha1"
 	policyv1alpha1 "github.com/meridian-io/meridian/apis/policy/v1alpha1"
 	"github.com/meridian-io/meridian/internal/placement"
+	"github.com/meridian-io/meridian/internal/policy/ipblock"
 )
 
 // Fleet is what the evaluator knows: the members with their namespaces, pods and namespace
@@ -105,7 +106,7 @@ type compiledRule struct {
 type compiledPeer struct {
 	nsSel, podSel labels.Selector
 	clusterSet    bool
-	block         *Block
+	block         *ipblock.Block
 }
 
 // Selector converts a label selector where an omitted selector matches everything.
@@ -223,7 +224,7 @@ func compileRules(rules []policyv1alpha1.Rule) ([]compiledRule, error) {
 			var cp compiledPeer
 			var err error
 			if p.IPBlock != nil {
-				if cp.block, err = ParseBlock(p.IPBlock.CIDR, p.IPBlock.Except); err != nil {
+				if cp.block, err = ipblock.Parse(p.IPBlock.CIDR, p.IPBlock.Except); err != nil {
 					return nil, fmt.Errorf("rule %s peer %d: %w", r.Name, j, err)
 				}
 			} else {

@@ -8,6 +8,7 @@ import (
 	"k8s.io/apimachinery/pkg/util/intstr"
 
 	policyv1alpha1 "github.com/meridian-io/meridian/apis/policy/v1alpha1"
+	"github.com/meridian-io/meridian/internal/policy/ipblock"
 )
 
 // networkPolicies evaluates rule 8: the Kubernetes NetworkPolicies of the subject's namespace in
@@ -72,7 +73,7 @@ func (m *Model) npPeers(np *networkingv1.NetworkPolicy, peers []networkingv1.Net
 	}
 	for _, p := range peers {
 		if p.IPBlock != nil {
-			b, err := ParseBlock(p.IPBlock.CIDR, p.IPBlock.Except)
+			b, err := ipblock.Parse(p.IPBlock.CIDR, p.IPBlock.Except)
 			if err == nil && b.Contains(other.addr) {
 				return true
 			}

@@ -20,8 +20,9 @@ type MemberPeer struct {
 	// ipBlock matches addresses in a CIDR but not in its excepts.
 	// +optional
 	IPBlock *MemberIPBlock `json:"ipBlock,omitempty"`
-	// addresses are single IPs, sorted: pods of other members selected by a ClusterSet peer. A
-	// named port never matches an address (named ports are resolved on the member's own pods).
+	// addresses are single IPs, sorted: pods of other members selected by a ClusterSet peer. As
+	// an egress destination an address never matches a named port (named ports resolve on the
+	// member's own pods only).
 	// +optional
 	// +listType=set
 	Addresses []string `json:"addresses,omitempty"`

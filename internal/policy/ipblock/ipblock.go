@@ -1,4 +1,5 @@
-package policy
+// Package ipblock is IP block arithmetic: containment with excepts, and excepts subtracted into plain prefixes.
+package ipblock
 
 import (
 	"fmt"
@@ -13,7 +14,7 @@ type Block struct {
 }
 
 // ParseBlock parses a CIDR and its excepts; every except must lie inside the CIDR.
-func ParseBlock(cidr string, except []string) (*Block, error) {
+func Parse(cidr string, except []string) (*Block, error) {
 	p, err := netip.ParsePrefix(cidr)
 	if err != nil {
 		return nil, fmt.Errorf("cidr %q: %w", cidr, err)
