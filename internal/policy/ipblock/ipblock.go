@@ -31,8 +31,8 @@ func Parse(cidr string, except []string) (*Block, error) {
 		if ep.Masked() != ep {
 			return nil, fmt.Errorf("except %q has host bits set; write %s", e, ep.Masked())
 		}
-		if !Within(ep, p) {
-			return nil, fmt.Errorf("except %q is not inside cidr %s", e, cidr)
+		if !Within(ep, p) || ep.Bits() == p.Bits() {
+			return nil, fmt.Errorf("except %q is not inside cidr %s (it must be a strictly smaller range)", e, cidr)
 		}
 		b.Except = append(b.Except, ep)
 	}
