@@ -159,9 +159,15 @@ func genGNP(r *rand.Rand, i int) policyv1alpha1.GlobalNetworkPolicy {
 	if g.Spec.AppliedTo.NamespaceSelector == nil && g.Spec.AppliedTo.PodSelector == nil {
 		g.Spec.AppliedTo.PodSelector = &metav1.LabelSelector{}
 	}
+	// Now and then a policy longer than the upstream ClusterNetworkPolicy's 25 rules, so that its
+	// splitting is tested for meaning, not only for shape.
+	most := 4
+	if r.Intn(25) == 0 {
+		most = 40
+	}
 	rules := func(egress bool) []policyv1alpha1.Rule {
 		var out []policyv1alpha1.Rule
-		for j := range r.Intn(4) {
+		for j := range r.Intn(most) {
 			rule := policyv1alpha1.Rule{Name: fmt.Sprintf("r%d", j), Action: pick(r, genActions)}
 			hasBlock := false
 			for range 1 + r.Intn(2) {
@@ -194,7 +200,7 @@ func genGNP(r *rand.Rand, i int) policyv1alpha1.GlobalNetworkPolicy {
 					end := v.IntVal + int32(r.Intn(500))
 					port.Port, port.EndPort = &v, &end
 				default:
-					if egress && hasBlock {
+					if egress && hasBlock || most > 4 {
 						continue // refused by the webhook: named ports resolve on pods only
 					}
 					v := intstr.FromString(pick(r, genPortNames))
@@ -209,6 +215,10 @@ func genGNP(r *rand.Rand, i int) policyv1alpha1.GlobalNetworkPolicy {
 	for len(g.Spec.Ingress)+len(g.Spec.Egress) == 0 { // the schema asks for a rule
 		g.Spec.Ingress = rules(false)
 		g.Spec.Egress = rules(true)
+		if most > 4 {
+			// Egress only and no named ports: a long policy that every form can hold.
+			g.Spec.Ingress = nil
+		}
 	}
 	return g
 }
