@@ -20,6 +20,7 @@ import (
 
 	fleetv1alpha1 "github.com/meridian-io/meridian/apis/fleet/v1alpha1"
 	netv1alpha1 "github.com/meridian-io/meridian/apis/networking/v1alpha1"
+	policyv1alpha1 "github.com/meridian-io/meridian/apis/policy/v1alpha1"
 	"github.com/meridian-io/meridian/controllers/fleet"
 	"github.com/meridian-io/meridian/controllers/networking"
 	workctrl "github.com/meridian-io/meridian/controllers/work"
@@ -27,6 +28,7 @@ import (
 	"github.com/meridian-io/meridian/internal/memberconn"
 	fleetwebhook "github.com/meridian-io/meridian/internal/webhook/fleet/v1alpha1"
 	netwebhook "github.com/meridian-io/meridian/internal/webhook/networking/v1alpha1"
+	policywebhook "github.com/meridian-io/meridian/internal/webhook/policy/v1alpha1"
 	"github.com/meridian-io/meridian/internal/work"
 )
 
@@ -71,7 +73,7 @@ func CacheOptions() cache.Options {
 // NewScheme returns a scheme with every kind the manager reads or writes on the hub.
 func NewScheme() (*runtime.Scheme, error) {
 	s := runtime.NewScheme()
-	for _, add := range []func(*runtime.Scheme) error{clientgoscheme.AddToScheme, fleetv1alpha1.AddToScheme, netv1alpha1.AddToScheme, clusterv1.AddToScheme} {
+	for _, add := range []func(*runtime.Scheme) error{clientgoscheme.AddToScheme, fleetv1alpha1.AddToScheme, netv1alpha1.AddToScheme, policyv1alpha1.AddToScheme, clusterv1.AddToScheme} {
 		if err := add(s); err != nil {
 			return nil, err
 		}
@@ -169,6 +171,9 @@ func Setup(ctx context.Context, mgr ctrl.Manager, opts Options) (*memberconn.Reg
 		}
 		if err := netwebhook.SetupGlobalNamespaceWebhookWithManager(mgr); err != nil {
 			return nil, fmt.Errorf("set up the GlobalNamespace webhook: %w", err)
+		}
+		if err := policywebhook.SetupWebhooksWithManager(mgr); err != nil {
+			return nil, fmt.Errorf("set up the GlobalNetworkPolicy and Tier webhooks: %w", err)
 		}
 	}
 	return registry, nil
