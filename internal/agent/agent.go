@@ -355,7 +355,7 @@ func (a *Agent) desiredInfo(current *memberv1alpha1.NodeAgentInfo) *memberv1alph
 			Reason: memberv1alpha1.AgentRunningReason, Message: "The agent runs and serves its metrics."})
 	}
 	set(metav1.Condition{Type: memberv1alpha1.DataplaneReadyCondition, Status: metav1.ConditionFalse,
-		Reason: memberv1alpha1.DataplaneNotImplementedReason,
+		Reason:  memberv1alpha1.DataplaneNotImplementedReason,
 		Message: "This agent build has no dataplane yet: no policy is enforced on this node."})
 	return d
 }
