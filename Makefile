@@ -29,6 +29,8 @@ KUBE_CONTROLLER_MANAGER := $(BIN)/kube-controller-manager
 KUBE_SCHEDULER := $(BIN)/kube-scheduler
 KWOK := $(BIN)/kwok
 MANAGER := $(BIN)/manager
+NODE_AGENT := $(BIN)/node-agent
+AGENT_VERSION ?= dev
 
 # Stamps record which tools-module inputs a binary was built from, so a changed go.mod rebuilds it.
 KUBE_INPUTS := hack/kube/go.mod hack/kube/go.sum
@@ -37,6 +39,7 @@ GEN_INPUTS := hack/controller-gen/go.mod hack/controller-gen/go.sum
 KWOK_INPUTS := hack/kwok/go.mod hack/kwok/go.sum
 
 IMG ?= meridian-manager:dev
+AGENT_IMG ?= meridian-node-agent:$(AGENT_VERSION)
 
 .PHONY: all
 all: build
@@ -136,16 +139,22 @@ test-unit: ## Unit tests only (no control planes).
 ##@ Build and run
 
 .PHONY: build
-build: ## Build the manager.
+build: ## Build the manager and the node agent.
 	$(GO) build -trimpath -o $(MANAGER) ./cmd/manager
+	$(GO) build -trimpath -ldflags '-X main.version=$(AGENT_VERSION)' -o $(NODE_AGENT) ./cmd/node-agent
+
+.PHONY: node-agent
+node-agent: ## Build the node agent only (AGENT_VERSION sets the version it reports).
+	$(GO) build -trimpath -ldflags '-X main.version=$(AGENT_VERSION)' -o $(NODE_AGENT) ./cmd/node-agent
 
 .PHONY: demo
 demo: build test-tools $(KUBECTL) ## Start a hub and two members on loopback, run the manager, apply the samples.
 	MERIDIAN_BIN_DIR=$(BIN) $(GO) run ./test/demo
 
 .PHONY: docker-build
-docker-build: ## Build the manager image (needs a Docker engine).
+docker-build: ## Build the manager and node agent images (needs a Docker engine).
 	docker build -t $(IMG) .
+	docker build --target node-agent --build-arg AGENT_VERSION=$(AGENT_VERSION) -t $(AGENT_IMG) .
 
 .PHONY: clean
 clean:

@@ -1,0 +1,102 @@
+package v1alpha1
+
+import (
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+)
+
+// Condition types of a NodeAgentInfo.
+const (
+	// ConfigValidCondition is True when the agent's config file is valid and in force. When False
+	// the agent keeps running the last good config (configHash names it).
+	ConfigValidCondition = "ConfigValid"
+	// HealthyCondition is True when the agent's own parts (config watch, metrics server) work.
+	HealthyCondition = "Healthy"
+	// DataplaneReadyCondition is True when the node's dataplane enforces the policies in force.
+	DataplaneReadyCondition = "DataplaneReady"
+)
+
+// Reasons of NodeAgentInfo conditions.
+const (
+	ConfigLoadedReason  = "ConfigLoaded"
+	InvalidConfigReason = "InvalidConfig"
+	// ConfigUnreadableReason: the config file cannot be read (missing, or a permission problem).
+	ConfigUnreadableReason = "ConfigUnreadable"
+	AgentRunningReason     = "AgentRunning"
+	// MetricsServerFailedReason: the agent cannot serve on its metrics port (e.g. it is taken).
+	MetricsServerFailedReason = "MetricsServerFailed"
+	// DataplaneNotImplementedReason: this agent build has no dataplane; nothing is enforced yet.
+	DataplaneNotImplementedReason = "DataplaneNotImplemented"
+)
+
+// Agent names shared by the agent and what installs it.
+const (
+	// AgentNamespace holds the agent's DaemonSet, ConfigMap and Leases in every member.
+	AgentNamespace = "meridian-system"
+	// AgentLeasePrefix prefixes each node's agent Lease: meridian-agent-<node>.
+	AgentLeasePrefix = "meridian-agent-"
+)
+
+// RealizedPolicy is one policy the agent has put in force on its node.
+type RealizedPolicy struct {
+	// name of the policy object in the member.
+	Name string `json:"name"`
+	// generation of the policy object that is in force.
+	Generation int64 `json:"generation"`
+}
+
+// NodeAgentInfo is what Meridian's agent on one node reports, written by that agent only when
+// something in it changes. Its name is the node's name. Liveness is not here: the agent renews the
+// Lease meridian-system/meridian-agent-<node> for that, as kubelets do.
+// +kubebuilder:object:root=true
+// +kubebuilder:resource:path=nodeagentinfos,scope=Cluster,shortName=nai,categories=meridian
+// +kubebuilder:printcolumn:name="Version",type=string,JSONPath=`.version`
+// +kubebuilder:printcolumn:name="Config",type=string,JSONPath=`.configHash`
+// +kubebuilder:printcolumn:name="ConfigValid",type=string,JSONPath=`.conditions[?(@.type=="ConfigValid")].status`
+// +kubebuilder:printcolumn:name="Healthy",type=string,JSONPath=`.conditions[?(@.type=="Healthy")].status`
+// +kubebuilder:printcolumn:name="Dataplane",type=string,JSONPath=`.conditions[?(@.type=="DataplaneReady")].status`
+// +kubebuilder:printcolumn:name="Age",type=date,JSONPath=`.metadata.creationTimestamp`
+type NodeAgentInfo struct {
+	metav1.TypeMeta   `json:",inline"`
+	metav1.ObjectMeta `json:"metadata,omitempty"`
+
+	// version of the running agent.
+	// +optional
+	Version string `json:"version,omitempty"`
+
+	// configHash is the hash of the config file in force (the last good one when ConfigValid is
+	// False); empty while the agent runs its built-in defaults because no valid file was read yet.
+	// +optional
+	ConfigHash string `json:"configHash,omitempty"`
+
+	// enforcementMode in force: Enforce or Audit.
+	// +optional
+	EnforcementMode string `json:"enforcementMode,omitempty"`
+
+	// conditions: ConfigValid, Healthy, DataplaneReady.
+	// +optional
+	// +listType=map
+	// +listMapKey=type
+	Conditions []metav1.Condition `json:"conditions,omitempty"`
+
+	// policies in force on the node.
+	// +optional
+	// +listType=map
+	// +listMapKey=name
+	// +kubebuilder:validation:MaxItems=10000
+	Policies []RealizedPolicy `json:"policies,omitempty"`
+}
+
+// NodeAgentInfoList is a list of NodeAgentInfos.
+// +kubebuilder:object:root=true
+type NodeAgentInfoList struct {
+	metav1.TypeMeta `json:",inline"`
+	metav1.ListMeta `json:"metadata,omitempty"`
+	Items           []NodeAgentInfo `json:"items"`
+}
+
+func init() {
+	SchemeBuilder.Register(&NodeAgentInfo{}, &NodeAgentInfoList{})
+}
+
+// AgentLeaseName is the name of the Lease the agent of a node renews.
+func AgentLeaseName(node string) string { return AgentLeasePrefix + node }
