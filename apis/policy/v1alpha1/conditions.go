@@ -45,4 +45,9 @@ const (
 	TierPriorityConflictReason = "TierPriorityConflict"
 	// TooManyPoliciesReason: the form ran out of priorities for the policy.
 	TooManyPoliciesReason = "TooManyPolicies"
+	// NamedPortNotExpressibleReason: the form has no named ports (the upstream ClusterNetworkPolicy's
+	// standard channel).
+	NamedPortNotExpressibleReason = "NamedPortNotExpressible"
+	// InvalidSelectorReason: a selector the webhook would refuse; nothing was written for it.
+	InvalidSelectorReason = "InvalidSelector"
 )

@@ -143,14 +143,14 @@ func rules(p translate.Policy, rs []translate.Rule, ingress bool, enf *translate
 			case port.Port != nil && port.Port.Type == intstr.String:
 				switch {
 				case allow:
-					enf.Note(dir, r.Name, policyv1alpha1.EnforcementRestricted, "NamedPortNotExpressible",
+					enf.Note(dir, r.Name, policyv1alpha1.EnforcementRestricted, policyv1alpha1.NamedPortNotExpressibleReason,
 						fmt.Sprintf("ClusterNetworkPolicy has no named ports: the rule does not allow port %s", port.Port.StrVal))
 				case deny:
-					enf.Note(dir, r.Name, policyv1alpha1.EnforcementRestricted, "NamedPortNotExpressible",
+					enf.Note(dir, r.Name, policyv1alpha1.EnforcementRestricted, policyv1alpha1.NamedPortNotExpressibleReason,
 						fmt.Sprintf("ClusterNetworkPolicy has no named ports: the rule denies every %s port instead of %s", proto, port.Port.StrVal))
 					tr.protocols = append(tr.protocols, protocol(proto, &npav1beta1.Port{Range: &npav1beta1.PortRange{Start: 1, End: math.MaxUint16}}))
 				default:
-					enf.Note(dir, r.Name, policyv1alpha1.EnforcementUnsupported, "NamedPortNotExpressible",
+					enf.Note(dir, r.Name, policyv1alpha1.EnforcementUnsupported, policyv1alpha1.NamedPortNotExpressibleReason,
 						fmt.Sprintf("ClusterNetworkPolicy has no named ports, and a Pass on port %s cannot be widened or narrowed safely; use port numbers", port.Port.StrVal))
 				}
 			case port.Port == nil:

@@ -52,7 +52,7 @@ func Translate(policies []translate.Policy, namespaces []translate.Namespace) tr
 		objs, err := objects(p, namespaces)
 		if err != nil {
 			for _, r := range p.Ingress {
-				enf.Note(policyv1alpha1.DirectionIngress, r.Name, policyv1alpha1.EnforcementUnsupported, "InvalidSelector", err.Error())
+				enf.Note(policyv1alpha1.DirectionIngress, r.Name, policyv1alpha1.EnforcementUnsupported, policyv1alpha1.InvalidSelectorReason, err.Error())
 			}
 			res.Policies = append(res.Policies, enf)
 			continue
