@@ -529,6 +529,13 @@ func TestPackets(t *testing.T) {
 		before := audit.counters(t)
 		audit.check(t, "audit")
 		after := audit.counters(t)
+		for node := range audit.progs {
+			for _, k := range []string{"egress drop-log 0 -", "ingress reject-log 0 -"} {
+				if _, ok := after[node][k]; !ok {
+					t.Errorf("drop logging is on but %s has no rule %q", c.topo.Nodes[node].Name, k)
+				}
+			}
+		}
 		for node, what := range map[int][]string{0: {"egress drop-audit 0 -", "egress reject-audit 0 -"}, 1: {"ingress drop-audit 0 -", "ingress reject-audit 0 -"}} {
 			for _, k := range what {
 				if after[node][k] <= before[node][k] {

@@ -14,9 +14,8 @@ import (
 )
 
 // Programmer keeps one nftables table in step with a Model. Every call that changes the table
-// sends one netlink batch, which nftables applies atomically: packets see the old table or the
-// new one, never a mix. A Programmer is safe for use by one goroutine at a time; it serializes
-// its own calls.
+// sends one netlink batch, which nftables commits atomically: a packet's rules are the old
+// ones or the new ones. A Programmer is safe for concurrent use; it serializes its calls.
 type Programmer struct {
 	mu    sync.Mutex
 	opts  Options
@@ -69,7 +68,7 @@ func (p *Programmer) Close() error { return p.conn.CloseLasting() }
 // Start builds the whole table for m in one transaction. A table of the same name left by an
 // earlier run (an agent restart) is taken over in that same transaction: its chains are
 // emptied and refilled, its sets refilled, what m does not need deleted. The base chain stays
-// hooked throughout, so no packet ever meets an empty table or a mix of two. (Deleting and
+// hooked throughout, so no packet ever meets an empty table. (Deleting and
 // re-creating the table, even in one transaction, would not do: for a moment the old and the
 // new base chains are both hooked and a packet can pass the new one before the switch and the
 // old one after it, through neither's rules.)
@@ -79,7 +78,10 @@ func (p *Programmer) Start(m *Model) (Stats, error) {
 	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	want := render(m, p.opts)
+	return p.startLocked(render(m, p.opts))
+}
+
+func (p *Programmer) startLocked(want *desired) (Stats, error) {
 	existing, err := p.readExisting()
 	if err != nil {
 		return Stats{}, err
@@ -150,17 +152,14 @@ func (p *Programmer) readExisting() (*desired, error) {
 // set is a set update, a changed rule list rewrites that pod's chain only. Apply before Start
 // is Start.
 func (p *Programmer) Apply(m *Model) (Stats, error) {
-	p.mu.Lock()
-	started := p.cur != nil
-	p.mu.Unlock()
-	if !started {
-		return p.Start(m)
-	}
 	if err := m.Validate(); err != nil {
 		return Stats{}, fmt.Errorf("invalid dataplane model: %w", err)
 	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
+	if p.cur == nil {
+		return p.startLocked(render(m, p.opts))
+	}
 	return p.applyLocked(p.cur, render(m, p.opts))
 }
 

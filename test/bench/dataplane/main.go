@@ -19,6 +19,7 @@ import (
 	"net/netip"
 	"os"
 	"sort"
+	"strings"
 	"time"
 
 	"github.com/google/nftables"
@@ -31,8 +32,12 @@ import (
 // Result is bench/out/dataplane.json.
 type Result struct {
 	Machine string `json:"machine"`
-	Seconds int    `json:"seconds_per_measurement"`
-	Rounds  int    `json:"rounds"`
+	// LoadAvg is /proc/loadavg at the start and at the end: on a shared machine the path
+	// figures move with it, which is why each is a median of rounds alternating with its
+	// baseline.
+	LoadAvg []string `json:"loadavg_start_end"`
+	Seconds int      `json:"seconds_per_measurement"`
+	Rounds  int      `json:"rounds"`
 
 	SetUpdateTxPerSecProgrammer float64 `json:"set_update_tx_per_sec_programmer"`
 	SetUpdateTxPerSecNetlink    float64 `json:"set_update_tx_per_sec_netlink"`
@@ -69,10 +74,12 @@ func main() {
 		FullTableRules: benchkit.EnvInt("BENCH_RULES", 10000),
 		PathRules:      benchkit.EnvInt("BENCH_PATH_RULES", 1000),
 	}
+	r.LoadAvg = append(r.LoadAvg, loadAvg())
 	if err := run(r); err != nil {
 		fmt.Fprintln(os.Stderr, "bench-dataplane:", err)
 		os.Exit(1)
 	}
+	r.LoadAvg = append(r.LoadAvg, loadAvg())
 	printTable(r)
 	if err := benchkit.WriteJSON("dataplane.json", r); err != nil {
 		fmt.Fprintln(os.Stderr, err)
@@ -439,6 +446,15 @@ func connRate(src, dst *nettest.Pod, dur time.Duration) (float64, error) {
 	return cps, err
 }
 
+func loadAvg() string {
+	b, _ := os.ReadFile("/proc/loadavg")
+	f := strings.Fields(string(b))
+	if len(f) < 3 {
+		return ""
+	}
+	return strings.Join(f[:3], " ")
+}
+
 func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
 
 func median(xs []float64) float64 {
@@ -451,7 +467,8 @@ func median(xs []float64) float64 {
 }
 
 func printTable(r *Result) {
-	fmt.Printf("\nnftables dataplane, %s; medians of %d rounds, %d s per measurement\n", r.Machine, r.Rounds, r.Seconds)
+	fmt.Printf("\nnftables dataplane, %s, load average %s -> %s; medians of %d rounds, %d s per measurement\n",
+		r.Machine, r.LoadAvg[0], r.LoadAvg[1], r.Rounds, r.Seconds)
 	fmt.Printf("%-62s %12s %12s\n", "", "measured", "baseline")
 	fmt.Printf("%-62s %12.0f %12.0f\n", fmt.Sprintf("set-update transactions/s, Programmer (%d-rule table) | empty", r.SetUpdateModelRules), r.SetUpdateTxPerSecProgrammer, r.EmptyTxPerSec)
 	fmt.Printf("%-62s %12.0f %12.0f\n", "set-update transactions/s, bare netlink batch | empty", r.SetUpdateTxPerSecNetlink, r.EmptyTxPerSec)
