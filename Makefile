@@ -145,6 +145,10 @@ build: ## Build the manager.
 demo: build test-tools $(KUBECTL) ## Start a hub and two members on loopback, run the manager, apply the samples.
 	MERIDIAN_BIN_DIR=$(BIN) $(GO) run ./test/demo
 
+.PHONY: build-installer
+build-installer: ## Write dist/install.yaml (CRDs, RBAC, manager, webhook, certificate) from config/default, with kustomize as a library.
+	cd hack/installer && $(GO) run . -kustomization $(ROOT)/config/default -o $(ROOT)/dist/install.yaml
+
 .PHONY: docker-build
 docker-build: ## Build the manager image (needs a Docker engine).
 	docker build -t $(IMG) .
