@@ -110,11 +110,17 @@ vet: ## Run go vet and check formatting.
 ##@ Test
 
 .PHONY: test
-test: verify-generated vet test-tools ## Everything: generated files, vet, unit and integration tests.
+test: verify-generated vet test-tools $(KUBECTL) ## Everything: generated files, vet, unit and integration tests.
 	$(GO) test -count=1 $$($(GO) list ./... | grep -v /test/)
+	$(MAKE) --no-print-directory test-conformance
 	@# One integration package at a time: each runs several control planes, and their timing
 	@# bounds should not depend on another suite sharing the two cores.
 	$(GO) test -count=1 -p 1 -timeout 20m ./test/...
+
+# Its own module: Flux's runtime package needs newer Kubernetes libraries than Meridian builds with.
+.PHONY: test-conformance
+test-conformance: ## Argo CD health scripts (gopher-lua, no string/math), kstatus and Flux checks over config/argocd's testdata.
+	cd test/conformance && $(GO) vet ./... && $(GO) test -count=1 ./...
 
 .PHONY: bench-live
 bench-live: test-tools ## Measure live members: start time, memory, and one member with 1,000 nodes and 10,000 pods.
@@ -150,6 +156,10 @@ node-agent: ## Build the node agent only (AGENT_VERSION sets the version it repo
 .PHONY: demo
 demo: build test-tools $(KUBECTL) ## Start a hub and two members on loopback, run the manager, apply the samples.
 	MERIDIAN_BIN_DIR=$(BIN) $(GO) run ./test/demo
+
+.PHONY: build-installer
+build-installer: ## Write dist/install.yaml (CRDs, RBAC, manager, webhook, certificate) from config/default, with kustomize as a library.
+	cd hack/installer && $(GO) run . -kustomization $(ROOT)/config/default -o $(ROOT)/dist/install.yaml
 
 .PHONY: docker-build
 docker-build: ## Build the manager and node agent images (needs a Docker engine).

@@ -21,7 +21,8 @@ func main() {
 		metricsAddr, probeAddr, webhookHost, webhookCertDir, pprofAddr string
 		webhookPort                                                    int
 		leaderElect, secureMetrics                                     bool
-		leaderElectionNamespace                                        string
+		leaderElectionNamespace, certNamespace                         string
+		certRotation                                                   bool
 	)
 	flag.StringVar(&metricsAddr, "metrics-bind-address", ":8080", "Address the metrics endpoint binds to; 0 turns it off.")
 	flag.BoolVar(&secureMetrics, "metrics-secure", false, "Serve metrics over HTTPS with authentication and authorization.")
@@ -32,6 +33,9 @@ func main() {
 	flag.BoolVar(&opts.EnableWebhooks, "enable-webhooks", opts.EnableWebhooks, "Serve the admission webhooks.")
 	flag.StringVar(&webhookHost, "webhook-host", "", "Address the webhook server binds to (default: all).")
 	flag.IntVar(&webhookPort, "webhook-port", 9443, "Port of the webhook server.")
+	flag.BoolVar(&certRotation, "webhook-cert-rotation", false,
+		"Issue and rotate the webhook serving certificate in Secret "+webhookCertSecret+" (off: provide it, for example with cert-manager).")
+	flag.StringVar(&certNamespace, "webhook-cert-namespace", "meridian-system", "Namespace of the webhook Service and certificate Secret, for -webhook-cert-rotation.")
 	flag.StringVar(&webhookCertDir, "webhook-cert-dir", "", "Folder with tls.crt and tls.key for the webhook server (default: controller-runtime's).")
 	flag.DurationVar(&opts.StatusRefreshInterval, "status-refresh-interval", opts.StatusRefreshInterval,
 		"How often a MemberCluster's lastProbeTime is written when nothing else in its status changed.")
@@ -71,16 +75,32 @@ func main() {
 		os.Exit(1)
 	}
 	ctx := ctrl.SetupSignalHandler()
-	if _, err := controllers.Setup(ctx, mgr, opts); err != nil {
-		log.Error(err, "Setting up controllers")
-		os.Exit(1)
+	setup := func() {
+		if _, err := controllers.Setup(ctx, mgr, opts); err != nil {
+			log.Error(err, "Setting up controllers")
+			os.Exit(1)
+		}
+	}
+	// With rotation, controllers and webhooks start once the certificate is in place.
+	var certsReady chan struct{}
+	if certRotation && opts.EnableWebhooks {
+		if certsReady, err = addCertRotation(mgr, certNamespace, webhookCertDir); err != nil {
+			log.Error(err, "Setting up webhook certificate rotation")
+			os.Exit(1)
+		}
+		go func() { <-certsReady; setup() }()
+	} else {
+		setup()
 	}
 	if err := mgr.AddHealthzCheck("healthz", healthz.Ping); err != nil {
 		log.Error(err, "Adding the health check")
 		os.Exit(1)
 	}
 	readyz := healthz.Ping
-	if opts.EnableWebhooks {
+	switch {
+	case certsReady != nil:
+		readyz = readyAfter(certsReady, func() healthz.Checker { return mgr.GetWebhookServer().StartedChecker() })
+	case opts.EnableWebhooks:
 		readyz = mgr.GetWebhookServer().StartedChecker()
 	}
 	if err := mgr.AddReadyzCheck("readyz", readyz); err != nil {

@@ -1,0 +1,43 @@
+// Package gitops_test checks that every Meridian kind, as the real controllers write it over a real
+// hub, reads right to the tools GitOps users run: kstatus (Argo CD, Flux, kubectl apply --wait) and
+// `kubectl wait --for=condition=Ready`. It also keeps the testdata under config/argocd true: the
+// objects there are these objects, saved (MERIDIAN_UPDATE_TESTDATA=1) and then compared on every run.
+package gitops_test
+
+import (
+	"testing"
+	"time"
+
+	. "github.com/onsi/ginkgo/v2"
+	. "github.com/onsi/gomega"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/log/zap"
+
+	fleetv1alpha1 "github.com/meridian-io/meridian/apis/fleet/v1alpha1"
+	"github.com/meridian-io/meridian/controllers"
+	"github.com/meridian-io/meridian/test/testbed"
+)
+
+var bed *testbed.Bed
+
+func TestGitOps(t *testing.T) {
+	RegisterFailHandler(Fail)
+	RunSpecs(t, "GitOps: every kind read by kstatus and kubectl wait")
+}
+
+var _ = BeforeSuite(func(ctx SpecContext) {
+	ctrl.SetLogger(zap.New(zap.WriteTo(GinkgoWriter), zap.UseDevMode(true)))
+	scheme, err := controllers.NewScheme()
+	Expect(err).NotTo(HaveOccurred())
+	bed, err = testbed.Start(ctx, testbed.Options{Members: []string{memberName}, Scheme: scheme, Webhooks: true})
+	if bed != nil {
+		DeferCleanup(bed.Stop)
+	}
+	Expect(err).NotTo(HaveOccurred())
+	Expect(bed.WriteKubeconfigs(bed.Dir())).To(Succeed())
+	mgr, err := bed.StartManager(controllers.DefaultOptions())
+	Expect(err).NotTo(HaveOccurred())
+	DeferCleanup(mgr.Stop)
+	Expect(bed.JoinMembers(ctx, fleetv1alpha1.ProbeSettings{IntervalSeconds: 1, TimeoutSeconds: 1},
+		map[string]map[string]string{memberName: {"env": "test"}})).To(Succeed())
+}, NodeTimeout(4*time.Minute))
