@@ -53,7 +53,7 @@ func (r *GlobalNamespaceReconciler) Reconcile(ctx context.Context, req ctrl.Requ
 	if err := r.HubClient.Get(ctx, req.NamespacedName, g); err != nil {
 		return ctrl.Result{}, client.IgnoreNotFound(err)
 	}
-	works, err := r.works(ctx, g.Name)
+	works, err := r.works(ctx, g)
 	if err != nil {
 		return ctrl.Result{}, err
 	}
@@ -137,15 +137,15 @@ func (r *GlobalNamespaceReconciler) services(g *netv1alpha1.GlobalNamespace) []n
 }
 
 // works returns the GlobalNamespace's ClusterWorks by member.
-func (r *GlobalNamespaceReconciler) works(ctx context.Context, name string) (map[string]*fleetv1alpha1.ClusterWork, error) {
+func (r *GlobalNamespaceReconciler) works(ctx context.Context, g *netv1alpha1.GlobalNamespace) (map[string]*fleetv1alpha1.ClusterWork, error) {
 	list := &fleetv1alpha1.ClusterWorkList{}
-	if err := r.HubReader.List(ctx, list, client.MatchingLabels{netv1alpha1.GlobalNamespaceLabel: name}); err != nil {
+	if err := r.HubReader.List(ctx, list, client.MatchingLabels{netv1alpha1.GlobalNamespaceLabel: g.Name}); err != nil {
 		return nil, err
 	}
 	out := map[string]*fleetv1alpha1.ClusterWork{}
 	for i := range list.Items {
 		w := &list.Items[i]
-		if member := w.Labels[fleetv1alpha1.MemberClusterLabel]; member != "" && w.Name == netv1alpha1.WorkNamePrefix+name {
+		if member := w.Labels[fleetv1alpha1.MemberClusterLabel]; member != "" && w.Name == globalns.WorkName(g) {
 			out[member] = w
 		}
 	}

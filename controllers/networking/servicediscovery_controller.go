@@ -2,6 +2,7 @@ package networking
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"sort"
 
@@ -34,6 +35,9 @@ import (
 // ServiceDisabledReason is the Valid=False reason of a ServiceExport in a namespace whose
 // GlobalNamespace turns service discovery off.
 const ServiceDisabledReason = "ServiceDiscoveryDisabled"
+
+// ErrNameTaken: the ClusterWork a service's import needs exists and carries something else.
+var ErrNameTaken = errors.New("the name is taken")
 
 var (
 	serviceExportGVR = mcsv1beta1.SchemeGroupVersion.WithResource("serviceexports")
@@ -188,9 +192,12 @@ func (r *ServiceDiscoveryReconciler) Reconcile(ctx context.Context, req ctrl.Req
 	}
 	imp, verdicts := mcs.Resolve(exports)
 
-	works, err := r.importWorks(ctx, ns, name)
+	works, stale, err := r.importWorks(ctx, ns, name)
 	if err != nil {
 		return ctrl.Result{}, err
+	}
+	for _, w := range stale {
+		errs = append(errs, r.deleteWork(ctx, w))
 	}
 	var importers []string
 	for _, member := range set {
@@ -206,6 +213,12 @@ func (r *ServiceDiscoveryReconciler) Reconcile(ctx context.Context, req ctrl.Req
 		desired, err := mcs.ImportWork(member, ns, name, mcs.Desired(ns, name, imp, r.Inventory.DerivedIPs(member, ns, name)))
 		if err != nil {
 			errs = append(errs, err)
+			continue
+		}
+		if w := works[member]; w != nil && w.Name != desired.Name {
+			// A Work of an older naming scheme: it goes first, so that the two never fight over
+			// the member's objects; its deletion queues this service again.
+			errs = append(errs, r.deleteWork(ctx, w))
 			continue
 		}
 		errs = append(errs, r.ensureWork(ctx, desired, works[member]))
@@ -326,28 +339,55 @@ func (r *ServiceDiscoveryReconciler) importStatus(ctx context.Context, member, n
 	return nil
 }
 
-func (r *ServiceDiscoveryReconciler) importWorks(ctx context.Context, ns, name string) (map[string]*fleetv1alpha1.ClusterWork, error) {
+// importWorks returns the service's import Works by member, and the Works of an older naming
+// scheme that a current one replaced.
+func (r *ServiceDiscoveryReconciler) importWorks(ctx context.Context, ns, name string) (current map[string]*fleetv1alpha1.ClusterWork, stale []*fleetv1alpha1.ClusterWork, err error) {
 	list := &fleetv1alpha1.ClusterWorkList{}
 	if err := r.HubReader.List(ctx, list, client.MatchingLabels{netv1alpha1.ServiceNamespaceLabel: ns, netv1alpha1.ServiceNameLabel: name}); err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	out := map[string]*fleetv1alpha1.ClusterWork{}
 	for i := range list.Items {
-		if m := list.Items[i].Labels[fleetv1alpha1.MemberClusterLabel]; m != "" {
-			out[m] = &list.Items[i]
+		w := &list.Items[i]
+		// Of two Works for one member (an older naming scheme's and this one's), keep the
+		// current one; the other is deleted once the current one is the only one left.
+		if m := w.Labels[fleetv1alpha1.MemberClusterLabel]; m != "" && (out[m] == nil || w.Name == mcs.ImportWorkName(ns, name)) {
+			if old := out[m]; old != nil && old.Name != w.Name {
+				stale = append(stale, old)
+			}
+			out[m] = w
 		}
 	}
-	return out, nil
+	return out, stale, nil
 }
 
-// ensureWork creates or updates a ClusterWork. A missing hub namespace, or a cache behind the hub,
-// is no error: a later event retries.
+// ensureWork creates or updates a ClusterWork. A missing hub namespace is no error: the member's
+// namespace appearing retries. A Work of that name that carries something else is reported.
 func (r *ServiceDiscoveryReconciler) ensureWork(ctx context.Context, desired, current *fleetv1alpha1.ClusterWork) error {
 	_, err := writeWork(ctx, r.HubClient, desired, current)
-	if apierrors.IsNotFound(err) || apierrors.IsAlreadyExists(err) {
+	switch {
+	case apierrors.IsNotFound(err):
 		return nil
+	case apierrors.IsAlreadyExists(err):
+		return r.sameSource(ctx, desired)
 	}
 	return err
+}
+
+// sameSource tells whether the hub's ClusterWork of desired's name is desired's (a read behind
+// the hub): if it carries another source, that is an error naming both.
+func (r *ServiceDiscoveryReconciler) sameSource(ctx context.Context, desired *fleetv1alpha1.ClusterWork) error {
+	have := &fleetv1alpha1.ClusterWork{}
+	if err := r.HubReader.Get(ctx, client.ObjectKeyFromObject(desired), have); err != nil {
+		return client.IgnoreNotFound(err)
+	}
+	for _, k := range []string{netv1alpha1.ServiceNamespaceLabel, netv1alpha1.ServiceNameLabel, fleetv1alpha1.MemberClusterLabel} {
+		if have.Labels[k] != desired.Labels[k] {
+			return fmt.Errorf("ClusterWork %s/%s already exists and carries something else (labels %v), not %s/%s: %w",
+				have.Namespace, have.Name, have.Labels, desired.Labels[netv1alpha1.ServiceNamespaceLabel], desired.Labels[netv1alpha1.ServiceNameLabel], ErrNameTaken)
+		}
+	}
+	return nil
 }
 
 func (r *ServiceDiscoveryReconciler) deleteWork(ctx context.Context, w *fleetv1alpha1.ClusterWork) error {

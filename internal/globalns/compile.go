@@ -9,6 +9,7 @@ import (
 
 	fleetv1alpha1 "github.com/meridian-io/meridian/apis/fleet/v1alpha1"
 	netv1alpha1 "github.com/meridian-io/meridian/apis/networking/v1alpha1"
+	"github.com/meridian-io/meridian/internal/names"
 	"github.com/meridian-io/meridian/internal/placement"
 )
 
@@ -18,8 +19,11 @@ func Select(g *netv1alpha1.GlobalNamespace, members []fleetv1alpha1.MemberCluste
 	return placement.Select(g.Spec.Placement, members)
 }
 
-// WorkName is the name of the ClusterWork that carries the GlobalNamespace to a member.
-func WorkName(g *netv1alpha1.GlobalNamespace) string { return netv1alpha1.WorkNamePrefix + g.Name }
+// WorkName is the name of the ClusterWork that carries the GlobalNamespace to a member:
+// gns-<name>, shortened with a hash when that would be too long.
+func WorkName(g *netv1alpha1.GlobalNamespace) string {
+	return names.Join(names.DNSSubdomain, netv1alpha1.WorkNamePrefix, g.Name)
+}
 
 // DesiredWork is the ClusterWork that puts the GlobalNamespace's namespace into one member.
 func DesiredWork(g *netv1alpha1.GlobalNamespace, member string) (*fleetv1alpha1.ClusterWork, error) {

@@ -1,8 +1,6 @@
 package mcs
 
 import (
-	"crypto/sha256"
-	"encoding/hex"
 	"fmt"
 	"maps"
 	"sort"
@@ -13,6 +11,8 @@ import (
 	apiequality "k8s.io/apimachinery/pkg/api/equality"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	mcsv1beta1 "sigs.k8s.io/mcs-api/pkg/apis/v1beta1"
+
+	"github.com/meridian-io/meridian/internal/names"
 )
 
 // EndpointSliceManager is the endpointslice.kubernetes.io/managed-by value of imported slices.
@@ -22,12 +22,7 @@ const EndpointSliceManager = "service-discovery.meridian.io"
 // imported service in each importing member: meridian-<service>, shortened with a hash when the
 // result would not fit a DNS label.
 func DerivedServiceName(service string) string {
-	name := "meridian-" + service
-	if len(name) <= 63 {
-		return name
-	}
-	sum := sha256.Sum256([]byte(service))
-	return name[:54] + "-" + hex.EncodeToString(sum[:])[:8]
+	return names.Join(names.DNSLabel, "meridian-", service)
 }
 
 // Export is one member's export of a service.

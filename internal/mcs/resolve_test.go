@@ -9,6 +9,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	discoveryv1 "k8s.io/api/discovery/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/validation"
 	"k8s.io/utils/ptr"
 	mcsv1beta1 "sigs.k8s.io/mcs-api/pkg/apis/v1beta1"
 )
@@ -135,10 +136,36 @@ func TestDesired(t *testing.T) {
 			t.Errorf("slice labels %v", s.Labels)
 		}
 	}
-	if names["meridian-web-a-ipv4"] != 100 || names["meridian-web-a-ipv4-1"] != 100 || names["meridian-web-a-ipv4-2"] != 50 {
+	if names["meridian-web-ipv4-a"] != 100 || names["meridian-web-ipv4p1-a"] != 100 || names["meridian-web-ipv4p2-a"] != 50 {
 		t.Errorf("slices %v", names)
 	}
 	if n := DerivedServiceName(strings.Repeat("x", 63)); len(n) > 63 || !strings.HasPrefix(n, "meridian-x") {
 		t.Errorf("long derived name %q", n)
+	}
+}
+
+// The colliding pairs of issue 16: namespace a-b with service c and namespace a with service b-c
+// (and slices of service a-b from cluster c against service a from cluster b-c) get distinct names.
+func TestNamesOfDifferentSourcesDiffer(t *testing.T) {
+	if a, b := ImportWorkName("a-b", "c"), ImportWorkName("a", "b-c"); a == b {
+		t.Errorf("import Works share the name %q", a)
+	}
+	if got := ImportWorkName("shop", "web"); got != "mcs-shop-web" {
+		t.Errorf("ImportWorkName(shop, web) = %q: an unambiguous name changed", got)
+	}
+	if a, b := sliceName("a-b", "c", discoveryv1.AddressTypeIPv4, 0), sliceName("a", "b-c", discoveryv1.AddressTypeIPv4, 0); a == b {
+		t.Errorf("slices share the name %q", a)
+	}
+	long := strings.Repeat("m", 253) // a MemberCluster name may be a 253-character subdomain
+	for _, n := range []string{
+		ImportWorkName(strings.Repeat("n", 63), strings.Repeat("s", 63)),
+		sliceName(strings.Repeat("s", 63), long, discoveryv1.AddressTypeIPv6, 12),
+	} {
+		if errs := validation.IsDNS1123Subdomain(n); len(errs) > 0 {
+			t.Errorf("%q: %v", n, errs)
+		}
+	}
+	if a, b := sliceName("web", long, discoveryv1.AddressTypeIPv4, 0), sliceName("web", long[:252]+"x", discoveryv1.AddressTypeIPv4, 0); a == b {
+		t.Errorf("slices of two long clusters share the name %q", a)
 	}
 }
