@@ -64,13 +64,11 @@ func Desired(namespace, service string, imp *Import, vips []string) []runtime.Ob
 		svc.Spec.ClusterIP = corev1.ClusterIPNone
 	}
 	for _, p := range imp.Ports {
-		sp := corev1.ServicePort{Name: p.Name, Protocol: p.Protocol, Port: p.Port, AppProtocol: p.AppProtocol}
-		if p.Name != "" {
-			sp.TargetPort = intstr.FromString(p.Name)
-		} else {
-			sp.TargetPort = intstr.FromInt32(p.Port)
-		}
-		svc.Spec.Ports = append(svc.Spec.Ports, sp)
+		// The derived Service has no selector: its targetPort serves nothing (the imported
+		// EndpointSlices carry the ports), so it is the port's number. The port's name would
+		// not do: Service port names such as kubectl's "80-8080" are no valid target port names.
+		svc.Spec.Ports = append(svc.Spec.Ports, corev1.ServicePort{Name: p.Name, Protocol: p.Protocol, Port: p.Port,
+			AppProtocol: p.AppProtocol, TargetPort: intstr.FromInt32(p.Port)})
 	}
 	out := []runtime.Object{si, svc}
 

@@ -143,6 +143,11 @@ func Resolve(exports []Export) (*Import, map[string]Verdict) {
 			}
 			continue
 		}
+		// The Multi-Cluster Services API calls it a PortConflict when "the ports are not
+		// identical in all the constituent Services": the union is imported all the same.
+		if a, b := portSet(servicePorts(winner.Service)), portSet(servicePorts(e.Service)); a != b {
+			conflict(mcsv1beta1.ServiceExportReasonPortConflict, fmt.Sprintf("the ports are %s in %s but %s in %s (the union is imported)", a, winner.Cluster, b, e.Cluster))
+		}
 		for _, p := range servicePorts(e.Service) {
 			have, named := ports[p.Name]
 			other, numbered := byNumber[portNumber(p)]
@@ -210,6 +215,23 @@ func servicePorts(s *corev1.Service) []mcsv1beta1.ServicePort {
 		out = append(out, mcsv1beta1.ServicePort{Name: p.Name, Protocol: proto, AppProtocol: p.AppProtocol, Port: p.Port})
 	}
 	return out
+}
+
+// portSet describes a Service's ports for comparison and messages: sorted, with their names.
+func portSet(ports []mcsv1beta1.ServicePort) string {
+	out := make([]string, 0, len(ports))
+	for _, p := range ports {
+		d := describePort(p)
+		if p.Name != "" {
+			d = p.Name + " " + d
+		}
+		out = append(out, d)
+	}
+	sort.Strings(out)
+	if len(out) == 0 {
+		return "none"
+	}
+	return strings.Join(out, ", ")
 }
 
 func portNumber(p mcsv1beta1.ServicePort) string { return fmt.Sprintf("%d/%s", p.Port, p.Protocol) }
