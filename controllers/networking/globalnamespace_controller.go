@@ -83,12 +83,11 @@ func (r *GlobalNamespaceReconciler) Reconcile(ctx context.Context, req ctrl.Requ
 	for _, member := range selected {
 		wanted[member] = true
 		w, err := r.ensureWork(ctx, g, member, works[member])
-		if err != nil {
-			errs = append(errs, err)
-		}
 		state, msg := globalns.ClusterState(w)
-		if w == nil && err != nil {
-			msg = err.Error()
+		if err != nil {
+			// The Work still carries an older spec, whatever its status says about that one.
+			errs = append(errs, err)
+			state, msg = netv1alpha1.ClusterNamespacePending, "Could not write the ClusterWork: "+err.Error()
 		}
 		clusters = append(clusters, netv1alpha1.ClusterNamespaceStatus{Cluster: member, Namespace: g.NamespaceIn(member), State: state, Message: msg})
 	}
@@ -111,7 +110,7 @@ func (r *GlobalNamespaceReconciler) Reconcile(ctx context.Context, req ctrl.Requ
 	}
 
 	before := g.DeepCopy()
-	globalns.SetStatus(g, clusters)
+	globalns.SetStatus(g, clusters, kerrors.NewAggregate(errs))
 	g.Status.Services = r.services(g)
 	g.Status.ServiceCount = int32(len(g.Status.Services))
 	if err := r.patchStatus(ctx, before, g); err != nil {
