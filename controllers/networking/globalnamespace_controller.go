@@ -98,9 +98,9 @@ func (r *GlobalNamespaceReconciler) Reconcile(ctx context.Context, req ctrl.Requ
 		// The cluster left the placement: deleting its Work carries out the deletion policy
 		// (the Work's finalizer removes or orphans the namespace in the member).
 		if w.DeletionTimestamp.IsZero() {
-			if err := r.HubClient.Delete(ctx, w); client.IgnoreNotFound(err) != nil {
+			if deleted, err := r.removeWork(ctx, w); err != nil {
 				errs = append(errs, err)
-			} else {
+			} else if deleted {
 				r.Recorder.Eventf(g, nil, corev1.EventTypeNormal, "ClusterLeft", "Reconcile",
 					"Cluster %s left the placement; deletion policy %s applies to namespace %s there", member, g.Spec.DeletionPolicy, namespaceOf(w, g, member))
 			}
@@ -183,7 +183,7 @@ func (r *GlobalNamespaceReconciler) finalize(ctx context.Context, g *netv1alpha1
 	var clusters []netv1alpha1.ClusterNamespaceStatus
 	for member, w := range works {
 		if w.DeletionTimestamp.IsZero() {
-			if err := r.HubClient.Delete(ctx, w); client.IgnoreNotFound(err) != nil {
+			if _, err := r.removeWork(ctx, w); err != nil {
 				errs = append(errs, err)
 			}
 		}
@@ -199,6 +199,25 @@ func (r *GlobalNamespaceReconciler) finalize(ctx context.Context, g *netv1alpha1
 		errs = append(errs, err)
 	}
 	return kerrors.NewAggregate(errs)
+}
+
+// removeWork deletes a Work that leaves its cluster, once a retained namespace no longer carries
+// the GlobalNamespace's label there: a Work that retains its namespace is first rewritten
+// without the label, and deleted once that is applied (its status change queues the
+// GlobalNamespace again). It says whether it deleted the Work.
+func (r *GlobalNamespaceReconciler) removeWork(ctx context.Context, w *fleetv1alpha1.ClusterWork) (bool, error) {
+	released, err := globalns.Released(w)
+	if err != nil {
+		return false, err
+	}
+	if released != nil {
+		_, err := writeWork(ctx, r.HubClient, released, w)
+		return false, client.IgnoreNotFound(err)
+	}
+	if w.Spec.DeletionPolicy == fleetv1alpha1.DeletionPolicyOrphan && !globalns.ReleaseDone(w) {
+		return false, nil
+	}
+	return true, client.IgnoreNotFound(r.HubClient.Delete(ctx, w))
 }
 
 func (r *GlobalNamespaceReconciler) patchStatus(ctx context.Context, before, after *netv1alpha1.GlobalNamespace) error {

@@ -93,6 +93,27 @@ func TestDesiredWork(t *testing.T) {
 	if w.Spec.DeletionPolicy != fleetv1alpha1.DeletionPolicyOrphan {
 		t.Errorf("Retain maps to %s", w.Spec.DeletionPolicy)
 	}
+
+	// Released: the retained namespace loses the GlobalNamespace's label, keeps the rest.
+	released, err := Released(w)
+	if err != nil || released == nil {
+		t.Fatalf("Released: %v %v", released, err)
+	}
+	ns := &corev1.Namespace{}
+	if err := json.Unmarshal(released.Spec.Objects[0].Raw, ns); err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := ns.Labels[netv1alpha1.GlobalNamespaceLabel]; ok || ns.Labels["team"] != "shop" || ns.Name != "shop" {
+		t.Errorf("released namespace %+v", ns)
+	}
+	if again, _ := Released(released); again != nil {
+		t.Error("a released Work is released again")
+	}
+	if d, _ := DesiredWork(&netv1alpha1.GlobalNamespace{ObjectMeta: metav1.ObjectMeta{Name: "x"}, Spec: netv1alpha1.GlobalNamespaceSpec{DeletionPolicy: netv1alpha1.NamespaceDelete}}, "new"); d != nil {
+		if r, _ := Released(d); r != nil {
+			t.Error("a Work that deletes its namespace is released")
+		}
+	}
 }
 
 func TestClusterState(t *testing.T) {
