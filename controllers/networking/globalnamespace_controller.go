@@ -53,7 +53,7 @@ func (r *GlobalNamespaceReconciler) Reconcile(ctx context.Context, req ctrl.Requ
 	if err := r.HubClient.Get(ctx, req.NamespacedName, g); err != nil {
 		return ctrl.Result{}, client.IgnoreNotFound(err)
 	}
-	works, err := r.works(ctx, g.Name)
+	works, err := r.works(ctx, g)
 	if err != nil {
 		return ctrl.Result{}, err
 	}
@@ -83,12 +83,11 @@ func (r *GlobalNamespaceReconciler) Reconcile(ctx context.Context, req ctrl.Requ
 	for _, member := range selected {
 		wanted[member] = true
 		w, err := r.ensureWork(ctx, g, member, works[member])
-		if err != nil {
-			errs = append(errs, err)
-		}
 		state, msg := globalns.ClusterState(w)
-		if w == nil && err != nil {
-			msg = err.Error()
+		if err != nil {
+			// The Work still carries an older spec, whatever its status says about that one.
+			errs = append(errs, err)
+			state, msg = netv1alpha1.ClusterNamespacePending, "Could not write the ClusterWork: "+err.Error()
 		}
 		clusters = append(clusters, netv1alpha1.ClusterNamespaceStatus{Cluster: member, Namespace: g.NamespaceIn(member), State: state, Message: msg})
 	}
@@ -99,9 +98,9 @@ func (r *GlobalNamespaceReconciler) Reconcile(ctx context.Context, req ctrl.Requ
 		// The cluster left the placement: deleting its Work carries out the deletion policy
 		// (the Work's finalizer removes or orphans the namespace in the member).
 		if w.DeletionTimestamp.IsZero() {
-			if err := r.HubClient.Delete(ctx, w); client.IgnoreNotFound(err) != nil {
+			if deleted, err := r.removeWork(ctx, w); err != nil {
 				errs = append(errs, err)
-			} else {
+			} else if deleted {
 				r.Recorder.Eventf(g, nil, corev1.EventTypeNormal, "ClusterLeft", "Reconcile",
 					"Cluster %s left the placement; deletion policy %s applies to namespace %s there", member, g.Spec.DeletionPolicy, namespaceOf(w, g, member))
 			}
@@ -111,7 +110,7 @@ func (r *GlobalNamespaceReconciler) Reconcile(ctx context.Context, req ctrl.Requ
 	}
 
 	before := g.DeepCopy()
-	globalns.SetStatus(g, clusters)
+	globalns.SetStatus(g, clusters, kerrors.NewAggregate(errs))
 	g.Status.Services = r.services(g)
 	g.Status.ServiceCount = int32(len(g.Status.Services))
 	if err := r.patchStatus(ctx, before, g); err != nil {
@@ -137,15 +136,15 @@ func (r *GlobalNamespaceReconciler) services(g *netv1alpha1.GlobalNamespace) []n
 }
 
 // works returns the GlobalNamespace's ClusterWorks by member.
-func (r *GlobalNamespaceReconciler) works(ctx context.Context, name string) (map[string]*fleetv1alpha1.ClusterWork, error) {
+func (r *GlobalNamespaceReconciler) works(ctx context.Context, g *netv1alpha1.GlobalNamespace) (map[string]*fleetv1alpha1.ClusterWork, error) {
 	list := &fleetv1alpha1.ClusterWorkList{}
-	if err := r.HubReader.List(ctx, list, client.MatchingLabels{netv1alpha1.GlobalNamespaceLabel: name}); err != nil {
+	if err := r.HubReader.List(ctx, list, client.MatchingLabels{netv1alpha1.GlobalNamespaceLabel: g.Name}); err != nil {
 		return nil, err
 	}
 	out := map[string]*fleetv1alpha1.ClusterWork{}
 	for i := range list.Items {
 		w := &list.Items[i]
-		if member := w.Labels[fleetv1alpha1.MemberClusterLabel]; member != "" && w.Name == netv1alpha1.WorkNamePrefix+name {
+		if member := w.Labels[fleetv1alpha1.MemberClusterLabel]; member != "" && w.Name == globalns.WorkName(g) {
 			out[member] = w
 		}
 	}
@@ -184,7 +183,7 @@ func (r *GlobalNamespaceReconciler) finalize(ctx context.Context, g *netv1alpha1
 	var clusters []netv1alpha1.ClusterNamespaceStatus
 	for member, w := range works {
 		if w.DeletionTimestamp.IsZero() {
-			if err := r.HubClient.Delete(ctx, w); client.IgnoreNotFound(err) != nil {
+			if _, err := r.removeWork(ctx, w); err != nil {
 				errs = append(errs, err)
 			}
 		}
@@ -200,6 +199,25 @@ func (r *GlobalNamespaceReconciler) finalize(ctx context.Context, g *netv1alpha1
 		errs = append(errs, err)
 	}
 	return kerrors.NewAggregate(errs)
+}
+
+// removeWork deletes a Work that leaves its cluster, once a retained namespace no longer carries
+// the GlobalNamespace's label there: a Work that retains its namespace is first rewritten
+// without the label, and deleted once that is applied (its status change queues the
+// GlobalNamespace again). It says whether it deleted the Work.
+func (r *GlobalNamespaceReconciler) removeWork(ctx context.Context, w *fleetv1alpha1.ClusterWork) (bool, error) {
+	released, err := globalns.Released(w)
+	if err != nil {
+		return false, err
+	}
+	if released != nil {
+		_, err := writeWork(ctx, r.HubClient, released, w)
+		return false, client.IgnoreNotFound(err)
+	}
+	if w.Spec.DeletionPolicy == fleetv1alpha1.DeletionPolicyOrphan && !globalns.ReleaseDone(w) {
+		return false, nil
+	}
+	return true, client.IgnoreNotFound(r.HubClient.Delete(ctx, w))
 }
 
 func (r *GlobalNamespaceReconciler) patchStatus(ctx context.Context, before, after *netv1alpha1.GlobalNamespace) error {

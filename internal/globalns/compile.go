@@ -2,6 +2,7 @@ package globalns
 
 import (
 	"encoding/json"
+	"fmt"
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -9,6 +10,7 @@ import (
 
 	fleetv1alpha1 "github.com/meridian-io/meridian/apis/fleet/v1alpha1"
 	netv1alpha1 "github.com/meridian-io/meridian/apis/networking/v1alpha1"
+	"github.com/meridian-io/meridian/internal/names"
 	"github.com/meridian-io/meridian/internal/placement"
 )
 
@@ -18,8 +20,11 @@ func Select(g *netv1alpha1.GlobalNamespace, members []fleetv1alpha1.MemberCluste
 	return placement.Select(g.Spec.Placement, members)
 }
 
-// WorkName is the name of the ClusterWork that carries the GlobalNamespace to a member.
-func WorkName(g *netv1alpha1.GlobalNamespace) string { return netv1alpha1.WorkNamePrefix + g.Name }
+// WorkName is the name of the ClusterWork that carries the GlobalNamespace to a member:
+// gns-<name>, shortened with a hash when that would be too long.
+func WorkName(g *netv1alpha1.GlobalNamespace) string {
+	return names.Join(names.DNSSubdomain, netv1alpha1.WorkNamePrefix, g.Name)
+}
 
 // DesiredWork is the ClusterWork that puts the GlobalNamespace's namespace into one member.
 func DesiredWork(g *netv1alpha1.GlobalNamespace, member string) (*fleetv1alpha1.ClusterWork, error) {
@@ -110,4 +115,39 @@ func DNSNames(service, namespace, domain string) []string {
 		out = append(out, service+"."+domain)
 	}
 	return out
+}
+
+// Released is the Work that leaves a retained namespace to its member: the same namespace
+// without the GlobalNamespace's label, so that once it is applied, deleting the Work (policy
+// Orphan) leaves nothing that still names the GlobalNamespace. It returns nil when w already
+// carries no label, or does not retain its namespace.
+func Released(w *fleetv1alpha1.ClusterWork) (*fleetv1alpha1.ClusterWork, error) {
+	if w.Spec.DeletionPolicy != fleetv1alpha1.DeletionPolicyOrphan || len(w.Spec.Objects) != 1 {
+		return nil, nil
+	}
+	ns := &corev1.Namespace{}
+	if err := json.Unmarshal(w.Spec.Objects[0].Raw, ns); err != nil {
+		return nil, fmt.Errorf("read the namespace of ClusterWork %s/%s: %w", w.Namespace, w.Name, err)
+	}
+	if _, ok := ns.Labels[netv1alpha1.GlobalNamespaceLabel]; !ok {
+		return nil, nil
+	}
+	delete(ns.Labels, netv1alpha1.GlobalNamespaceLabel)
+	raw, err := json.Marshal(ns)
+	if err != nil {
+		return nil, err
+	}
+	out := w.DeepCopy()
+	out.Spec.Objects = []fleetv1alpha1.WorkObject{{RawExtension: runtime.RawExtension{Raw: raw}}}
+	return out, nil
+}
+
+// ReleaseDone says whether a retained namespace's Work may be deleted: its namespace no longer
+// carries the label in the member, or was never Meridian's there (a conflict or refusal).
+func ReleaseDone(w *fleetv1alpha1.ClusterWork) bool {
+	switch state, _ := ClusterState(w); state {
+	case netv1alpha1.ClusterNamespaceApplied, netv1alpha1.ClusterNamespaceConflict, netv1alpha1.ClusterNamespaceFailed:
+		return true
+	}
+	return false
 }

@@ -2,6 +2,7 @@ package globalns
 
 import (
 	"encoding/json"
+	"errors"
 	"testing"
 
 	corev1 "k8s.io/api/core/v1"
@@ -92,6 +93,27 @@ func TestDesiredWork(t *testing.T) {
 	if w.Spec.DeletionPolicy != fleetv1alpha1.DeletionPolicyOrphan {
 		t.Errorf("Retain maps to %s", w.Spec.DeletionPolicy)
 	}
+
+	// Released: the retained namespace loses the GlobalNamespace's label, keeps the rest.
+	released, err := Released(w)
+	if err != nil || released == nil {
+		t.Fatalf("Released: %v %v", released, err)
+	}
+	ns := &corev1.Namespace{}
+	if err := json.Unmarshal(released.Spec.Objects[0].Raw, ns); err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := ns.Labels[netv1alpha1.GlobalNamespaceLabel]; ok || ns.Labels["team"] != "shop" || ns.Name != "shop" {
+		t.Errorf("released namespace %+v", ns)
+	}
+	if again, _ := Released(released); again != nil {
+		t.Error("a released Work is released again")
+	}
+	if d, _ := DesiredWork(&netv1alpha1.GlobalNamespace{ObjectMeta: metav1.ObjectMeta{Name: "x"}, Spec: netv1alpha1.GlobalNamespaceSpec{DeletionPolicy: netv1alpha1.NamespaceDelete}}, "new"); d != nil {
+		if r, _ := Released(d); r != nil {
+			t.Error("a Work that deletes its namespace is released")
+		}
+	}
 }
 
 func TestClusterState(t *testing.T) {
@@ -137,21 +159,34 @@ func TestSetStatusFollowsKstatus(t *testing.T) {
 		want     status.Status
 		reason   string
 		summary  string
+		passErr  error
 	}{
-		{"all applied", []netv1alpha1.ClusterNamespaceStatus{cl("a", "Applied"), cl("b", "Applied")}, status.CurrentStatus, netv1alpha1.AllAppliedReason, "2/2"},
-		{"no clusters", nil, status.CurrentStatus, netv1alpha1.NoClustersReason, "0/0"},
-		{"pending", []netv1alpha1.ClusterNamespaceStatus{cl("a", "Applied"), cl("b", "Pending")}, status.InProgressStatus, netv1alpha1.ApplyPendingReason, "1/2"},
-		{"unreachable", []netv1alpha1.ClusterNamespaceStatus{cl("a", "Unreachable")}, status.InProgressStatus, netv1alpha1.MembersUnreachableReason, "0/1"},
-		{"removing", []netv1alpha1.ClusterNamespaceStatus{cl("a", "Applied"), cl("b", "Removing")}, status.InProgressStatus, netv1alpha1.RemovingReason, "1/1"},
-		{"conflict wins over pending", []netv1alpha1.ClusterNamespaceStatus{cl("a", "Conflict"), cl("b", "Pending")}, status.FailedStatus, netv1alpha1.ConflictReason, "0/2"},
-		{"refused", []netv1alpha1.ClusterNamespaceStatus{cl("a", "Failed")}, status.FailedStatus, netv1alpha1.ApplyFailedReason, "0/1"},
+		// A pass whose Work writes failed: the clusters' last reports say Applied, but the new
+		// generation is not carried out: not Ready, observedGeneration stays.
+		{"write failed", []netv1alpha1.ClusterNamespaceStatus{cl("a", "Applied"), cl("b", "Applied")}, status.InProgressStatus, netv1alpha1.WorkWriteFailedReason, "2/2", errors.New("hub refused")},
+		{"write failed while stalled", []netv1alpha1.ClusterNamespaceStatus{cl("a", "Conflict")}, status.InProgressStatus, netv1alpha1.WorkWriteFailedReason, "0/1", errors.New("hub refused")},
+		{"all applied", []netv1alpha1.ClusterNamespaceStatus{cl("a", "Applied"), cl("b", "Applied")}, status.CurrentStatus, netv1alpha1.AllAppliedReason, "2/2", nil},
+		{"no clusters", nil, status.CurrentStatus, netv1alpha1.NoClustersReason, "0/0", nil},
+		{"pending", []netv1alpha1.ClusterNamespaceStatus{cl("a", "Applied"), cl("b", "Pending")}, status.InProgressStatus, netv1alpha1.ApplyPendingReason, "1/2", nil},
+		{"unreachable", []netv1alpha1.ClusterNamespaceStatus{cl("a", "Unreachable")}, status.InProgressStatus, netv1alpha1.MembersUnreachableReason, "0/1", nil},
+		{"removing", []netv1alpha1.ClusterNamespaceStatus{cl("a", "Applied"), cl("b", "Removing")}, status.InProgressStatus, netv1alpha1.RemovingReason, "1/1", nil},
+		{"conflict wins over pending", []netv1alpha1.ClusterNamespaceStatus{cl("a", "Conflict"), cl("b", "Pending")}, status.FailedStatus, netv1alpha1.ConflictReason, "0/2", nil},
+		{"refused", []netv1alpha1.ClusterNamespaceStatus{cl("a", "Failed")}, status.FailedStatus, netv1alpha1.ApplyFailedReason, "0/1", nil},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			g := &netv1alpha1.GlobalNamespace{ObjectMeta: metav1.ObjectMeta{Name: "x", Generation: 3}}
-			SetStatus(g, tc.clusters)
-			if g.Status.Summary != tc.summary || g.Status.ObservedGeneration != 3 {
-				t.Errorf("summary %q observedGeneration %d", g.Status.Summary, g.Status.ObservedGeneration)
+			g.Status.ObservedGeneration = 2
+			SetStatus(g, tc.clusters, tc.passErr)
+			wantObserved := int64(3)
+			if tc.passErr != nil {
+				wantObserved = 2
+			}
+			if g.Status.Summary != tc.summary || g.Status.ObservedGeneration != wantObserved {
+				t.Errorf("summary %q observedGeneration %d, want %q %d", g.Status.Summary, g.Status.ObservedGeneration, tc.summary, wantObserved)
+			}
+			if tc.passErr != nil && meta.IsStatusConditionTrue(g.Status.Conditions, netv1alpha1.ReadyCondition) {
+				t.Error("Ready after a failed pass")
 			}
 			if c := meta.FindStatusCondition(g.Status.Conditions, netv1alpha1.ReadyCondition); c == nil || c.Reason != tc.reason {
 				t.Errorf("Ready %+v, want reason %s", c, tc.reason)

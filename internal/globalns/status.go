@@ -15,7 +15,10 @@ import (
 // the namespace is applied in every selected cluster and no cluster is being cleaned up; Stalled
 // is True when progress needs a person (a conflict or a refused namespace); Reconciling is True
 // while Meridian is still working (pending, unreachable or leaving clusters). Never both.
-func SetStatus(g *netv1alpha1.GlobalNamespace, clusters []netv1alpha1.ClusterNamespaceStatus) {
+//
+// passErr is what went wrong in this pass (writing or deleting Works): the pass is retried, so
+// the GlobalNamespace is Reconciling and not Ready, and observedGeneration does not move.
+func SetStatus(g *netv1alpha1.GlobalNamespace, clusters []netv1alpha1.ClusterNamespaceStatus, passErr error) {
 	sort.Slice(clusters, func(a, b int) bool { return clusters[a].Cluster < clusters[b].Cluster })
 	g.Status.Clusters = clusters
 	count := map[netv1alpha1.ClusterNamespaceState][]string{}
@@ -61,6 +64,12 @@ func SetStatus(g *netv1alpha1.GlobalNamespace, clusters []netv1alpha1.ClusterNam
 	}
 
 	switch {
+	case passErr != nil:
+		msg := fmt.Sprintf("Could not bring the ClusterWorks in line with the spec; retrying: %v", passErr)
+		set(g, netv1alpha1.StalledCondition, metav1.ConditionFalse, netv1alpha1.WorkWriteFailedReason, "No conflict or refusal.")
+		set(g, netv1alpha1.ReconcilingCondition, metav1.ConditionTrue, netv1alpha1.WorkWriteFailedReason, msg)
+		set(g, netv1alpha1.ReadyCondition, metav1.ConditionFalse, netv1alpha1.WorkWriteFailedReason, msg)
+		return // observedGeneration stays: this generation is not carried out yet
 	case stalledReason != "":
 		set(g, netv1alpha1.StalledCondition, metav1.ConditionTrue, stalledReason, stalledMsg)
 		set(g, netv1alpha1.ReconcilingCondition, metav1.ConditionFalse, stalledReason, "Progress needs a change to the GlobalNamespace or the member.")

@@ -14,14 +14,16 @@ import (
 
 	fleetv1alpha1 "github.com/meridian-io/meridian/apis/fleet/v1alpha1"
 	netv1alpha1 "github.com/meridian-io/meridian/apis/networking/v1alpha1"
+	"github.com/meridian-io/meridian/internal/names"
 )
 
 // maxEndpointsPerSlice keeps imported slices at the size Kubernetes' own controller uses.
 const maxEndpointsPerSlice = 100
 
-// ImportWorkName is the ClusterWork that imports namespace/service into a member.
+// ImportWorkName is the ClusterWork that imports namespace/service into a member:
+// mcs-<namespace>-<service>, with a hash where that could name another service (see names.Join).
 func ImportWorkName(namespace, service string) string {
-	return netv1alpha1.ImportWorkPrefix + namespace + "-" + service
+	return names.Join(names.DNSSubdomain, netv1alpha1.ImportWorkPrefix, namespace, service)
 }
 
 // Desired lists the objects one importing member needs for the import: the ServiceImport, the
@@ -62,13 +64,11 @@ func Desired(namespace, service string, imp *Import, vips []string) []runtime.Ob
 		svc.Spec.ClusterIP = corev1.ClusterIPNone
 	}
 	for _, p := range imp.Ports {
-		sp := corev1.ServicePort{Name: p.Name, Protocol: p.Protocol, Port: p.Port, AppProtocol: p.AppProtocol}
-		if p.Name != "" {
-			sp.TargetPort = intstr.FromString(p.Name)
-		} else {
-			sp.TargetPort = intstr.FromInt32(p.Port)
-		}
-		svc.Spec.Ports = append(svc.Spec.Ports, sp)
+		// The derived Service has no selector: its targetPort serves nothing (the imported
+		// EndpointSlices carry the ports), so it is the port's number. The port's name would
+		// not do: Service port names such as kubectl's "80-8080" are no valid target port names.
+		svc.Spec.Ports = append(svc.Spec.Ports, corev1.ServicePort{Name: p.Name, Protocol: p.Protocol, Port: p.Port,
+			AppProtocol: p.AppProtocol, TargetPort: intstr.FromInt32(p.Port)})
 	}
 	out := []runtime.Object{si, svc}
 
@@ -83,7 +83,7 @@ func Desired(namespace, service string, imp *Import, vips []string) []runtime.Ob
 				end := min((chunk+1)*maxEndpointsPerSlice, len(eps.Endpoints))
 				out = append(out, &discoveryv1.EndpointSlice{
 					TypeMeta: metav1.TypeMeta{APIVersion: "discovery.k8s.io/v1", Kind: "EndpointSlice"},
-					ObjectMeta: metav1.ObjectMeta{Namespace: namespace, Name: sliceName(derived, cluster, eps.AddressType, chunk),
+					ObjectMeta: metav1.ObjectMeta{Namespace: namespace, Name: sliceName(service, cluster, eps.AddressType, chunk),
 						Labels: map[string]string{
 							mcsv1beta1.LabelServiceName:   service,
 							mcsv1beta1.LabelSourceCluster: cluster,
@@ -100,16 +100,18 @@ func Desired(namespace, service string, imp *Import, vips []string) []runtime.Ob
 	return out
 }
 
-func sliceName(derived, cluster string, t discoveryv1.AddressType, chunk int) string {
+// sliceName names an imported EndpointSlice: meridian-<service>-<family>-<source cluster>, the
+// family ipv4 or ipv6, followed by p<n> for the n-th extra slice of a large source; with a hash
+// where that could name another slice (see names.Join).
+func sliceName(service, cluster string, t discoveryv1.AddressType, chunk int) string {
 	family := "ipv4"
 	if t == discoveryv1.AddressTypeIPv6 {
 		family = "ipv6"
 	}
-	name := fmt.Sprintf("%s-%s-%s", derived, cluster, family)
 	if chunk > 0 {
-		name += fmt.Sprintf("-%d", chunk)
+		family += fmt.Sprintf("p%d", chunk)
 	}
-	return name
+	return names.Join(names.DNSSubdomain, "meridian-", service, family, cluster)
 }
 
 // ImportWork is the ClusterWork that carries the import into the member.

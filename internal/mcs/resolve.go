@@ -1,8 +1,6 @@
 package mcs
 
 import (
-	"crypto/sha256"
-	"encoding/hex"
 	"fmt"
 	"maps"
 	"sort"
@@ -13,6 +11,8 @@ import (
 	apiequality "k8s.io/apimachinery/pkg/api/equality"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	mcsv1beta1 "sigs.k8s.io/mcs-api/pkg/apis/v1beta1"
+
+	"github.com/meridian-io/meridian/internal/names"
 )
 
 // EndpointSliceManager is the endpointslice.kubernetes.io/managed-by value of imported slices.
@@ -22,12 +22,7 @@ const EndpointSliceManager = "service-discovery.meridian.io"
 // imported service in each importing member: meridian-<service>, shortened with a hash when the
 // result would not fit a DNS label.
 func DerivedServiceName(service string) string {
-	name := "meridian-" + service
-	if len(name) <= 63 {
-		return name
-	}
-	sum := sha256.Sum256([]byte(service))
-	return name[:54] + "-" + hex.EncodeToString(sum[:])[:8]
+	return names.Join(names.DNSLabel, "meridian-", service)
 }
 
 // Export is one member's export of a service.
@@ -148,6 +143,11 @@ func Resolve(exports []Export) (*Import, map[string]Verdict) {
 			}
 			continue
 		}
+		// The Multi-Cluster Services API calls it a PortConflict when "the ports are not
+		// identical in all the constituent Services": the union is imported all the same.
+		if a, b := portSet(servicePorts(winner.Service)), portSet(servicePorts(e.Service)); a != b {
+			conflict(mcsv1beta1.ServiceExportReasonPortConflict, fmt.Sprintf("the ports are %s in %s but %s in %s (the union is imported)", a, winner.Cluster, b, e.Cluster))
+		}
 		for _, p := range servicePorts(e.Service) {
 			have, named := ports[p.Name]
 			other, numbered := byNumber[portNumber(p)]
@@ -215,6 +215,23 @@ func servicePorts(s *corev1.Service) []mcsv1beta1.ServicePort {
 		out = append(out, mcsv1beta1.ServicePort{Name: p.Name, Protocol: proto, AppProtocol: p.AppProtocol, Port: p.Port})
 	}
 	return out
+}
+
+// portSet describes a Service's ports for comparison and messages: sorted, with their names.
+func portSet(ports []mcsv1beta1.ServicePort) string {
+	out := make([]string, 0, len(ports))
+	for _, p := range ports {
+		d := describePort(p)
+		if p.Name != "" {
+			d = p.Name + " " + d
+		}
+		out = append(out, d)
+	}
+	sort.Strings(out)
+	if len(out) == 0 {
+		return "none"
+	}
+	return strings.Join(out, ", ")
 }
 
 func portNumber(p mcsv1beta1.ServicePort) string { return fmt.Sprintf("%d/%s", p.Port, p.Protocol) }

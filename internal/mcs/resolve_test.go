@@ -9,6 +9,8 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	discoveryv1 "k8s.io/api/discovery/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/intstr"
+	"k8s.io/apimachinery/pkg/util/validation"
 	"k8s.io/utils/ptr"
 	mcsv1beta1 "sigs.k8s.io/mcs-api/pkg/apis/v1beta1"
 )
@@ -35,6 +37,42 @@ func p(name string, n int32) corev1.ServicePort {
 	return corev1.ServicePort{Name: name, Port: n, Protocol: corev1.ProtocolTCP}
 }
 
+// Ports that differ without clashing: the union is imported, and per the Multi-Cluster Services
+// API ("the ports are not identical in all the constituent Services") every export says
+// Conflict=True with PortConflict.
+func TestResolveAsymmetricPortSets(t *testing.T) {
+	udp := func(name string, n int32, proto corev1.Protocol) corev1.ServicePort {
+		return corev1.ServicePort{Name: name, Port: n, Protocol: proto}
+	}
+	imp, v := Resolve([]Export{
+		exp("b", time.Minute, nil, svc(udp("tcp", 42, corev1.ProtocolTCP), udp("sctp", 142, corev1.ProtocolSCTP)), "10.2.0.1"),
+		exp("a", time.Hour, nil, svc(udp("tcp", 42, corev1.ProtocolTCP), udp("udp", 42, corev1.ProtocolUDP)), "10.1.0.1"),
+	})
+	if imp == nil {
+		t.Fatal("no import")
+	}
+	var got []string
+	for _, p := range imp.Ports {
+		got = append(got, fmt.Sprintf("%s:%d/%s", p.Name, p.Port, p.Protocol))
+	}
+	if strings.Join(got, ",") != "tcp:42/TCP,udp:42/UDP,sctp:142/SCTP" {
+		t.Errorf("imported ports %v, want the union, oldest export's first", got)
+	}
+	for _, c := range []string{"a", "b"} {
+		if v[c].ConflictReason != mcsv1beta1.ServiceExportReasonPortConflict || !strings.Contains(v[c].ConflictMessage, "sctp 142/SCTP") {
+			t.Errorf("%s: verdict %+v, want PortConflict naming the ports", c, v[c])
+		}
+	}
+	// Identical port sets, listed in another order: no conflict.
+	_, v = Resolve([]Export{
+		exp("a", time.Hour, nil, svc(p("http", 80), p("metrics", 9100)), "10.1.0.1"),
+		exp("b", time.Minute, nil, svc(p("metrics", 9100), p("http", 80)), "10.2.0.1"),
+	})
+	if v["a"].ConflictReason != "" || v["b"].ConflictReason != "" {
+		t.Errorf("identical ports in another order: %+v", v)
+	}
+}
+
 func TestResolveMergesPortsAndOrdersOldestFirst(t *testing.T) {
 	imp, v := Resolve([]Export{
 		exp("b", time.Minute, nil, svc(p("http", 80), p("metrics", 9100)), "10.2.0.1"),
@@ -49,8 +87,8 @@ func TestResolveMergesPortsAndOrdersOldestFirst(t *testing.T) {
 	if len(imp.Ports) != 2 || imp.Ports[0].Name != "http" || imp.Ports[1].Name != "metrics" {
 		t.Errorf("ports %+v", imp.Ports)
 	}
-	for c, verdict := range v {
-		if verdict.ConflictReason != "" || verdict.InvalidReason != "" {
+	for c, verdict := range v { // the port sets differ: the union is imported, with a PortConflict
+		if verdict.ConflictReason != mcsv1beta1.ServiceExportReasonPortConflict || verdict.InvalidReason != "" {
 			t.Errorf("%s: %+v", c, verdict)
 		}
 	}
@@ -123,8 +161,15 @@ func TestDesired(t *testing.T) {
 		t.Errorf("ServiceImport %+v", si)
 	}
 	derived := objs[1].(*corev1.Service)
-	if derived.Name != "meridian-web" || derived.Spec.Selector != nil || derived.Spec.Ports[0].Port != 80 {
+	if derived.Name != "meridian-web" || derived.Spec.Selector != nil || derived.Spec.Ports[0].Port != 80 || derived.Spec.Ports[0].TargetPort != intstr.FromInt32(80) {
 		t.Errorf("derived Service %+v", derived)
+	}
+	// kubectl create service clusterip c --tcp=80:8080 names its port 80-8080, no valid target
+	// port name: the derived Service's targetPort is the port number.
+	imp, _ = Resolve([]Export{exp("a", time.Hour, nil, svc(corev1.ServicePort{Name: "80-8080", Port: 80, Protocol: corev1.ProtocolTCP, TargetPort: intstr.FromInt32(8080)}))})
+	derived = Desired("shop", "c", imp, nil)[1].(*corev1.Service)
+	if tp := derived.Spec.Ports[0].TargetPort; tp != intstr.FromInt32(80) || derived.Spec.Ports[0].Name != "80-8080" {
+		t.Errorf("derived Service of a kubectl-made Service: port %+v", derived.Spec.Ports[0])
 	}
 	names := map[string]int{}
 	for _, o := range objs[2:] {
@@ -135,10 +180,36 @@ func TestDesired(t *testing.T) {
 			t.Errorf("slice labels %v", s.Labels)
 		}
 	}
-	if names["meridian-web-a-ipv4"] != 100 || names["meridian-web-a-ipv4-1"] != 100 || names["meridian-web-a-ipv4-2"] != 50 {
+	if names["meridian-web-ipv4-a"] != 100 || names["meridian-web-ipv4p1-a"] != 100 || names["meridian-web-ipv4p2-a"] != 50 {
 		t.Errorf("slices %v", names)
 	}
 	if n := DerivedServiceName(strings.Repeat("x", 63)); len(n) > 63 || !strings.HasPrefix(n, "meridian-x") {
 		t.Errorf("long derived name %q", n)
+	}
+}
+
+// The colliding pairs of issue 16: namespace a-b with service c and namespace a with service b-c
+// (and slices of service a-b from cluster c against service a from cluster b-c) get distinct names.
+func TestNamesOfDifferentSourcesDiffer(t *testing.T) {
+	if a, b := ImportWorkName("a-b", "c"), ImportWorkName("a", "b-c"); a == b {
+		t.Errorf("import Works share the name %q", a)
+	}
+	if got := ImportWorkName("shop", "web"); got != "mcs-shop-web" {
+		t.Errorf("ImportWorkName(shop, web) = %q: an unambiguous name changed", got)
+	}
+	if a, b := sliceName("a-b", "c", discoveryv1.AddressTypeIPv4, 0), sliceName("a", "b-c", discoveryv1.AddressTypeIPv4, 0); a == b {
+		t.Errorf("slices share the name %q", a)
+	}
+	long := strings.Repeat("m", 253) // a MemberCluster name may be a 253-character subdomain
+	for _, n := range []string{
+		ImportWorkName(strings.Repeat("n", 63), strings.Repeat("s", 63)),
+		sliceName(strings.Repeat("s", 63), long, discoveryv1.AddressTypeIPv6, 12),
+	} {
+		if errs := validation.IsDNS1123Subdomain(n); len(errs) > 0 {
+			t.Errorf("%q: %v", n, errs)
+		}
+	}
+	if a, b := sliceName("web", long, discoveryv1.AddressTypeIPv4, 0), sliceName("web", long[:252]+"x", discoveryv1.AddressTypeIPv4, 0); a == b {
+		t.Errorf("slices of two long clusters share the name %q", a)
 	}
 }

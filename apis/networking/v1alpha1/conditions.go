@@ -23,6 +23,9 @@ const (
 	RemovingReason = "Removing"
 	// NoClustersReason: the placement selects no cluster.
 	NoClustersReason = "NoClusters"
+	// WorkWriteFailedReason: writing or deleting the GlobalNamespace's ClusterWorks on the hub
+	// failed; Meridian retries.
+	WorkWriteFailedReason = "WorkWriteFailed"
 	// DeletingReason: the GlobalNamespace is being deleted.
 	DeletingReason = "Deleting"
 )
@@ -43,7 +46,8 @@ const (
 	// ServiceNamespaceLabel and ServiceNameLabel name the service a ClusterWork imports.
 	ServiceNamespaceLabel = "multicluster.meridian.io/service-namespace"
 	ServiceNameLabel      = "multicluster.meridian.io/service-name"
-	// ImportWorkPrefix prefixes the ClusterWork that imports a service into a member: mcs-<namespace>-<service>.
+	// ImportWorkPrefix prefixes the ClusterWork that imports a service into a member:
+	// mcs-<namespace>-<service>, with a hash where that could be ambiguous (internal/names).
 	ImportWorkPrefix = "mcs-"
 	// CRDWorkName is the ClusterWork that installs the Multi-Cluster Services CRDs into a member.
 	CRDWorkName = "meridian-mcs-crds"

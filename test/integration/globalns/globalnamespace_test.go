@@ -1,7 +1,6 @@
 package globalns_test
 
 import (
-	"time"
 
 	. "github.com/onsi/ginkgo/v2"
 	. "github.com/onsi/gomega"
@@ -59,12 +58,13 @@ var _ = Describe("GlobalNamespace", func() {
 			g.Expect(ns.DeletionTimestamp).To(BeNil())
 			g.Expect(ns.Labels).NotTo(HaveKey(fleetv1alpha1.ManagedByLabel))
 			g.Expect(ns.Labels).To(HaveKeyWithValue("team", "shop"), "the stamped labels stay")
+			g.Expect(ns.Labels).NotTo(HaveKey(netv1alpha1.GlobalNamespaceLabel), "the retained namespace still names the GlobalNamespace")
 		}, timeout, poll).Should(Succeed())
 		Eventually(clusterStates(name), timeout, poll).Should(Equal(map[string]netv1alpha1.ClusterNamespaceState{
 			"member-1": netv1alpha1.ClusterNamespaceApplied, "member-3": netv1alpha1.ClusterNamespaceApplied,
 		}))
 		Expect(condition(name, netv1alpha1.ReadyCondition)(Default)).To(beTrueWith(netv1alpha1.AllAppliedReason))
-		Consistently(gone("member-2", name), 2*time.Second, poll).Should(BeFalse(), "Retain deleted a namespace")
+		Consistently(gone("member-2", name), timeout, poll).Should(BeFalse(), "Retain deleted a namespace")
 
 		By("member-2 joining again: its retained namespace is taken back without adopt")
 		setMemberLabels("member-2", map[string]string{"env": "prod"})
@@ -144,7 +144,7 @@ var _ = Describe("GlobalNamespace", func() {
 		Consistently(func() (string, error) {
 			ns, err := memberNS("member-3", name)()
 			return ns.ResourceVersion, err
-		}, 2*time.Second, poll).Should(Equal(before.ResourceVersion), "the namespace was modified")
+		}, timeout, poll).Should(Equal(before.ResourceVersion), "the namespace was modified")
 
 		By("setting adopt")
 		updateGNS(name, func(g *netv1alpha1.GlobalNamespace) { g.Spec.Adopt = true })

@@ -1,0 +1,134 @@
+package networking
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	mcsv1beta1 "sigs.k8s.io/mcs-api/pkg/apis/v1beta1"
+
+	fleetv1alpha1 "github.com/meridian-io/meridian/apis/fleet/v1alpha1"
+	netv1alpha1 "github.com/meridian-io/meridian/apis/networking/v1alpha1"
+	"github.com/meridian-io/meridian/internal/mcs"
+)
+
+// The service-discovery reconciler's writes: import Works and the MCS kinds' status.
+
+// ErrNameTaken: the ClusterWork a service's import needs exists and carries something else.
+var ErrNameTaken = errors.New("the name is taken")
+
+// exportStatus writes the ServiceExport's conditions when they differ from what it says now.
+func (r *ServiceDiscoveryReconciler) exportStatus(ctx context.Context, member string, se *mcsv1beta1.ServiceExport, want []metav1.Condition) error {
+	obj := mcs.ExportStatus(se, want)
+	if obj == nil {
+		return nil
+	}
+	if err := r.Engine.ApplyStatus(ctx, member, serviceExportGVR, obj); err != nil && !apierrors.IsNotFound(err) {
+		return fmt.Errorf("write the status of ServiceExport %s/%s in %s: %w", se.Namespace, se.Name, member, err)
+	}
+	return nil
+}
+
+// importStatus names the exporting clusters in the ServiceImport's status, once the work engine
+// has created it.
+func (r *ServiceDiscoveryReconciler) importStatus(ctx context.Context, member, ns, name string, sources []string) error {
+	si, ok := r.Inventory.ImportStatus(member, ns, name)
+	if !ok {
+		return nil // not applied yet; its arrival queues this service again
+	}
+	obj := mcs.ImportStatus(si, sources)
+	if obj == nil {
+		return nil
+	}
+	if err := r.Engine.ApplyStatus(ctx, member, serviceImportGVR, obj); err != nil && !apierrors.IsNotFound(err) {
+		return fmt.Errorf("write the status of ServiceImport %s/%s in %s: %w", ns, name, member, err)
+	}
+	return nil
+}
+
+// importWorks returns the service's import Works by member, and the Works of an older naming
+// scheme that a current one replaced.
+func (r *ServiceDiscoveryReconciler) importWorks(ctx context.Context, ns, name string) (current map[string]*fleetv1alpha1.ClusterWork, stale []*fleetv1alpha1.ClusterWork, err error) {
+	list := &fleetv1alpha1.ClusterWorkList{}
+	if err := r.HubReader.List(ctx, list, client.MatchingLabels{netv1alpha1.ServiceNamespaceLabel: ns, netv1alpha1.ServiceNameLabel: name}); err != nil {
+		return nil, nil, err
+	}
+	current = map[string]*fleetv1alpha1.ClusterWork{}
+	for i := range list.Items {
+		w := &list.Items[i]
+		// Of two Works for one member (an older naming scheme's and this one's), keep the
+		// current one; the other is deleted once the current one is the only one left.
+		if m := w.Labels[fleetv1alpha1.MemberClusterLabel]; m != "" && (current[m] == nil || w.Name == mcs.ImportWorkName(ns, name)) {
+			if old := current[m]; old != nil && old.Name != w.Name {
+				stale = append(stale, old)
+			}
+			current[m] = w
+		}
+	}
+	return current, stale, nil
+}
+
+// ensureWork creates or updates a ClusterWork and returns it as it now is on the hub. A missing
+// hub namespace is no error: the member's namespace appearing retries. A Work of that name that
+// carries something else is ErrNameTaken.
+func (r *ServiceDiscoveryReconciler) ensureWork(ctx context.Context, desired, current *fleetv1alpha1.ClusterWork) (*fleetv1alpha1.ClusterWork, error) {
+	w, err := writeWork(ctx, r.HubClient, desired, current)
+	switch {
+	case apierrors.IsNotFound(err):
+		return nil, nil
+	case apierrors.IsAlreadyExists(err):
+		return nil, r.sameSource(ctx, desired)
+	}
+	return w, err
+}
+
+// sameSource tells whether the hub's ClusterWork of desired's name is desired's (a read behind
+// the hub): if it carries another source, that is an error naming both.
+func (r *ServiceDiscoveryReconciler) sameSource(ctx context.Context, desired *fleetv1alpha1.ClusterWork) error {
+	have := &fleetv1alpha1.ClusterWork{}
+	if err := r.HubReader.Get(ctx, client.ObjectKeyFromObject(desired), have); err != nil {
+		return client.IgnoreNotFound(err)
+	}
+	for _, k := range []string{netv1alpha1.ServiceNamespaceLabel, netv1alpha1.ServiceNameLabel, fleetv1alpha1.MemberClusterLabel} {
+		if have.Labels[k] != desired.Labels[k] {
+			return fmt.Errorf("ClusterWork %s/%s already exists and carries something else (labels %v), not %s/%s: %w",
+				have.Namespace, have.Name, have.Labels, desired.Labels[netv1alpha1.ServiceNamespaceLabel], desired.Labels[netv1alpha1.ServiceNameLabel], ErrNameTaken)
+		}
+	}
+	return nil
+}
+
+func (r *ServiceDiscoveryReconciler) deleteWork(ctx context.Context, w *fleetv1alpha1.ClusterWork) error {
+	if w == nil || !w.DeletionTimestamp.IsZero() {
+		return nil
+	}
+	return client.IgnoreNotFound(r.HubClient.Delete(ctx, w))
+}
+
+// ensureCRDs installs the ServiceExport and ServiceImport CRDs into a member that lacks them.
+func (r *ServiceDiscoveryReconciler) ensureCRDs(ctx context.Context, member string) error {
+	mc := &fleetv1alpha1.MemberCluster{}
+	if err := r.HubClient.Get(ctx, types.NamespacedName{Name: member}, mc); err != nil {
+		return client.IgnoreNotFound(err)
+	}
+	if !mc.DeletionTimestamp.IsZero() || mc.Spec.ServiceDiscovery == fleetv1alpha1.ServiceDiscoveryDisabled || !mcs.NeedsCRDs(r.Inventory.CRDs(member)) {
+		return nil
+	}
+	desired, err := mcs.CRDWork(member, mc.HubNamespace())
+	if err != nil {
+		return err
+	}
+	current := &fleetv1alpha1.ClusterWork{}
+	err = r.HubReader.Get(ctx, client.ObjectKeyFromObject(desired), current)
+	if apierrors.IsNotFound(err) {
+		current = nil
+	} else if err != nil {
+		return err
+	}
+	_, err = r.ensureWork(ctx, desired, current)
+	return err
+}
