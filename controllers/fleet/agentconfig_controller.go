@@ -309,4 +309,3 @@ func (r *AgentConfigReconciler) all(ctx context.Context, _ client.Object) []reco
 	}
 	return out
 }
-
