@@ -149,6 +149,10 @@ func Setup(ctx context.Context, mgr ctrl.Manager, opts Options) (*memberconn.Reg
 		return nil, fmt.Errorf("set up the GlobalNamespace controller: %w", err)
 	}
 
+	if err := (&fleet.AgentConfigReconciler{HubClient: mgr.GetClient(), HubReader: mgr.GetAPIReader()}).SetupWithManager(mgr); err != nil {
+		return nil, fmt.Errorf("set up the AgentConfig controller: %w", err)
+	}
+
 	clusterGVK := clusterv1.GroupVersion.WithKind("Cluster")
 	if _, err := mgr.GetRESTMapper().RESTMapping(clusterGVK.GroupKind(), clusterGVK.Version); err != nil {
 		if !apimeta.IsNoMatchError(err) {

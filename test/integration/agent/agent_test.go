@@ -327,6 +327,7 @@ var _ = Describe("The node agent on a live member", Ordered, func() {
 
 		good := ac.DeepCopy()
 		good.Spec.Config = fleetv1alpha1.AgentSettings{}
+		good.Spec.Placement = fleetv1alpha1.Placement{ClusterNames: []string{"nowhere"}} // not the rollout's clusters
 		Expect(bed.Hub.Client.Create(ctx, good)).To(Succeed())
 		Expect(good.Spec.Config.HeartbeatIntervalSeconds).To(BeEquivalentTo(agentfile.DefaultHeartbeatIntervalSeconds))
 		Expect(good.Spec.Rollout.FailurePolicy).To(Equal(fleetv1alpha1.RolloutStop))

@@ -1,0 +1,311 @@
+package fleet
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"time"
+
+	"k8s.io/apimachinery/pkg/api/equality"
+	"k8s.io/apimachinery/pkg/types"
+	kerrors "k8s.io/apimachinery/pkg/util/errors"
+	"k8s.io/utils/clock"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/builder"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
+	"sigs.k8s.io/controller-runtime/pkg/event"
+	"sigs.k8s.io/controller-runtime/pkg/handler"
+	"sigs.k8s.io/controller-runtime/pkg/predicate"
+	"sigs.k8s.io/controller-runtime/pkg/reconcile"
+
+	fleetv1alpha1 "github.com/meridian-io/meridian/apis/fleet/v1alpha1"
+	"github.com/meridian-io/meridian/internal/agentconfig"
+	"github.com/meridian-io/meridian/internal/work"
+)
+
+// AgentConfigReconciler compiles each AgentConfig into one ClusterWork per selected member and
+// hands a change to the members wave by wave, as internal/agentconfig's planner says. It never
+// talks to a member; the Works' status feedback tells it how far each member's DaemonSet is.
+type AgentConfigReconciler struct {
+	HubClient client.Client
+	// HubReader reads ClusterWorks (with their status) from the hub.
+	HubReader client.Reader
+	Clock     clock.Clock
+}
+
+// +kubebuilder:rbac:groups=fleet.meridian.io,resources=agentconfigs,verbs=get;list;watch
+// +kubebuilder:rbac:groups=fleet.meridian.io,resources=agentconfigs/status,verbs=get;update;patch
+// +kubebuilder:rbac:groups=fleet.meridian.io,resources=clusterworks,verbs=get;list;watch;create;update;patch;delete
+
+// Reconcile brings the AgentConfig's ClusterWorks one step along its rollout and reports it.
+func (r *AgentConfigReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
+	ac := &fleetv1alpha1.AgentConfig{}
+	if err := r.HubClient.Get(ctx, req.NamespacedName, ac); err != nil {
+		return ctrl.Result{}, client.IgnoreNotFound(err)
+	}
+	if !ac.DeletionTimestamp.IsZero() {
+		return ctrl.Result{}, nil // the Works are owned by it: the garbage collector removes them
+	}
+	before := ac.DeepCopy()
+	members := &fleetv1alpha1.MemberClusterList{}
+	if err := r.HubClient.List(ctx, members); err != nil {
+		return ctrl.Result{}, err
+	}
+	selected, err := agentconfig.Select(ac, members.Items)
+	if err != nil {
+		return ctrl.Result{}, r.terminal(ctx, before, ac, fleetv1alpha1.InvalidPlacementReason, err.Error())
+	}
+	held, conflicts, contested, err := r.partition(ctx, ac, selected, members.Items)
+	if err != nil {
+		return ctrl.Result{}, err
+	}
+	works, err := r.works(ctx, ac.Name)
+	if err != nil {
+		return ctrl.Result{}, err
+	}
+
+	byName := map[string]*fleetv1alpha1.MemberCluster{}
+	for i := range members.Items {
+		byName[members.Items[i].Name] = &members.Items[i]
+	}
+	var errs []error
+	compiled := map[string]*agentconfig.Member{}
+	states := make([]agentconfig.ClusterState, 0, len(held))
+	for _, name := range held {
+		m, err := agentconfig.Compile(ac, byName[name])
+		if err != nil {
+			return ctrl.Result{}, r.terminal(ctx, before, ac, fleetv1alpha1.ClusterFailedReason, err.Error())
+		}
+		compiled[name] = m
+		states = append(states, agentconfig.StateFromWork(name, m.Revision, works[name]))
+	}
+	now := r.Clock.Now()
+	plan, err := agentconfig.PlanRollout(ac.Spec.Rollout, states, now)
+	if err != nil {
+		return ctrl.Result{}, r.terminal(ctx, before, ac, fleetv1alpha1.InvalidPlacementReason, err.Error())
+	}
+	for _, s := range states {
+		// Clusters that have the revision keep their Work in line (drift of the Work itself);
+		// clusters the plan names get it now; the others keep what they have.
+		if s.HasRevision || slices.Contains(plan.Update, s.Name) {
+			w, err := r.writeWork(ctx, ac, s.Name, compiled[s.Name], works[s.Name], now)
+			if err != nil {
+				errs = append(errs, err)
+			}
+			works[s.Name] = w
+		}
+	}
+	for member, w := range works {
+		if !slices.Contains(held, member) && w != nil && w.DeletionTimestamp.IsZero() {
+			if err := r.HubClient.Delete(ctx, w); client.IgnoreNotFound(err) != nil {
+				errs = append(errs, err)
+			}
+		}
+	}
+
+	ac.Status.Clusters = nil
+	for wave, names := range plan.Waves {
+		for _, name := range names {
+			i := slices.IndexFunc(states, func(s agentconfig.ClusterState) bool { return s.Name == name })
+			ac.Status.Clusters = append(ac.Status.Clusters, agentconfig.ClusterStatus(states[i], wave, ac.Spec.Version, compiled[name].ConfigHash, plan, works[name]))
+		}
+	}
+	for _, name := range conflicts {
+		ac.Status.Clusters = append(ac.Status.Clusters, fleetv1alpha1.AgentClusterStatus{Cluster: name, Phase: fleetv1alpha1.AgentClusterConflict,
+			Message: "An older AgentConfig selects this cluster; this one leaves it alone."})
+	}
+	updated := 0
+	for _, c := range ac.Status.Clusters {
+		if c.Phase == fleetv1alpha1.AgentClusterUpdated {
+			updated++
+		}
+	}
+	ac.Status.Rollout = &fleetv1alpha1.RolloutStatus{Phase: plan.Phase, Wave: int32(plan.Wave), Waves: int32(len(plan.Waves)),
+		Summary: fmt.Sprintf("%d/%d clusters", updated, len(selected))}
+	if len(selected) == 0 {
+		plan.Reason, plan.Message = fleetv1alpha1.NoClustersSelectedReason, "The placement selects no MemberCluster."
+	}
+	agentconfig.SetConditions(ac, plan, conflicts, contested)
+	if len(errs) == 0 {
+		ac.Status.ObservedGeneration = ac.Generation
+	}
+	if err := r.patchStatus(ctx, before, ac); err != nil {
+		errs = append(errs, err)
+	}
+	return ctrl.Result{RequeueAfter: plan.RequeueAfter}, kerrors.NewAggregate(errs)
+}
+
+// partition splits the selected clusters into those this AgentConfig holds and those an older
+// AgentConfig (by creation time, then name) also selects (conflicts): a cluster runs one agent
+// install, the oldest AgentConfig's. Contested are held clusters that a younger one also selects;
+// both AgentConfigs report the conflict.
+func (r *AgentConfigReconciler) partition(ctx context.Context, ac *fleetv1alpha1.AgentConfig, selected []string, members []fleetv1alpha1.MemberCluster) (held, conflicts, contested []string, err error) {
+	all := &fleetv1alpha1.AgentConfigList{}
+	if err := r.HubClient.List(ctx, all); err != nil {
+		return nil, nil, nil, err
+	}
+	byOlder, byYounger := map[string]bool{}, map[string]bool{}
+	for i := range all.Items {
+		o := &all.Items[i]
+		if o.Name == ac.Name || !o.DeletionTimestamp.IsZero() {
+			continue
+		}
+		names, err := agentconfig.Select(o, members)
+		if err != nil {
+			continue
+		}
+		for _, n := range names {
+			if older(o, ac) {
+				byOlder[n] = true
+			} else {
+				byYounger[n] = true
+			}
+		}
+	}
+	for _, n := range selected {
+		switch {
+		case byOlder[n]:
+			conflicts = append(conflicts, n)
+		case byYounger[n]:
+			contested = append(contested, n)
+			held = append(held, n)
+		default:
+			held = append(held, n)
+		}
+	}
+	return held, conflicts, contested, nil
+}
+
+func older(a, b *fleetv1alpha1.AgentConfig) bool {
+	if !a.CreationTimestamp.Equal(&b.CreationTimestamp) {
+		return a.CreationTimestamp.Before(&b.CreationTimestamp)
+	}
+	return a.Name < b.Name
+}
+
+// works returns the AgentConfig's ClusterWorks by member.
+func (r *AgentConfigReconciler) works(ctx context.Context, name string) (map[string]*fleetv1alpha1.ClusterWork, error) {
+	list := &fleetv1alpha1.ClusterWorkList{}
+	if err := r.HubReader.List(ctx, list, client.MatchingLabels{fleetv1alpha1.AgentConfigLabel: name}); err != nil {
+		return nil, err
+	}
+	out := map[string]*fleetv1alpha1.ClusterWork{}
+	for i := range list.Items {
+		w := &list.Items[i]
+		if member := w.Labels[fleetv1alpha1.MemberClusterLabel]; member != "" && w.Name == fleetv1alpha1.AgentWorkNamePrefix+name {
+			out[member] = w
+		}
+	}
+	return out, nil
+}
+
+// writeWork makes the member's Work carry the compiled revision: created when missing, otherwise
+// patched when its spec, labels or revision differ. The revision's start time is kept while the
+// revision stays.
+func (r *AgentConfigReconciler) writeWork(ctx context.Context, ac *fleetv1alpha1.AgentConfig, member string, m *agentconfig.Member, current *fleetv1alpha1.ClusterWork, now time.Time) (*fleetv1alpha1.ClusterWork, error) {
+	desired, err := agentconfig.DesiredWork(ac, member, m)
+	if err != nil {
+		return current, err
+	}
+	if err := controllerutil.SetOwnerReference(ac, desired, r.HubClient.Scheme()); err != nil {
+		return current, err
+	}
+	since := now.UTC().Format(time.RFC3339)
+	if current != nil && current.Annotations[agentconfig.RevisionAnnotation] == m.Revision && current.Annotations[agentconfig.SinceAnnotation] != "" {
+		since = current.Annotations[agentconfig.SinceAnnotation]
+	}
+	desired.Annotations[agentconfig.SinceAnnotation] = since
+	if current == nil {
+		if err := r.HubClient.Create(ctx, desired); err != nil {
+			return nil, fmt.Errorf("create ClusterWork %s/%s: %w", desired.Namespace, desired.Name, err)
+		}
+		return desired, nil
+	}
+	if !current.DeletionTimestamp.IsZero() || (work.SameSpec(current.Spec, desired.Spec) && hasAll(current.Labels, desired.Labels) && hasAll(current.Annotations, desired.Annotations)) {
+		return current, nil
+	}
+	updated := current.DeepCopy()
+	updated.Spec = desired.Spec
+	updated.Labels = merged(updated.Labels, desired.Labels)
+	updated.Annotations = merged(updated.Annotations, desired.Annotations)
+	if err := r.HubClient.Patch(ctx, updated, client.MergeFrom(current)); err != nil {
+		return current, fmt.Errorf("update ClusterWork %s/%s: %w", current.Namespace, current.Name, err)
+	}
+	return updated, nil
+}
+
+func hasAll(have, want map[string]string) bool {
+	for k, v := range want {
+		if have[k] != v {
+			return false
+		}
+	}
+	return true
+}
+
+func merged(into, from map[string]string) map[string]string {
+	if into == nil {
+		into = map[string]string{}
+	}
+	for k, v := range from {
+		into[k] = v
+	}
+	return into
+}
+
+// terminal reports an error that retrying will not fix as Stalled, and waits for a new spec.
+func (r *AgentConfigReconciler) terminal(ctx context.Context, before, ac *fleetv1alpha1.AgentConfig, reason, msg string) error {
+	agentconfig.SetConditions(ac, agentconfig.Plan{Phase: fleetv1alpha1.RolloutStalled, Reason: reason, Message: msg}, nil, nil)
+	ac.Status.ObservedGeneration = ac.Generation
+	return r.patchStatus(ctx, before, ac)
+}
+
+func (r *AgentConfigReconciler) patchStatus(ctx context.Context, before, after *fleetv1alpha1.AgentConfig) error {
+	if equality.Semantic.DeepEqual(before.Status, after.Status) {
+		return nil
+	}
+	return client.IgnoreNotFound(r.HubClient.Status().Patch(ctx, after, client.MergeFrom(before)))
+}
+
+// SetupWithManager registers the reconciler: an AgentConfig is queued again when its spec changes,
+// when its Works change (their status says how the DaemonSets fare), and every AgentConfig when
+// a MemberCluster's labels or existence change, or another AgentConfig's placement does.
+func (r *AgentConfigReconciler) SetupWithManager(mgr ctrl.Manager) error {
+	if r.Clock == nil {
+		r.Clock = clock.RealClock{}
+	}
+	memberChanged := predicate.Funcs{
+		UpdateFunc: func(e event.UpdateEvent) bool {
+			return !equality.Semantic.DeepEqual(e.ObjectOld.GetLabels(), e.ObjectNew.GetLabels()) ||
+				!e.ObjectOld.GetDeletionTimestamp().Equal(e.ObjectNew.GetDeletionTimestamp())
+		},
+	}
+	return ctrl.NewControllerManagedBy(mgr).
+		For(&fleetv1alpha1.AgentConfig{}, builder.WithPredicates(predicate.GenerationChangedPredicate{})).
+		Watches(&fleetv1alpha1.ClusterWork{}, handler.EnqueueRequestsFromMapFunc(byAgentConfigLabel), builder.OnlyMetadata).
+		Watches(&fleetv1alpha1.MemberCluster{}, handler.EnqueueRequestsFromMapFunc(r.all), builder.WithPredicates(memberChanged)).
+		Watches(&fleetv1alpha1.AgentConfig{}, handler.EnqueueRequestsFromMapFunc(r.all), builder.WithPredicates(predicate.GenerationChangedPredicate{})).
+		Named("agentconfig").
+		Complete(r)
+}
+
+func byAgentConfigLabel(_ context.Context, o client.Object) []reconcile.Request {
+	if name := o.GetLabels()[fleetv1alpha1.AgentConfigLabel]; name != "" {
+		return []reconcile.Request{{NamespacedName: types.NamespacedName{Name: name}}}
+	}
+	return nil
+}
+
+func (r *AgentConfigReconciler) all(ctx context.Context, _ client.Object) []reconcile.Request {
+	list := &fleetv1alpha1.AgentConfigList{}
+	if err := r.HubClient.List(ctx, list); err != nil {
+		ctrl.LoggerFrom(ctx).Error(err, "Listing AgentConfigs")
+		return nil
+	}
+	out := make([]reconcile.Request, 0, len(list.Items))
+	for i := range list.Items {
+		out = append(out, reconcile.Request{NamespacedName: types.NamespacedName{Name: list.Items[i].Name}})
+	}
+	return out
+}

@@ -1,0 +1,125 @@
+package agentconfig
+
+import (
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	fleetv1alpha1 "github.com/meridian-io/meridian/apis/fleet/v1alpha1"
+)
+
+// SinceAnnotation on a ClusterWork records when it got its revision, for the progress deadline.
+const SinceAnnotation = "agent.meridian.io/revision-since"
+
+// StateFromWork reads one cluster's rollout state from its ClusterWork (nil: none yet).
+func StateFromWork(name, revision string, w *fleetv1alpha1.ClusterWork) ClusterState {
+	s := ClusterState{Name: name}
+	if w == nil || w.Annotations[RevisionAnnotation] != revision {
+		return s
+	}
+	s.HasRevision = true
+	s.Since, _ = time.Parse(time.RFC3339, w.Annotations[SinceAnnotation])
+	if w.Status.ObservedGeneration != w.Generation {
+		return s
+	}
+	for _, o := range w.Status.Objects {
+		if o.Kind != "DaemonSet" || o.Name != AgentName || o.State != fleetv1alpha1.ObjectApplied {
+			continue
+		}
+		v := map[string]int64{}
+		for _, f := range o.Feedback {
+			n, err := strconv.ParseInt(f.Value, 10, 64)
+			if err == nil {
+				v[f.Name] = n
+			}
+		}
+		gen, ok := v[FeedbackGeneration]
+		s.Observed = ok && gen == o.AppliedGeneration && v[FeedbackObservedGeneration] == gen
+		s.Desired, s.Updated, s.Ready = int32(v[FeedbackDesired]), int32(v[FeedbackUpdated]), int32(v[FeedbackReady])
+	}
+	return s
+}
+
+// ClusterStatus is one cluster's line of the AgentConfig's status.
+func ClusterStatus(s ClusterState, wave int, version, configHash string, plan Plan, w *fleetv1alpha1.ClusterWork) fleetv1alpha1.AgentClusterStatus {
+	out := fleetv1alpha1.AgentClusterStatus{Cluster: s.Name, Wave: int32(wave), Desired: s.Desired, Updated: s.Updated, Ready: s.Ready}
+	if s.HasRevision {
+		out.Version, out.ConfigHash = version, configHash
+	}
+	switch {
+	case plan.Failed[s.Name] != "":
+		out.Phase, out.Message = fleetv1alpha1.AgentClusterFailed, plan.Failed[s.Name]
+	case s.Done():
+		out.Phase = fleetv1alpha1.AgentClusterUpdated
+	case s.HasRevision:
+		out.Phase = fleetv1alpha1.AgentClusterProgressing
+		out.Message = fmt.Sprintf("%d/%d agents updated, %d ready.", s.Updated, s.Desired, s.Ready)
+		if c := meta.FindStatusCondition(workConditions(w), fleetv1alpha1.AppliedCondition); c != nil && c.Status == metav1.ConditionUnknown {
+			out.Phase, out.Message = fleetv1alpha1.AgentClusterUnreachable, c.Message
+		}
+	default:
+		out.Phase = fleetv1alpha1.AgentClusterPending
+		out.Message = fmt.Sprintf("Waiting for wave %d; the cluster keeps its previous agents.", wave)
+	}
+	return out
+}
+
+func workConditions(w *fleetv1alpha1.ClusterWork) []metav1.Condition {
+	if w == nil {
+		return nil
+	}
+	return w.Status.Conditions
+}
+
+// SetConditions sets Ready, Reconciling, Stalled, Progressing and Degraded from the plan, following
+// kstatus: Ready is False whenever Reconciling or Stalled is True, and those two are never both True.
+// Conflicts are clusters an older AgentConfig holds; contested ones this AgentConfig holds while a
+// younger one selects them too.
+func SetConditions(ac *fleetv1alpha1.AgentConfig, plan Plan, conflicts, contested []string) {
+	gen := ac.Generation
+	set := func(t string, s metav1.ConditionStatus, reason, msg string) {
+		meta.SetStatusCondition(&ac.Status.Conditions, metav1.Condition{Type: t, Status: s, Reason: reason, Message: msg, ObservedGeneration: gen})
+	}
+	degradedReason, degradedMsg := plan.Reason, plan.Message
+	degraded := len(plan.Failed) > 0
+	switch {
+	case len(conflicts) > 0:
+		degraded = true
+		degradedReason = fleetv1alpha1.AgentConfigConflictReason
+		degradedMsg = fmt.Sprintf("An older AgentConfig holds clusters %s; this one leaves them alone. Narrow one of the placements.", strings.Join(conflicts, ", "))
+	case len(contested) > 0:
+		degraded = true
+		degradedReason = fleetv1alpha1.AgentConfigConflictReason
+		degradedMsg = fmt.Sprintf("A younger AgentConfig also selects clusters %s; this one, the older, keeps them. Narrow one of the placements.", strings.Join(contested, ", "))
+	}
+	if degraded {
+		set(fleetv1alpha1.DegradedCondition, metav1.ConditionTrue, degradedReason, degradedMsg)
+	} else {
+		set(fleetv1alpha1.DegradedCondition, metav1.ConditionFalse, fleetv1alpha1.HealthyReason, "No cluster failed and no other AgentConfig competes for a cluster.")
+	}
+	switch plan.Phase {
+	case fleetv1alpha1.RolloutStalled:
+		set(fleetv1alpha1.StalledCondition, metav1.ConditionTrue, plan.Reason, plan.Message)
+		set(fleetv1alpha1.ReconcilingCondition, metav1.ConditionFalse, plan.Reason, "The rollout is stopped.")
+		set(fleetv1alpha1.ProgressingCondition, metav1.ConditionFalse, plan.Reason, plan.Message)
+		set(fleetv1alpha1.ReadyCondition, metav1.ConditionFalse, plan.Reason, plan.Message)
+	case fleetv1alpha1.RolloutComplete:
+		set(fleetv1alpha1.StalledCondition, metav1.ConditionFalse, plan.Reason, "")
+		set(fleetv1alpha1.ReconcilingCondition, metav1.ConditionFalse, plan.Reason, "")
+		set(fleetv1alpha1.ProgressingCondition, metav1.ConditionFalse, plan.Reason, plan.Message)
+		if len(conflicts) > 0 {
+			set(fleetv1alpha1.ReadyCondition, metav1.ConditionFalse, fleetv1alpha1.AgentConfigConflictReason, degradedMsg)
+		} else {
+			set(fleetv1alpha1.ReadyCondition, metav1.ConditionTrue, plan.Reason, plan.Message)
+		}
+	default: // Progressing, Paused
+		set(fleetv1alpha1.StalledCondition, metav1.ConditionFalse, plan.Reason, "")
+		set(fleetv1alpha1.ReconcilingCondition, metav1.ConditionTrue, plan.Reason, plan.Message)
+		set(fleetv1alpha1.ProgressingCondition, metav1.ConditionStatus(map[bool]string{true: "True", false: "False"}[plan.Phase == fleetv1alpha1.RolloutProgressing]), plan.Reason, plan.Message)
+		set(fleetv1alpha1.ReadyCondition, metav1.ConditionFalse, plan.Reason, plan.Message)
+	}
+}
