@@ -2,6 +2,7 @@ package networking
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"sort"
 
@@ -264,6 +265,9 @@ func exportConditions(v mcs.Verdict, importers int) []metav1.Condition {
 
 // exportStatus writes the ServiceExport's conditions when they differ from what it says now.
 func (r *ServiceDiscoveryReconciler) exportStatus(ctx context.Context, member string, se *mcsv1beta1.ServiceExport, want []metav1.Condition) error {
+	if r.Inventory.CRDs(member) == mcs.CRDsForeign {
+		return nil // another MCS implementation owns the ServiceExports' status there
+	}
 	conds := append([]metav1.Condition(nil), se.Status.Conditions...)
 	changed := false
 	for _, c := range want {
@@ -291,7 +295,7 @@ func (r *ServiceDiscoveryReconciler) exportStatus(ctx context.Context, member st
 		"metadata": map[string]any{"namespace": se.Namespace, "name": se.Name},
 		"status":   map[string]any{"conditions": mine},
 	}}
-	if err := r.Engine.ApplyStatus(ctx, member, serviceExportGVR, obj); err != nil && !apierrors.IsNotFound(err) {
+	if err := r.Engine.ApplyStatus(member, serviceExportGVR, obj, r.statusWritten(ctx, se.Namespace, se.Name)); err != nil {
 		return fmt.Errorf("write the status of ServiceExport %s/%s in %s: %w", se.Namespace, se.Name, member, err)
 	}
 	return nil
@@ -300,6 +304,9 @@ func (r *ServiceDiscoveryReconciler) exportStatus(ctx context.Context, member st
 // importStatus names the exporting clusters in the ServiceImport's status, once the work engine
 // has created it.
 func (r *ServiceDiscoveryReconciler) importStatus(ctx context.Context, member, ns, name string, sources []string) error {
+	if r.Inventory.CRDs(member) == mcs.CRDsForeign {
+		return nil // another MCS implementation owns the ServiceImports' status there
+	}
 	si, ok := r.Inventory.ImportStatus(member, ns, name)
 	if !ok {
 		return nil // not applied yet; its arrival queues this service again
@@ -320,10 +327,23 @@ func (r *ServiceDiscoveryReconciler) importStatus(ctx context.Context, member, n
 		"metadata": map[string]any{"namespace": ns, "name": name},
 		"status":   map[string]any{"clusters": clusters},
 	}}
-	if err := r.Engine.ApplyStatus(ctx, member, serviceImportGVR, obj); err != nil && !apierrors.IsNotFound(err) {
+	if err := r.Engine.ApplyStatus(member, serviceImportGVR, obj, r.statusWritten(ctx, ns, name)); err != nil {
 		return fmt.Errorf("write the status of ServiceImport %s/%s in %s: %w", ns, name, member, err)
 	}
 	return nil
+}
+
+// statusWritten receives the outcome of a status write the work engine made on the member's own
+// workers (it retries by itself what the member did not answer): a refusal is logged; the next
+// change of the service writes again.
+func (r *ServiceDiscoveryReconciler) statusWritten(ctx context.Context, ns, name string) work.StatusDone {
+	log := ctrl.LoggerFrom(ctx)
+	return func(err error) {
+		if err == nil || apierrors.IsNotFound(err) || errors.Is(err, work.ErrNotConnected) {
+			return // written, gone, or the member's reconnection queues every service again
+		}
+		log.Error(err, "Writing MCS status into a member", "service", ns+"/"+name)
+	}
 }
 
 func (r *ServiceDiscoveryReconciler) importWorks(ctx context.Context, ns, name string) (map[string]*fleetv1alpha1.ClusterWork, error) {

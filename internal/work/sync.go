@@ -40,6 +40,8 @@ type Result struct {
 	RequeueAfter time.Duration
 	// Err is a transient error (the member did not answer); the pass should be retried.
 	Err error
+	// PruneErr is the part of Err that comes from removing objects the Work no longer lists.
+	PruneErr error
 }
 
 // Sync makes the member hold the Work's objects and prunes those it no longer lists.
@@ -85,6 +87,7 @@ func (s *MemberSyncer) Sync(ctx context.Context, work *fleetv1alpha1.ClusterWork
 	wrote, err := s.prune(ctx, work, wanted, work.Spec.DeletionPolicy)
 	res.Writes += wrote
 	if err != nil {
+		res.PruneErr = err
 		errs = append(errs, err)
 	}
 	res.Err = errors.Join(errs...)
