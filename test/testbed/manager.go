@@ -17,9 +17,9 @@ import (
 // Manager is Meridian's manager running in the test process against the bed's hub.
 type Manager struct {
 	ctrl.Manager
-	Members  *membercache.Cache
-	cancel   context.CancelFunc
-	done     chan error
+	Members *membercache.Cache
+	cancel  context.CancelFunc
+	done    chan error
 }
 
 // StartManager runs the manager with every controller (and, when the bed serves webhooks, the
