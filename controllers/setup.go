@@ -25,7 +25,7 @@ import (
 	"github.com/meridian-io/meridian/controllers/networking"
 	workctrl "github.com/meridian-io/meridian/controllers/work"
 	"github.com/meridian-io/meridian/internal/mcs"
-	"github.com/meridian-io/meridian/internal/memberconn"
+	"github.com/meridian-io/meridian/internal/membercache"
 	fleetwebhook "github.com/meridian-io/meridian/internal/webhook/fleet/v1alpha1"
 	netwebhook "github.com/meridian-io/meridian/internal/webhook/networking/v1alpha1"
 	policywebhook "github.com/meridian-io/meridian/internal/webhook/policy/v1alpha1"
@@ -82,39 +82,38 @@ func NewScheme() (*runtime.Scheme, error) {
 }
 
 // Setup registers every controller and webhook with mgr. Cluster API discovery is registered only
-// when the hub serves the Cluster API Cluster kind.
-func Setup(ctx context.Context, mgr ctrl.Manager, opts Options) (*memberconn.Registry, error) {
+// when the hub serves the Cluster API Cluster kind. The member cache it returns is the one owner
+// of every connection to a member; the work engine and service discovery subscribe to it.
+func Setup(ctx context.Context, mgr ctrl.Manager, opts Options) (*membercache.Cache, error) {
 	log := ctrl.Log.WithName("setup")
 	probeEvents := make(chan event.TypedGenericEvent[*fleetv1alpha1.MemberCluster], 1024)
-	works := &workctrl.ClusterWorkReconciler{HubClient: mgr.GetClient(), HubReader: mgr.GetAPIReader()}
-	var inventory *mcs.Inventory
-	registry := memberconn.NewRegistry(func(member string) {
-		if inventory != nil {
-			inventory.Sync(member)
-		}
+	members := membercache.New()
+	if err := mgr.Add(members); err != nil {
+		return nil, err
+	}
+	works := &workctrl.ClusterWorkReconciler{HubClient: mgr.GetClient(), HubReader: mgr.GetAPIReader(), Members: members}
+	works.Engine = work.NewEngine(opts.WorkersPerMember, works.Process)
+	if err := mgr.Add(works.Engine); err != nil {
+		return nil, err
+	}
+	// Order matters: the engine makes a member's syncer before its Works are queued again.
+	members.Subscribe(works.Engine)
+	members.Subscribe(works.Subscriber(ctx))
+	members.Subscribe(membercache.Funcs{HealthChanged: func(member string, _ membercache.Health) {
 		e := event.TypedGenericEvent[*fleetv1alpha1.MemberCluster]{Object: &fleetv1alpha1.MemberCluster{}}
 		e.Object.Name = member
 		select {
 		case probeEvents <- e:
 		case <-ctx.Done():
 		}
-		works.MemberChanged(ctx, member)
-	})
-	if err := mgr.Add(registry); err != nil {
-		return nil, err
-	}
-	works.Registry = registry
-	works.Engine = work.NewEngine(registry, opts.WorkersPerMember, works.Process)
-	if err := mgr.Add(works.Engine); err != nil {
-		return nil, err
-	}
+	}})
 	if err := works.SetupWithManager(mgr); err != nil {
 		return nil, fmt.Errorf("set up the ClusterWork controller: %w", err)
 	}
 	if err := (&fleet.MemberClusterReconciler{
 		HubClient:               mgr.GetClient(),
 		HubReader:               mgr.GetAPIReader(),
-		Registry:                registry,
+		Members:                 members,
 		Recorder:                mgr.GetEventRecorder("meridian-membercluster"),
 		StatusRefreshInterval:   opts.StatusRefreshInterval,
 		MemberQPS:               opts.MemberQPS,
@@ -131,11 +130,12 @@ func Setup(ctx context.Context, mgr ctrl.Manager, opts Options) (*memberconn.Reg
 		HubClient: mgr.GetClient(), HubReader: mgr.GetAPIReader(), Engine: works.Engine, Catalog: catalog, GlobalNamespaceEvents: serviceEvents,
 	}
 	discovery.NewRequests()
-	inventory = mcs.NewInventory(registry, discovery.Handlers())
+	inventory := mcs.NewInventory(discovery.Handlers())
 	discovery.Inventory = inventory
 	if err := mgr.Add(inventory); err != nil {
 		return nil, err
 	}
+	members.Subscribe(inventory)
 	if err := discovery.SetupWithManager(mgr); err != nil {
 		return nil, fmt.Errorf("set up the service discovery controller: %w", err)
 	}
@@ -180,5 +180,5 @@ func Setup(ctx context.Context, mgr ctrl.Manager, opts Options) (*memberconn.Reg
 			return nil, fmt.Errorf("set up the GlobalNetworkPolicy and Tier webhooks: %w", err)
 		}
 	}
-	return registry, nil
+	return members, nil
 }

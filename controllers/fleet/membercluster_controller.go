@@ -25,22 +25,23 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/source"
 
 	fleetv1alpha1 "github.com/meridian-io/meridian/apis/fleet/v1alpha1"
-	"github.com/meridian-io/meridian/internal/memberconn"
+	"github.com/meridian-io/meridian/internal/membercache"
 )
 
 // kubeconfigSecretIndex indexes MemberClusters by the "namespace/name" of their kubeconfig Secret.
 const kubeconfigSecretIndex = "fleet.meridian.io/kubeconfig-secret"
 
 // MemberClusterReconciler connects to member clusters, keeps their hub namespace and reports
-// their health. Probing happens in the Registry's own goroutines; this reconciler only reads
+// their health. Probing happens in the member cache's own goroutines; this reconciler only reads
 // their results, so a member that hangs never holds a worker.
 type MemberClusterReconciler struct {
 	// HubClient reads and writes the hub; cached.
 	HubClient client.Client
 	// HubReader reads the hub without the cache (Secrets are cached by metadata only).
 	HubReader client.Reader
-	Registry  *memberconn.Registry
-	Recorder  events.EventRecorder
+	// Members is the member cache: the one owner of every connection to a member.
+	Members  *membercache.Cache
+	Recorder events.EventRecorder
 	// StatusRefreshInterval bounds how stale status.lastProbeTime may get while nothing changes.
 	StatusRefreshInterval time.Duration
 	// MemberQPS and MemberBurst set the rate of every member client.
@@ -56,7 +57,7 @@ type scope struct {
 	member *fleetv1alpha1.MemberCluster
 	// connErr is a terminal reason the member cannot be connected (bad or missing kubeconfig).
 	connReason, connMessage string
-	health                  memberconn.Health
+	health                  membercache.Health
 	connected               bool
 }
 
@@ -71,7 +72,7 @@ func (r *MemberClusterReconciler) Reconcile(ctx context.Context, req ctrl.Reques
 	member := &fleetv1alpha1.MemberCluster{}
 	if err := r.HubClient.Get(ctx, req.NamespacedName, member); err != nil {
 		if apierrors.IsNotFound(err) {
-			r.Registry.Remove(req.Name)
+			r.Members.Remove(req.Name)
 			return ctrl.Result{}, nil
 		}
 		return ctrl.Result{}, err
@@ -80,7 +81,7 @@ func (r *MemberClusterReconciler) Reconcile(ctx context.Context, req ctrl.Reques
 
 	if !member.DeletionTimestamp.IsZero() {
 		// The hub namespace goes with the MemberCluster by garbage collection (owner reference).
-		r.Registry.Remove(member.Name)
+		r.Members.Remove(member.Name)
 		return ctrl.Result{}, nil
 	}
 
@@ -91,7 +92,7 @@ func (r *MemberClusterReconciler) Reconcile(ctx context.Context, req ctrl.Reques
 	s := &scope{member: member}
 	before := member.DeepCopy()
 	defer func() {
-		setStatus(member, s, time.Now(), r.StatusRefreshInterval, reterr == nil)
+		setStatus(member, s, time.Now(), r.StatusRefreshInterval, reterr)
 		r.recordTransitions(before, member)
 		if err := helper.Patch(ctx, member, patch.WithOwnedConditions{Conditions: []string{
 			fleetv1alpha1.ReadyCondition, fleetv1alpha1.ReachableCondition,
@@ -139,14 +140,14 @@ func (r *MemberClusterReconciler) reconcileNamespace(ctx context.Context, s *sco
 	return nil
 }
 
-// reconcileConnection reads the kubeconfig and hands it to the Registry, which reconnects only
+// reconcileConnection reads the kubeconfig and hands it to the member cache, which reconnects only
 // when it changed; then it reads the latest probe result.
 func (r *MemberClusterReconciler) reconcileConnection(ctx context.Context, s *scope) error {
 	namespace, name, key := s.member.KubeconfigSecret()
 	if name == "" {
 		s.connReason, s.connMessage = fleetv1alpha1.InvalidKubeconfigReason,
 			"Set exactly one of spec.kubeconfigSecretRef and spec.clusterRef."
-		r.Registry.Remove(s.member.Name)
+		r.Members.Remove(s.member.Name)
 		return nil
 	}
 	secret := &corev1.Secret{}
@@ -160,28 +161,30 @@ func (r *MemberClusterReconciler) reconcileConnection(ctx context.Context, s *sc
 			s.connMessage = fmt.Sprintf("Secret %s/%s, which Cluster API writes once the control plane of Cluster %s/%s is initialised, does not exist yet.",
 				namespace, name, s.member.Spec.ClusterRef.Namespace, s.member.Spec.ClusterRef.Name)
 		}
-		r.Registry.Remove(s.member.Name)
+		r.Members.Remove(s.member.Name)
 		return nil
 	}
 	kubeconfig, ok := secret.Data[key]
 	if !ok {
 		s.connReason = fleetv1alpha1.InvalidKubeconfigReason
 		s.connMessage = fmt.Sprintf("Secret %s/%s has no key %q. Put the member's kubeconfig under that key or set spec.kubeconfigSecretRef.key.", namespace, name, key)
-		r.Registry.Remove(s.member.Name)
+		r.Members.Remove(s.member.Name)
 		return nil
 	}
 	probe := s.member.Spec.Probe
-	changed, err := r.Registry.Ensure(s.member.Name, kubeconfig, memberconn.Options{
+	changed, err := r.Members.Ensure(s.member.Name, kubeconfig, membercache.Options{
 		Interval: seconds(probe.IntervalSeconds, 15),
 		Timeout:  seconds(probe.TimeoutSeconds, 5),
-		QPS:      r.MemberQPS,
-		Burst:    r.MemberBurst,
+		// FailureThreshold 0 (not defaulted by the API server yet) is the cache's default.
+		FailureThreshold: int(probe.FailureThreshold),
+		QPS:              r.MemberQPS,
+		Burst:            r.MemberBurst,
 	})
 	if err != nil {
-		if memberconn.IsInvalidKubeconfig(err) {
+		if membercache.IsInvalidKubeconfig(err) {
 			s.connReason = fleetv1alpha1.InvalidKubeconfigReason
 			s.connMessage = fmt.Sprintf("The kubeconfig in Secret %s/%s key %q cannot be used: %v. Replace it with a kubeconfig whose current context reaches the member.",
-				namespace, name, key, err.(*memberconn.InvalidKubeconfigError).Err)
+				namespace, name, key, err.(*membercache.InvalidKubeconfigError).Err)
 			return nil
 		}
 		return err
@@ -189,7 +192,7 @@ func (r *MemberClusterReconciler) reconcileConnection(ctx context.Context, s *sc
 	if changed {
 		ctrl.LoggerFrom(ctx).Info("Connecting to member", "secret", klog.KRef(namespace, name))
 	}
-	s.health, s.connected = r.Registry.Health(s.member.Name)
+	s.health, s.connected = r.Members.Health(s.member.Name)
 	return nil
 }
 

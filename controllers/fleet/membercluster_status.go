@@ -11,9 +11,11 @@ import (
 	fleetv1alpha1 "github.com/meridian-io/meridian/apis/fleet/v1alpha1"
 )
 
-// setStatus computes a MemberCluster's status from what this pass found. It is pure, so that
-// every path of the reconciler leaves a true status.
-func setStatus(m *fleetv1alpha1.MemberCluster, s *scope, now time.Time, refresh time.Duration, passSucceeded bool) {
+// setStatus computes a MemberCluster's status from what this pass found; passErr is the pass's
+// error, nil when it succeeded. It is pure, so that every path of the reconciler leaves a true
+// status: observedGeneration moves only after a pass that succeeded, and Ready is not True while
+// it lags (kstatus).
+func setStatus(m *fleetv1alpha1.MemberCluster, s *scope, now time.Time, refresh time.Duration, passErr error) {
 	st := &m.Status
 	before := st.DeepCopy()
 	switch {
@@ -50,8 +52,11 @@ func setStatus(m *fleetv1alpha1.MemberCluster, s *scope, now time.Time, refresh 
 		setCondition(m, fleetv1alpha1.ReadyCondition, reachable.Status, reachable.Reason, reachable.Message)
 	}
 
-	if passSucceeded {
+	if passErr == nil {
 		st.ObservedGeneration = m.Generation
+	} else if st.ObservedGeneration != m.Generation {
+		setCondition(m, fleetv1alpha1.ReadyCondition, metav1.ConditionFalse, fleetv1alpha1.ReconcileFailedReason,
+			fmt.Sprintf("The hub could not act on the MemberCluster's current spec yet; retrying: %v", passErr))
 	}
 
 	// lastProbeTime moves with any other change of status, and otherwise once per refresh

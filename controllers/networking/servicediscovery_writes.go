@@ -8,12 +8,14 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
+	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	mcsv1beta1 "sigs.k8s.io/mcs-api/pkg/apis/v1beta1"
 
 	fleetv1alpha1 "github.com/meridian-io/meridian/apis/fleet/v1alpha1"
 	netv1alpha1 "github.com/meridian-io/meridian/apis/networking/v1alpha1"
 	"github.com/meridian-io/meridian/internal/mcs"
+	"github.com/meridian-io/meridian/internal/work"
 )
 
 // The service-discovery reconciler's writes: import Works and the MCS kinds' status.
@@ -23,11 +25,14 @@ var ErrNameTaken = errors.New("the name is taken")
 
 // exportStatus writes the ServiceExport's conditions when they differ from what it says now.
 func (r *ServiceDiscoveryReconciler) exportStatus(ctx context.Context, member string, se *mcsv1beta1.ServiceExport, want []metav1.Condition) error {
+	if r.Inventory.CRDs(member) == mcs.CRDsForeign {
+		return nil // another MCS implementation owns the ServiceExports' status there
+	}
 	obj := mcs.ExportStatus(se, want)
 	if obj == nil {
 		return nil
 	}
-	if err := r.Engine.ApplyStatus(ctx, member, serviceExportGVR, obj); err != nil && !apierrors.IsNotFound(err) {
+	if err := r.Engine.ApplyStatus(member, serviceExportGVR, obj, r.statusWritten(ctx, se.Namespace, se.Name)); err != nil {
 		return fmt.Errorf("write the status of ServiceExport %s/%s in %s: %w", se.Namespace, se.Name, member, err)
 	}
 	return nil
@@ -36,6 +41,9 @@ func (r *ServiceDiscoveryReconciler) exportStatus(ctx context.Context, member st
 // importStatus names the exporting clusters in the ServiceImport's status, once the work engine
 // has created it.
 func (r *ServiceDiscoveryReconciler) importStatus(ctx context.Context, member, ns, name string, sources []string) error {
+	if r.Inventory.CRDs(member) == mcs.CRDsForeign {
+		return nil // another MCS implementation owns the ServiceImports' status there
+	}
 	si, ok := r.Inventory.ImportStatus(member, ns, name)
 	if !ok {
 		return nil // not applied yet; its arrival queues this service again
@@ -44,10 +52,23 @@ func (r *ServiceDiscoveryReconciler) importStatus(ctx context.Context, member, n
 	if obj == nil {
 		return nil
 	}
-	if err := r.Engine.ApplyStatus(ctx, member, serviceImportGVR, obj); err != nil && !apierrors.IsNotFound(err) {
+	if err := r.Engine.ApplyStatus(member, serviceImportGVR, obj, r.statusWritten(ctx, ns, name)); err != nil {
 		return fmt.Errorf("write the status of ServiceImport %s/%s in %s: %w", ns, name, member, err)
 	}
 	return nil
+}
+
+// statusWritten receives the outcome of a status write the work engine made on the member's own
+// workers (it retries by itself what the member did not answer): a refusal is logged; the next
+// change of the service writes again.
+func (r *ServiceDiscoveryReconciler) statusWritten(ctx context.Context, ns, name string) work.StatusDone {
+	log := ctrl.LoggerFrom(ctx)
+	return func(err error) {
+		if err == nil || apierrors.IsNotFound(err) || errors.Is(err, work.ErrNotConnected) {
+			return // written, gone, or the member's reconnection queues every service again
+		}
+		log.Error(err, "Writing MCS status into a member", "service", ns+"/"+name)
+	}
 }
 
 // importWorks returns the service's import Works by member, and the Works of an older naming

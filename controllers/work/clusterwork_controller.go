@@ -26,7 +26,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/source"
 
 	fleetv1alpha1 "github.com/meridian-io/meridian/apis/fleet/v1alpha1"
-	"github.com/meridian-io/meridian/internal/memberconn"
+	"github.com/meridian-io/meridian/internal/membercache"
 	"github.com/meridian-io/meridian/internal/work"
 )
 
@@ -43,7 +43,7 @@ type ClusterWorkReconciler struct {
 	HubClient client.Client
 	// HubReader reads Works from the hub itself, not from the manager's (metadata-only) cache.
 	HubReader client.Reader
-	Registry  *memberconn.Registry
+	Members   *membercache.Cache
 	Engine    *work.Engine
 
 	memberEvents chan event.TypedGenericEvent[*metav1.PartialObjectMetadata]
@@ -83,7 +83,7 @@ func (r *ClusterWorkReconciler) Reconcile(ctx context.Context, req ctrl.Request)
 	if c := meta.FindStatusCondition(mc.Status.Conditions, fleetv1alpha1.ReachableCondition); c != nil && c.Status == metav1.ConditionFalse {
 		return ctrl.Result{}, r.reportNotConnected(ctx, w, c.Reason, fmt.Sprintf("MemberCluster %s is not reachable: %s", member, c.Message))
 	}
-	// Connecting: the registry's notice of the first probe queues the member's Works again.
+	// Connecting: the member cache's notice of the connection queues the member's Works again.
 	return ctrl.Result{}, nil
 }
 
@@ -100,8 +100,8 @@ func (r *ClusterWorkReconciler) Process(ctx context.Context, s *work.MemberSynce
 	log := ctrl.LoggerFrom(ctx).WithValues("ClusterWork", klog.KObj(w), "member", s.Name())
 	ctx = ctrl.LoggerInto(ctx, log)
 
-	if h, ok := r.Registry.Health(s.Name()); ok && !h.Reachable && !h.ProbeTime.IsZero() {
-		// Requests would only time out; the registry's notice of recovery queues the Work again.
+	if h, ok := r.Members.Health(s.Name()); ok && !h.Reachable && !h.ProbeTime.IsZero() {
+		// Requests would only time out; the member cache's notice of recovery queues the Work again.
 		return 0, r.reportNotConnected(ctx, w, h.Reason, fmt.Sprintf("MemberCluster %s is not reachable: %s", s.Name(), h.Message))
 	}
 
@@ -128,7 +128,7 @@ func (r *ClusterWorkReconciler) Process(ctx context.Context, s *work.MemberSynce
 	if res.Writes > 0 {
 		log.V(1).Info("Applied Work", "writes", res.Writes, "meanWrite", res.WriteTime/time.Duration(res.Writes))
 	}
-	setStatus(w, res.Objects, res.Err)
+	setStatus(w, res)
 	// The syncer is the only writer of a Work's status: one patch that sets the whole status.
 	if err := r.patchStatus(ctx, w, before); err != nil {
 		reterr = kerrors.NewAggregate([]error{res.Err, fmt.Errorf("patch status of ClusterWork %s: %w", klog.KObj(w), err)})
@@ -202,11 +202,20 @@ func metadataOf(w *fleetv1alpha1.ClusterWork) *metav1.PartialObjectMetadata {
 	return m
 }
 
+// Subscriber returns the member cache subscriber that queues every Work of a member again when
+// its connection or health changed. Subscribe it after the Engine, so that a connected member's
+// syncer exists when its Works arrive.
+func (r *ClusterWorkReconciler) Subscriber(ctx context.Context) membercache.Subscriber {
+	changed := func(member string) { r.MemberChanged(ctx, member) }
+	return membercache.Funcs{
+		Connected:     func(m *membercache.Member) { changed(m.Name) },
+		HealthChanged: func(member string, _ membercache.Health) { changed(member) },
+		Disconnected:  changed,
+	}
+}
+
 // MemberChanged queues every Work of a member again, when its connection or health changed.
 func (r *ClusterWorkReconciler) MemberChanged(ctx context.Context, member string) {
-	if _, connected := r.Registry.Fingerprint(member); !connected {
-		r.Engine.Remove(member)
-	}
 	list := &metav1.PartialObjectMetadataList{}
 	list.SetGroupVersionKind(fleetv1alpha1.GroupVersion.WithKind("ClusterWorkList"))
 	if err := r.HubClient.List(ctx, list, client.InNamespace(fleetv1alpha1.MemberClusterNamespacePrefix+member)); err != nil {

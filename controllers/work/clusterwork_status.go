@@ -8,11 +8,15 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	fleetv1alpha1 "github.com/meridian-io/meridian/apis/fleet/v1alpha1"
+	"github.com/meridian-io/meridian/internal/work"
 )
 
 // setStatus computes a Work's status from what the syncer reported for each object. It follows
-// kstatus: Ready is False while Reconciling or Stalled is True, and those two are never both True.
-func setStatus(w *fleetv1alpha1.ClusterWork, objects []fleetv1alpha1.ObjectStatus, syncErr error) {
+// kstatus: Ready is False while Reconciling or Stalled is True, and those two are never both True;
+// observedGeneration moves only after a pass without error, and Ready is never True after one
+// with an error (a prune that failed included).
+func setStatus(w *fleetv1alpha1.ClusterWork, res work.Result) {
+	objects, syncErr := res.Objects, res.Err
 	w.Status.Objects = objects
 	var applied, pending, conflicts, failed, available int
 	var firstProblem string
@@ -93,7 +97,18 @@ func setStatus(w *fleetv1alpha1.ClusterWork, objects []fleetv1alpha1.ObjectStatu
 	}
 	if syncErr == nil {
 		w.Status.ObservedGeneration = w.Generation
+		return
 	}
+	// The pass failed: the Work is not done, whatever its objects say.
+	if meta.IsStatusConditionTrue(w.Status.Conditions, fleetv1alpha1.StalledCondition) {
+		return // Ready is False already, and Reconciling may not join Stalled
+	}
+	reason, msg := fleetv1alpha1.ApplyPendingReason, fmt.Sprintf("%d of %d objects are applied; the member did not answer: %v", applied, n, syncErr)
+	if res.PruneErr != nil {
+		reason, msg = fleetv1alpha1.PruneFailedReason, fmt.Sprintf("Removing objects the Work no longer lists failed; retrying: %v", res.PruneErr)
+	}
+	set(w, fleetv1alpha1.ReconcilingCondition, metav1.ConditionTrue, reason, msg)
+	set(w, fleetv1alpha1.ReadyCondition, metav1.ConditionFalse, reason, msg)
 }
 
 // setNotConnected reports that the Work cannot reach its member; object states stay as last seen.

@@ -13,22 +13,13 @@ import (
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/dynamic/dynamicinformer"
-	"k8s.io/client-go/informers"
-	"k8s.io/client-go/kubernetes"
-	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/cache"
 	mcsv1beta1 "sigs.k8s.io/mcs-api/pkg/apis/v1beta1"
 
 	fleetv1alpha1 "github.com/meridian-io/meridian/apis/fleet/v1alpha1"
 	netv1alpha1 "github.com/meridian-io/meridian/apis/networking/v1alpha1"
+	"github.com/meridian-io/meridian/internal/membercache"
 )
-
-// ConfigSource gives the REST config of a connected member and a fingerprint that changes when
-// the connection is replaced.
-type ConfigSource interface {
-	RESTConfig(member string) (*rest.Config, bool)
-	Fingerprint(member string) (string, bool)
-}
 
 // CRDState says whether a member serves the Multi-Cluster Services API, and who installed it.
 type CRDState int
@@ -63,25 +54,29 @@ type Handlers struct {
 
 // Inventory keeps, for each connected member, what service discovery reads from it: namespaces,
 // Services, EndpointSlices and ServiceExports (trimmed to the fields used), and Meridian's
-// ServiceImports' status. It only reads members.
+// ServiceImports' status. It only reads members, over the member cache's clients: it is a
+// membercache.Subscriber, and a member's informers live exactly as long as its connection.
 type Inventory struct {
-	configs  ConfigSource
 	handlers Handlers
 
 	mu      sync.Mutex
+	stopped bool
 	members map[string]*memberInventory
+	// notices are the goroutines that tell the handlers of a disconnect.
+	notices sync.WaitGroup
 }
 
-// NewInventory returns an empty Inventory; Sync adds members.
-func NewInventory(configs ConfigSource, h Handlers) *Inventory {
-	return &Inventory{configs: configs, handlers: h, members: map[string]*memberInventory{}}
+var _ membercache.Subscriber = (*Inventory)(nil)
+
+// NewInventory returns an empty Inventory; the member cache's notices add and remove members.
+func NewInventory(h Handlers) *Inventory {
+	return &Inventory{handlers: h, members: map[string]*memberInventory{}}
 }
 
 type memberInventory struct {
-	name        string
-	fingerprint string
-	cancel      context.CancelFunc
-	dyn         dynamic.Interface
+	name   string
+	cancel context.CancelFunc
+	dyn    dynamic.Interface
 
 	services, slices, namespaces cache.SharedIndexInformer
 
@@ -91,38 +86,54 @@ type memberInventory struct {
 	imports  cache.SharedIndexInformer
 }
 
-// Sync starts, replaces or stops a member's inventory to match its connection.
-func (i *Inventory) Sync(member string) {
-	cfg, ok := i.configs.RESTConfig(member)
-	fp, _ := i.configs.Fingerprint(member)
+// MemberConnected starts the member's inventory on its new clients, replacing any older one.
+func (i *Inventory) MemberConnected(m *membercache.Member) {
 	i.mu.Lock()
-	old := i.members[member]
-	if ok && old != nil && old.fingerprint == fp {
-		i.mu.Unlock()
+	defer i.mu.Unlock()
+	if i.stopped {
 		return
 	}
-	delete(i.members, member)
-	var m *memberInventory
-	if ok {
-		var err error
-		if m, err = i.start(member, fp, cfg); err == nil {
-			i.members[member] = m
-		}
-	}
-	i.mu.Unlock()
-	if old != nil {
+	if old := i.members[m.Name]; old != nil {
 		old.cancel()
 	}
+	i.members[m.Name] = i.start(m)
 }
+
+// MemberDisconnected stops the member's informers and tells service discovery that the member's
+// inventory is gone.
+func (i *Inventory) MemberDisconnected(name string) {
+	i.mu.Lock()
+	defer i.mu.Unlock()
+	old := i.members[name]
+	if old == nil {
+		return
+	}
+	old.cancel()
+	delete(i.members, name)
+	if i.stopped {
+		return
+	}
+	// The handlers queue requests on a bounded channel: never block the member cache on it.
+	i.notices.Add(1)
+	go func() {
+		defer i.notices.Done()
+		i.handlers.Member(name)
+	}()
+}
+
+// MemberHealthChanged does nothing: the informers reconnect by themselves.
+func (i *Inventory) MemberHealthChanged(string, membercache.Health) {}
 
 // Stop ends every member's inventory.
 func (i *Inventory) Stop() {
 	i.mu.Lock()
-	defer i.mu.Unlock()
+	i.stopped = true
 	for name, m := range i.members {
 		m.cancel()
 		delete(i.members, name)
 	}
+	i.mu.Unlock()
+	i.notices.Wait()
 }
 
 // Start blocks until ctx ends, then stops; it makes the Inventory a manager Runnable.
@@ -132,22 +143,11 @@ func (i *Inventory) Start(ctx context.Context) error {
 	return nil
 }
 
-func (i *Inventory) start(name, fp string, cfg *rest.Config) (*memberInventory, error) {
-	// Informers need a client without the member's per-request timeout, which would cut every
-	// watch after that long.
-	cfg = rest.CopyConfig(cfg)
-	cfg.Timeout = 0
-	cs, err := kubernetes.NewForConfig(cfg)
-	if err != nil {
-		return nil, err
-	}
-	dyn, err := dynamic.NewForConfig(cfg)
-	if err != nil {
-		return nil, err
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	m := &memberInventory{name: name, fingerprint: fp, cancel: cancel, dyn: dyn}
-	f := informers.NewSharedInformerFactory(cs, 0)
+func (i *Inventory) start(mc *membercache.Member) *memberInventory {
+	name := mc.Name
+	ctx, cancel := context.WithCancel(mc.Context())
+	m := &memberInventory{name: name, cancel: cancel, dyn: mc.WatchDynamic}
+	f := mc.Informers
 	m.services = f.Core().V1().Services().Informer()
 	m.slices = f.Discovery().V1().EndpointSlices().Informer()
 	m.namespaces = f.Core().V1().Namespaces().Informer()
@@ -180,14 +180,14 @@ func (i *Inventory) start(name, fp string, cfg *rest.Config) (*memberInventory, 
 		},
 		DeleteFunc: func(o any) { i.namespaceChanged(name, o) },
 	})
-	f.Start(ctx.Done())
+	f.Start(mc.Done())
 	go func() {
 		if cache.WaitForCacheSync(ctx.Done(), m.services.HasSynced, m.slices.HasSynced, m.namespaces.HasSynced) {
 			i.handlers.Member(name)
 		}
 	}()
 	go i.watchCRDs(ctx, m)
-	return m, nil
+	return m
 }
 
 func (i *Inventory) serviceHandler(key func(any) (string, string)) cache.ResourceEventHandler {

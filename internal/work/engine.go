@@ -5,33 +5,29 @@ import (
 	"sync"
 
 	"k8s.io/apimachinery/pkg/types"
-	"k8s.io/client-go/rest"
+
+	"github.com/meridian-io/meridian/internal/membercache"
 )
 
-// ConfigSource gives the REST config of a connected member and a fingerprint that changes when
-// the connection is replaced (a new kubeconfig).
-type ConfigSource interface {
-	RESTConfig(member string) (*rest.Config, bool)
-	Fingerprint(member string) (string, bool)
-}
-
 // Engine holds one MemberSyncer per connected member: its own queue, workers and caches, so that
-// a member that hangs only holds its own workers.
+// a member that hangs only holds its own workers. It is a membercache.Subscriber: a syncer is
+// made from the member cache's clients when a member connects, and stopped when it disconnects
+// (or its credentials are replaced, which the cache announces as a disconnect and a connect).
 type Engine struct {
-	configs ConfigSource
 	process ProcessFunc
 	workers int
 
-	mu      sync.Mutex
-	ctx     context.Context
-	cancel  context.CancelFunc
-	members map[string]*MemberSyncer
+	mu       sync.Mutex
+	stopped  bool
+	members  map[string]*MemberSyncer
+	stopping sync.WaitGroup
 }
 
+var _ membercache.Subscriber = (*Engine)(nil)
+
 // NewEngine returns an Engine that runs process on workers goroutines per member.
-func NewEngine(configs ConfigSource, workers int, process ProcessFunc) *Engine {
-	ctx, cancel := context.WithCancel(context.Background())
-	return &Engine{configs: configs, process: process, workers: workers, ctx: ctx, cancel: cancel, members: map[string]*MemberSyncer{}}
+func NewEngine(workers int, process ProcessFunc) *Engine {
+	return &Engine{process: process, workers: workers, members: map[string]*MemberSyncer{}}
 }
 
 // Start blocks until ctx ends, then stops every member's workers; it makes the Engine a Runnable.
@@ -41,62 +37,69 @@ func (e *Engine) Start(ctx context.Context) error {
 	return nil
 }
 
-// Stop ends every member's workers and caches.
+// Stop ends every member's workers and caches and waits for them.
 func (e *Engine) Stop() {
-	e.cancel()
 	e.mu.Lock()
+	e.stopped = true
 	members := e.members
 	e.members = map[string]*MemberSyncer{}
 	e.mu.Unlock()
 	for _, s := range members {
 		s.Stop()
 	}
+	e.stopping.Wait()
+}
+
+// MemberConnected starts a syncer on the member's new clients, replacing any older one.
+func (e *Engine) MemberConnected(m *membercache.Member) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.stopped {
+		return
+	}
+	e.stopLocked(m.Name)
+	e.members[m.Name] = newMemberSyncer(m, e.workers, e.process)
+}
+
+// MemberDisconnected stops the member's syncer.
+func (e *Engine) MemberDisconnected(name string) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	e.stopLocked(name)
+}
+
+// MemberHealthChanged does nothing: the ClusterWork controller reads health per pass.
+func (e *Engine) MemberHealthChanged(string, membercache.Health) {}
+
+// stopLocked ends a syncer without waiting for its workers here: the member's context has ended,
+// so their requests return at once, and Stop waits for them.
+func (e *Engine) stopLocked(name string) {
+	s := e.members[name]
+	if s == nil {
+		return
+	}
+	delete(e.members, name)
+	s.cancel()
+	e.stopping.Add(1)
+	go func() {
+		defer e.stopping.Done()
+		s.Stop()
+	}()
 }
 
 // Enqueue queues a Work on its member's queue. It returns false when the member is not connected
-// (no syncer can be made), in which case the caller reports that on the Work itself.
+// (it has no syncer), in which case the caller reports that on the Work itself.
 func (e *Engine) Enqueue(member string, work types.NamespacedName) bool {
-	s, err := e.syncer(member)
-	if err != nil || s == nil {
+	s := e.syncer(member)
+	if s == nil {
 		return false
 	}
 	s.Enqueue(work)
 	return true
 }
 
-// Remove stops the syncer of a member that left.
-func (e *Engine) Remove(member string) {
+func (e *Engine) syncer(member string) *MemberSyncer {
 	e.mu.Lock()
-	s := e.members[member]
-	delete(e.members, member)
-	e.mu.Unlock()
-	if s != nil {
-		s.Stop()
-	}
-}
-
-// syncer returns the member's syncer, replacing it when the member's connection changed (new
-// credentials: new clients and caches) and dropping it when the member is not connected.
-func (e *Engine) syncer(member string) (*MemberSyncer, error) {
-	fp, connected := e.configs.Fingerprint(member)
-	cfg, _ := e.configs.RESTConfig(member)
-	e.mu.Lock()
-	old := e.members[member]
-	if old != nil && connected && old.fingerprint == fp {
-		e.mu.Unlock()
-		return old, nil
-	}
-	delete(e.members, member)
-	var s *MemberSyncer
-	var err error
-	if connected && cfg != nil && e.ctx.Err() == nil {
-		if s, err = newMemberSyncer(e.ctx, member, fp, cfg, e.workers, e.process); err == nil {
-			e.members[member] = s
-		}
-	}
-	e.mu.Unlock()
-	if old != nil {
-		old.Stop() // outside the lock: it waits for the old workers
-	}
-	return s, err
+	defer e.mu.Unlock()
+	return e.members[member]
 }

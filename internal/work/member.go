@@ -15,12 +15,11 @@ import (
 	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/dynamic/dynamicinformer"
 	"k8s.io/client-go/metadata"
-	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/cache"
 	"k8s.io/client-go/util/workqueue"
-	"sigs.k8s.io/controller-runtime/pkg/client/apiutil"
 
 	fleetv1alpha1 "github.com/meridian-io/meridian/apis/fleet/v1alpha1"
+	"github.com/meridian-io/meridian/internal/membercache"
 )
 
 // trimmedKey holds, in a transformed cache entry, what the syncer computed from the full object.
@@ -42,9 +41,11 @@ type MemberSyncer struct {
 	inflight chan struct{}
 	mapper   meta.RESTMapper
 	queue    workqueue.TypedRateLimitingInterface[types.NamespacedName]
-	ctx      context.Context
-	cancel   context.CancelFunc
-	wg       sync.WaitGroup
+	// status writes status subresources on the member's own status workers.
+	status *statusWriter
+	ctx    context.Context
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
 
 	mu        sync.Mutex
 	informers map[schema.GroupVersionResource]cache.SharedIndexInformer
@@ -83,44 +84,21 @@ type trimmed struct {
 	HealthMsg  string                        `json:"healthMessage,omitempty"`
 }
 
-func newMemberSyncer(parent context.Context, name, fingerprint string, cfg *rest.Config, workers int, process ProcessFunc) (*MemberSyncer, error) {
-	httpClient, err := rest.HTTPClientFor(cfg)
-	if err != nil {
-		return nil, fmt.Errorf("HTTP client for member %s: %w", name, err)
-	}
-	dyn, err := dynamic.NewForConfigAndClient(cfg, httpClient)
-	if err != nil {
-		return nil, fmt.Errorf("dynamic client for member %s: %w", name, err)
-	}
-	metaClient, err := metadata.NewForConfigAndClient(cfg, httpClient)
-	if err != nil {
-		return nil, fmt.Errorf("metadata client for member %s: %w", name, err)
-	}
-	// Watches need a client without the per-request timeout of cfg: an http.Client timeout cuts a
-	// watch after that long, and the reflector then backs off for up to 30 s before watching again.
-	watchCfg := rest.CopyConfig(cfg)
-	watchCfg.Timeout = 0
-	watchDyn, err := dynamic.NewForConfig(watchCfg)
-	if err != nil {
-		return nil, fmt.Errorf("dynamic watch client for member %s: %w", name, err)
-	}
-	mapper, err := apiutil.NewDynamicRESTMapper(cfg, httpClient)
-	if err != nil {
-		return nil, fmt.Errorf("REST mapper for member %s: %w", name, err)
-	}
-	ctx, cancel := context.WithCancel(parent)
+func newMemberSyncer(m *membercache.Member, workers int, process ProcessFunc) *MemberSyncer {
+	ctx, cancel := context.WithCancel(m.Context())
 	s := &MemberSyncer{
-		name:         name,
-		hubNamespace: fleetv1alpha1.MemberClusterNamespacePrefix + name,
-		fingerprint:  fingerprint,
-		dyn:          dyn,
-		watchDyn:     watchDyn,
-		meta:         metaClient,
+		name:         m.Name,
+		hubNamespace: fleetv1alpha1.MemberClusterNamespacePrefix + m.Name,
+		fingerprint:  m.Fingerprint,
+		dyn:          m.Dynamic,
+		watchDyn:     m.WatchDynamic,
+		meta:         m.Metadata,
 		inflight:     make(chan struct{}, workers),
-		mapper:       mapper,
+		mapper:       m.Mapper,
 		queue: workqueue.NewTypedRateLimitingQueueWithConfig(
 			workqueue.DefaultTypedControllerRateLimiter[types.NamespacedName](),
-			workqueue.TypedRateLimitingQueueConfig[types.NamespacedName]{Name: "work-" + name}),
+			workqueue.TypedRateLimitingQueueConfig[types.NamespacedName]{Name: "work-" + m.Name}),
+		status:    newStatusWriter(m.Name),
 		ctx:       ctx,
 		cancel:    cancel,
 		informers: map[schema.GroupVersionResource]cache.SharedIndexInformer{},
@@ -132,11 +110,16 @@ func newMemberSyncer(parent context.Context, name, fingerprint string, cfg *rest
 		s.wg.Add(1)
 		go s.worker(process)
 	}
+	for range statusWorkers {
+		s.wg.Add(1)
+		go s.statusWorker()
+	}
 	go func() {
 		<-ctx.Done()
 		s.queue.ShutDown()
+		s.status.queue.ShutDown()
 	}()
-	return s, nil
+	return s
 }
 
 func (s *MemberSyncer) acquire() { s.inflight <- struct{}{} }
@@ -162,10 +145,12 @@ func (s *MemberSyncer) Name() string { return s.name }
 // Enqueue queues a Work of this member.
 func (s *MemberSyncer) Enqueue(work types.NamespacedName) { s.queue.Add(work) }
 
-// Stop ends the member's workers and informers and waits for the workers.
+// Stop ends the member's workers and informers, waits for the workers, and tells whoever waits
+// for a status write that it will not happen.
 func (s *MemberSyncer) Stop() {
 	s.cancel()
 	s.wg.Wait()
+	s.status.drain(s.name)
 }
 
 func (s *MemberSyncer) worker(process ProcessFunc) {

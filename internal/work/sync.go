@@ -40,6 +40,8 @@ type Result struct {
 	RequeueAfter time.Duration
 	// Err is a transient error (the member did not answer); the pass should be retried.
 	Err error
+	// PruneErr is the part of Err that comes from removing objects the Work no longer lists.
+	PruneErr error
 }
 
 // Sync makes the member hold the Work's objects and prunes those it no longer lists.
@@ -85,6 +87,7 @@ func (s *MemberSyncer) Sync(ctx context.Context, work *fleetv1alpha1.ClusterWork
 	wrote, err := s.prune(ctx, work, wanted, work.Spec.DeletionPolicy)
 	res.Writes += wrote
 	if err != nil {
+		res.PruneErr = err
 		errs = append(errs, err)
 	}
 	res.Err = errors.Join(errs...)
@@ -186,43 +189,43 @@ func (s *MemberSyncer) syncOne(ctx context.Context, work *fleetv1alpha1.ClusterW
 		return failed(fmt.Sprintf("%s cannot be encoded: %v.", m.Key, err))
 	}
 	digest := digestOf(body)
-	// adopted: the object existed before Meridian took it over; it keeps that mark so that no
-	// prune ever deletes it. retaken: Meridian created it for this Work and orphaned it earlier.
-	adopted, retaken := false, false
+	// The decision is pure (Decide); what it needs from the member is read first: the cached
+	// object Meridian owns, or else (one metadata listing per resource and namespace for every
+	// object of the pass) whether one exists that Meridian does not own.
+	state := ObjectState{Work: work.Name, Adopt: work.Spec.Adopt}
 	if live != nil {
-		if owner := live.GetAnnotations()[fleetv1alpha1.WorkAnnotation]; owner != work.Name {
-			st.State = fleetv1alpha1.ObjectConflict
-			st.Message = fmt.Sprintf("%s already belongs to ClusterWork %s/%s; list it in one Work only.", m.Key, s.hubNamespace, owner)
-			st.ConflictManagers = []string{fleetv1alpha1.FieldManager}
-			return st, 0, 0, nil
-		}
-		if s.inSync(m, digest, live) {
-			t := trimmedOf(live)
-			s.observe(m.Key, t)
-			st.State, st.AppliedGeneration, st.Feedback = fleetv1alpha1.ObjectApplied, live.GetGeneration(), t.Feedback
-			st.Health, st.Message = t.Health, t.HealthMsg
-			return st, 0, 0, nil
-		}
-		adopted = live.GetLabels()[fleetv1alpha1.AdoptedLabel] == "true"
+		state.Owned = &metav1.ObjectMeta{Annotations: live.GetAnnotations(), Labels: live.GetLabels()}
+		// inSync records what it learns: only for this Work's own object.
+		state.InSync = live.GetAnnotations()[fleetv1alpha1.WorkAnnotation] == work.Name && s.inSync(m, digest, live)
 	} else {
-		// Not among the objects Meridian owns: it may exist all the same. One metadata listing per
-		// resource and namespace answers that for every object of the pass.
 		existing, err := unowned.get(ctx, mapping.Resource, m.Key.Namespace, m.Key.Name)
-		switch {
-		case err != nil:
+		if err != nil {
 			return pending(fmt.Sprintf("Reading %s from the member failed: %v.", m.Key, err), 0, err)
-		case existing == nil:
-		case existing.Annotations[fleetv1alpha1.OrphanedFromAnnotation] == work.Name && existing.Labels[fleetv1alpha1.AdoptedLabel] == "":
-			retaken = true
-		case !work.Spec.Adopt:
-			st.State = fleetv1alpha1.ObjectConflict
-			st.ConflictManagers = managersOf(existing.ManagedFields)
-			st.Message = fmt.Sprintf("%s exists in the member and was not created by Meridian (field managers: %s); it was left untouched. Set spec.adopt to take it over.",
-				m.Key, strings.Join(st.ConflictManagers, ", "))
-			return st, 0, 0, nil
-		default:
-			adopted = true
 		}
+		if existing != nil {
+			state.Unowned = &existing.ObjectMeta
+		}
+	}
+	action, adopted := Decide(state)
+	retaken := action == ActionRetake
+	switch action {
+	case ActionConflictOtherWork:
+		st.State = fleetv1alpha1.ObjectConflict
+		st.Message = fmt.Sprintf("%s already belongs to ClusterWork %s/%s; list it in one Work only.", m.Key, s.hubNamespace, live.GetAnnotations()[fleetv1alpha1.WorkAnnotation])
+		st.ConflictManagers = []string{fleetv1alpha1.FieldManager}
+		return st, 0, 0, nil
+	case ActionSkip:
+		t := trimmedOf(live)
+		s.observe(m.Key, t)
+		st.State, st.AppliedGeneration, st.Feedback = fleetv1alpha1.ObjectApplied, live.GetGeneration(), t.Feedback
+		st.Health, st.Message = t.Health, t.HealthMsg
+		return st, 0, 0, nil
+	case ActionConflictUnowned:
+		st.State = fleetv1alpha1.ObjectConflict
+		st.ConflictManagers = managersOf(state.Unowned.ManagedFields)
+		st.Message = fmt.Sprintf("%s exists in the member and was not created by Meridian (field managers: %s); it was left untouched. Set spec.adopt to take it over.",
+			m.Key, strings.Join(st.ConflictManagers, ", "))
+		return st, 0, 0, nil
 	}
 
 	if adopted {

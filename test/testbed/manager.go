@@ -11,15 +11,15 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/webhook"
 
 	"github.com/meridian-io/meridian/controllers"
-	"github.com/meridian-io/meridian/internal/memberconn"
+	"github.com/meridian-io/meridian/internal/membercache"
 )
 
 // Manager is Meridian's manager running in the test process against the bed's hub.
 type Manager struct {
 	ctrl.Manager
-	Registry *memberconn.Registry
-	cancel   context.CancelFunc
-	done     chan error
+	Members *membercache.Cache
+	cancel  context.CancelFunc
+	done    chan error
 }
 
 // StartManager runs the manager with every controller (and, when the bed serves webhooks, the
@@ -39,12 +39,12 @@ func (b *Bed) StartManager(opts controllers.Options) (*Manager, error) {
 		return nil, err
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	registry, err := controllers.Setup(ctx, mgr, opts)
+	members, err := controllers.Setup(ctx, mgr, opts)
 	if err != nil {
 		cancel()
 		return nil, err
 	}
-	m := &Manager{Manager: mgr, Registry: registry, cancel: cancel, done: make(chan error, 1)}
+	m := &Manager{Manager: mgr, Members: members, cancel: cancel, done: make(chan error, 1)}
 	go func() { m.done <- mgr.Start(ctx) }()
 	if opts.EnableWebhooks {
 		deadline := time.Now().Add(30 * time.Second)

@@ -77,6 +77,7 @@ type Cluster struct {
 	env  *envtest.Environment
 	mu   sync.Mutex
 	hung bool
+	cut  bool
 }
 
 // WebhookServing is where the hub's webhook configuration sends admission requests.
@@ -301,6 +302,9 @@ func (b *Bed) Stop() error {
 			if err := c.Resume(); err != nil {
 				errs = append(errs, err)
 			}
+		}
+		if err := c.Restore(); err != nil {
+			errs = append(errs, err)
 		}
 		if err := c.stopLive(); err != nil {
 			errs = append(errs, fmt.Errorf("stop %s: %w", c.Name, err))

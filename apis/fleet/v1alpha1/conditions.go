@@ -32,6 +32,9 @@ const (
 	MemberReadyReason = "MemberReady"
 	// DeletingReason: the MemberCluster is being deleted.
 	DeletingReason = "Deleting"
+	// ReconcileFailedReason: the last pass over the MemberCluster failed (its hub namespace or its
+	// kubeconfig Secret could not be read or written); the status describes an older generation.
+	ReconcileFailedReason = "ReconcileFailed"
 )
 
 // Labels and annotations Meridian sets on hub objects.
@@ -71,6 +74,8 @@ const (
 	HealthyReason            = "Healthy"
 	InvalidObjectsReason     = "InvalidObjects"
 	MemberNotConnectedReason = "MemberNotConnected"
+	// PruneFailedReason: the objects are applied, but removing one the Work no longer lists failed.
+	PruneFailedReason = "PruneFailed"
 )
 
 // Labels and annotations the work syncer sets on the objects it writes to members.

@@ -81,7 +81,8 @@ type ClusterReference struct {
 }
 
 // ProbeSettings bound how the hub probes a member. A member that does not answer within
-// timeoutSeconds turns Reachable=False no later than intervalSeconds+timeoutSeconds after it stopped.
+// timeoutSeconds turns Reachable=False no later than failureThreshold×(intervalSeconds+timeoutSeconds)
+// after it stopped.
 type ProbeSettings struct {
 	// intervalSeconds between two probes.
 	// +optional
@@ -96,6 +97,14 @@ type ProbeSettings struct {
 	// +kubebuilder:validation:Minimum=1
 	// +kubebuilder:validation:Maximum=60
 	TimeoutSeconds int32 `json:"timeoutSeconds,omitempty"`
+
+	// failureThreshold is how many probes in a row must fail before a member that answered is
+	// reported unreachable, so that one lost probe does not flip its Works' status.
+	// +optional
+	// +kubebuilder:default=3
+	// +kubebuilder:validation:Minimum=1
+	// +kubebuilder:validation:Maximum=20
+	FailureThreshold int32 `json:"failureThreshold,omitempty"`
 }
 
 // NodeSummary counts a member's nodes.

@@ -23,9 +23,11 @@ import (
 const (
 	probeInterval = 1
 	probeTimeout  = 1
-	// bound is how long a probe may take to see a change: one interval plus the timeout, plus
-	// slack for a loaded 2-core machine.
-	bound = (probeInterval+probeTimeout)*time.Second + 8*time.Second
+	// failureThreshold is the API's default: probes that must fail in a row.
+	failureThreshold = 3
+	// bound is how long the probes may take to see a change: the threshold times one interval
+	// plus the timeout, plus slack for a loaded 2-core machine.
+	bound = failureThreshold*(probeInterval+probeTimeout)*time.Second + 8*time.Second
 )
 
 func memberFromSecret(name, secretName string) *fleetv1alpha1.MemberCluster {
@@ -201,7 +203,7 @@ var _ = Describe("MemberCluster", func() {
 		By("waiting while the control plane is not initialised")
 		Consistently(func() error {
 			return bed.Hub.Client.Get(ctx(), client.ObjectKey{Name: "capi-fleet-edge"}, &fleetv1alpha1.MemberCluster{})
-		}, 2*time.Second, 200*time.Millisecond).Should(Satisfy(apierrors.IsNotFound))
+		}, bound, 200*time.Millisecond).Should(Satisfy(apierrors.IsNotFound))
 
 		By("initialising the control plane")
 		cluster.Status.Initialization.ControlPlaneInitialized = ptr.To(true)

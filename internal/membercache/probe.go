@@ -1,4 +1,4 @@
-package memberconn
+package membercache
 
 import (
 	"context"
@@ -11,7 +11,6 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/version"
 	"k8s.io/client-go/kubernetes"
-	"k8s.io/client-go/rest"
 
 	fleetv1alpha1 "github.com/meridian-io/meridian/apis/fleet/v1alpha1"
 )
@@ -56,10 +55,6 @@ func (h Health) SameResult(o Health) bool {
 
 // Prober probes a member through a client whose requests are bounded by ctx.
 type Prober func(ctx context.Context, c kubernetes.Interface) Health
-
-func newProbeClient(cfg *rest.Config) (kubernetes.Interface, error) {
-	return kubernetes.NewForConfig(cfg)
-}
 
 func probe(ctx context.Context, c kubernetes.Interface) Health {
 	start := time.Now()

@@ -1,4 +1,4 @@
-package memberconn
+package membercache
 
 import (
 	"github.com/prometheus/client_golang/prometheus"
