@@ -121,7 +121,9 @@ var _ = Describe("Service discovery, hardened", func() {
 		createGNS(g)
 		Eventually(condition(name, netv1alpha1.ReadyCondition), timeout, poll).Should(beTrueWith(netv1alpha1.AllAppliedReason))
 		for _, m := range members {
-			DeferCleanup(func() { _ = bed.Member(m).Client.Delete(bg(), &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: name}}) })
+			DeferCleanup(func() {
+				_ = bed.Member(m).Client.Delete(bg(), &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: name}})
+			})
 		}
 		Expect(bed.Hub.Client.Delete(bg(), g)).To(Succeed())
 		Eventually(func() bool {
