@@ -174,9 +174,8 @@ func (r *ServiceDiscoveryReconciler) importInto(ctx context.Context, gns map[str
 		return &mcs.MemberImport{Cluster: member, State: mcs.ImportPending, Message: err.Error()}, err
 	}
 	state, msg := mcs.WorkImportState(w, imp.Type == mcsv1beta1.ClusterSetIP, len(vips) > 0)
-	if current == nil || !work.SameSpec(current.Spec, desired.Spec) {
-		// Just written: the status the Work carries is about its former spec.
-		state, msg = mcs.ImportPending, "the work syncer has not applied the latest import yet"
+	if current == nil {
+		state, msg = mcs.ImportPending, "its ClusterWork was just created"
 	}
 	return &mcs.MemberImport{Cluster: member, State: state, Message: msg}, r.importStatus(ctx, member, ns, name, imp.Sources)
 }

@@ -49,9 +49,12 @@ func WorkImportState(w *fleetv1alpha1.ClusterWork, needVIP, haveVIP bool) (Impor
 	if applied != nil && applied.Status == metav1.ConditionUnknown {
 		return ImportUnreachable, applied.Message
 	}
-	if w.Status.ObservedGeneration != w.Generation || applied == nil {
-		return ImportPending, "the work syncer has not applied the latest import yet"
+	if applied == nil {
+		return ImportPending, "the work syncer has not applied the import yet"
 	}
+	// A Work whose newer spec (new endpoints, say) is still being applied keeps the state of
+	// what the member holds now: an import in place stays imported while it is updated, so
+	// that Ready does not flap (and cost two status writes) on every endpoint change.
 	for _, o := range w.Status.Objects {
 		if o.State == fleetv1alpha1.ObjectFailed || o.State == fleetv1alpha1.ObjectConflict {
 			return ImportFailed, fmt.Sprintf("%s %s: %s", o.Kind, o.Name, o.Message)
