@@ -37,6 +37,8 @@ const KubeconfigSecretKey = "value"
 type Options struct {
 	// Members names the member clusters to start; default member-1 and member-2.
 	Members []string
+	// AuditMembers makes every member apiserver log who sent each request (Cluster.AuditEvents).
+	AuditMembers bool
 	// MemberOptions set up members by name, e.g. as live clusters; members without are bare.
 	MemberOptions map[string]MemberOptions
 	// Scheme of the clients the test bed hands out; it must know the kinds the test uses.
@@ -78,6 +80,8 @@ type Cluster struct {
 	mu   sync.Mutex
 	hung bool
 	cut  bool
+	// auditLog is the member apiserver's audit log (Options.AuditMembers).
+	auditLog string
 }
 
 // WebhookServing is where the hub's webhook configuration sends admission requests.
@@ -143,6 +147,11 @@ func Start(ctx context.Context, opts Options) (_ *Bed, reterr error) {
 	b.Hub = &Cluster{Name: "hub", env: hubEnv}
 	for _, name := range opts.Members {
 		m := &Cluster{Name: name, env: memberEnvironment(filepath.Join(b.dir, name), opts), Live: live[name]}
+		if opts.AuditMembers {
+			if m.auditLog, err = enableAudit(m.env, filepath.Join(b.dir, name, "audit")); err != nil {
+				return b, err
+			}
+		}
 		if m.Live != nil {
 			m.Live.configure(m.env)
 		}

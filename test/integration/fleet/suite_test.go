@@ -17,6 +17,8 @@ import (
 var (
 	bed    *testbed.Bed
 	scheme *runtime.Scheme
+	// mgr is the manager under test; its member cache tells which connections are open.
+	mgr *testbed.Manager
 )
 
 func TestFleet(t *testing.T) {
@@ -31,17 +33,18 @@ var _ = BeforeSuite(func(ctx SpecContext) {
 	Expect(err).NotTo(HaveOccurred())
 
 	bed, err = testbed.Start(ctx, testbed.Options{
-		Members:    []string{"member-1", "member-2", "member-3"},
-		Scheme:     scheme,
-		Webhooks:   true,
-		ClusterAPI: true,
+		Members:      []string{"member-1", "member-2", "member-3"},
+		Scheme:       scheme,
+		Webhooks:     true,
+		ClusterAPI:   true,
+		AuditMembers: true,
 	})
 	if bed != nil {
 		DeferCleanup(bed.Stop)
 	}
 	Expect(err).NotTo(HaveOccurred())
 
-	mgr, err := bed.StartManager(controllers.DefaultOptions())
+	mgr, err = bed.StartManager(controllers.DefaultOptions())
 	Expect(err).NotTo(HaveOccurred())
 	DeferCleanup(mgr.Stop)
 }, NodeTimeout(3*time.Minute))

@@ -154,7 +154,7 @@ var _ = Describe("ClusterWork", func() {
 		Consistently(func() (string, error) {
 			cm, err := memberCM("member-2", ns, "theirs")()
 			return cm.ResourceVersion, err
-		}, 2*time.Second, 200*time.Millisecond).Should(Equal(before.ResourceVersion), "the object was modified")
+		}, timeout, 200*time.Millisecond).Should(Equal(before.ResourceVersion), "the object was modified")
 
 		By("setting adopt")
 		updateWork("member-2", ns, func(w *fleetv1alpha1.ClusterWork) {
@@ -180,7 +180,7 @@ var _ = Describe("ClusterWork", func() {
 			g.Expect(cm.Annotations).NotTo(HaveKey(fleetv1alpha1.WorkAnnotation))
 			g.Expect(cm.Annotations).NotTo(HaveKey(fleetv1alpha1.OrphanedFromAnnotation))
 		}, timeout, poll).Should(Succeed())
-		Consistently(memberCM("member-2", ns, "theirs"), 2*time.Second, 200*time.Millisecond).Should(
+		Consistently(memberCM("member-2", ns, "theirs"), timeout, 200*time.Millisecond).Should(
 			HaveField("Data", Equal(map[string]string{"owner": "meridian"})), "the adopted object was deleted")
 	})
 
@@ -356,24 +356,35 @@ var _ = Describe("ClusterWork steady state", Serial, func() {
 			Eventually(workCondition(w.Namespace[len(fleetv1alpha1.MemberClusterNamespacePrefix):], w.Name, fleetv1alpha1.ReadyCondition), 60*time.Second, poll).
 				Should(beTrueWith(fleetv1alpha1.AllAvailableReason))
 		}
-		// Let the last status patches and watch events settle before measuring.
-		time.Sleep(3 * time.Second)
-
 		clusters := append([]*testbed.Cluster{bed.Hub}, bed.Members...)
-		before := make([]map[string]float64, len(clusters))
-		for i, c := range clusters {
-			var err error
-			before[i], err = c.WriteRequests(bg())
-			Expect(err).NotTo(HaveOccurred())
+		snapshot := func(g Gomega) []map[string]float64 {
+			out := make([]map[string]float64, len(clusters))
+			for i, c := range clusters {
+				var err error
+				out[i], err = c.WriteRequests(bg())
+				g.Expect(err).NotTo(HaveOccurred())
+			}
+			return out
 		}
-		time.Sleep(30 * time.Second)
-		for i, c := range clusters {
-			after, err := c.WriteRequests(bg())
-			Expect(err).NotTo(HaveOccurred())
-			diff := testbed.DiffWrites(before[i], after)
-			GinkgoWriter.Printf("%s writes in 30 s of steady state: %v\n", c.Name, diff)
-			// The apiserver renews its own identity lease every ~10 s; that is not Meridian's.
-			Expect(testbed.WritesExcept(diff, "coordination.k8s.io/leases")).To(BeZero(), "writes to %s: %v", c.Name, diff)
+		// quiet fails when any cluster saw a write, other than the apiserver renewing its own
+		// identity lease every ~10 s, since before.
+		quiet := func(before []map[string]float64) func(Gomega) {
+			return func(g Gomega) {
+				for i, after := range snapshot(g) {
+					diff := testbed.DiffWrites(before[i], after)
+					g.Expect(testbed.WritesExcept(diff, "coordination.k8s.io/leases")).To(BeZero(), "writes to %s: %v", clusters[i].Name, diff)
+				}
+			}
+		}
+		// The last status patches and watch events settle: the first 3 s without a write.
+		var before []map[string]float64
+		Eventually(func(g Gomega) {
+			before = snapshot(g)
+			g.Consistently(quiet(before), 3*time.Second, 500*time.Millisecond).Should(Succeed())
+		}, 60*time.Second, poll).Should(Succeed())
+		Consistently(quiet(before), 30*time.Second, time.Second).Should(Succeed())
+		for i, after := range snapshot(Default) {
+			GinkgoWriter.Printf("%s writes in 30 s of steady state: %v\n", clusters[i].Name, testbed.DiffWrites(before[i], after))
 		}
 	})
 })
@@ -389,7 +400,7 @@ var _ = It("keeps member objects unchanged when nothing changes", func() {
 	Consistently(func() (string, error) {
 		cm, err := memberCM("member-2", ns, "c")()
 		return cm.ResourceVersion, err
-	}, 3*time.Second, 300*time.Millisecond).Should(Equal(cm.ResourceVersion))
+	}, timeout, 300*time.Millisecond).Should(Equal(cm.ResourceVersion))
 })
 
 // A Secret's stringData is turned into data by the member, so what the member holds never equals
@@ -415,7 +426,7 @@ var _ = It("applies a Secret given partly as stringData once, and repairs it whe
 	Expect(string(live.Data["token"])).To(Equal("s3cret"))
 	Expect(string(live.Data["user"])).To(Equal("meridian"))
 	resourceVersion := func() (string, error) { s, err := get(); return s.ResourceVersion, err }
-	Consistently(resourceVersion, 3*time.Second, 300*time.Millisecond).Should(Equal(live.ResourceVersion))
+	Consistently(resourceVersion, timeout, 300*time.Millisecond).Should(Equal(live.ResourceVersion))
 
 	By("editing its data with another client")
 	live.Data["user"] = []byte("intruder")
@@ -423,5 +434,5 @@ var _ = It("applies a Secret given partly as stringData once, and repairs it whe
 	Eventually(func() (string, error) { s, err := get(); return string(s.Data["user"]), err }, 5*time.Second, 50*time.Millisecond).Should(Equal("meridian"))
 	repaired, err := get()
 	Expect(err).NotTo(HaveOccurred())
-	Consistently(resourceVersion, 3*time.Second, 300*time.Millisecond).Should(Equal(repaired.ResourceVersion))
+	Consistently(resourceVersion, timeout, 300*time.Millisecond).Should(Equal(repaired.ResourceVersion))
 })
