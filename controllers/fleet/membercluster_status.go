@@ -9,6 +9,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	fleetv1alpha1 "github.com/meridian-io/meridian/apis/fleet/v1alpha1"
+	"github.com/meridian-io/meridian/internal/conditions"
 )
 
 // setStatus computes a MemberCluster's status from what this pass found; passErr is the pass's
@@ -52,6 +53,16 @@ func setStatus(m *fleetv1alpha1.MemberCluster, s *scope, now time.Time, refresh 
 		setCondition(m, fleetv1alpha1.ReadyCondition, reachable.Status, reachable.Reason, reachable.Message)
 	}
 
+	// Credentials the member cannot use need a person: Stalled, so that kstatus, Flux and Argo CD
+	// read Failed rather than "in progress". An unreachable member or a Secret not written yet
+	// (Cluster API writes it after the control plane) may still resolve by itself.
+	switch reachable.Reason {
+	case fleetv1alpha1.InvalidKubeconfigReason, fleetv1alpha1.UnauthorizedReason, fleetv1alpha1.ForbiddenReason:
+		setCondition(m, fleetv1alpha1.StalledCondition, metav1.ConditionTrue, reachable.Reason, reachable.Message)
+	default:
+		setCondition(m, fleetv1alpha1.StalledCondition, metav1.ConditionFalse, reachable.Reason, "")
+	}
+
 	if passErr == nil {
 		st.ObservedGeneration = m.Generation
 	} else if st.ObservedGeneration != m.Generation {
@@ -71,7 +82,7 @@ func setStatus(m *fleetv1alpha1.MemberCluster, s *scope, now time.Time, refresh 
 }
 
 func setCondition(m *fleetv1alpha1.MemberCluster, t string, status metav1.ConditionStatus, reason, message string) {
-	meta.SetStatusCondition(&m.Status.Conditions, metav1.Condition{
+	conditions.Set(&m.Status.Conditions, metav1.Condition{
 		Type:               t,
 		Status:             status,
 		Reason:             reason,

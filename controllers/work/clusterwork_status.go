@@ -8,6 +8,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	fleetv1alpha1 "github.com/meridian-io/meridian/apis/fleet/v1alpha1"
+	"github.com/meridian-io/meridian/internal/conditions"
 	"github.com/meridian-io/meridian/internal/work"
 )
 
@@ -126,7 +127,7 @@ func setNotConnected(w *fleetv1alpha1.ClusterWork, reason, message string) {
 }
 
 func set(w *fleetv1alpha1.ClusterWork, t string, s metav1.ConditionStatus, reason, msg string) {
-	meta.SetStatusCondition(&w.Status.Conditions, metav1.Condition{
+	conditions.Set(&w.Status.Conditions, metav1.Condition{
 		Type: t, Status: s, Reason: reason, Message: strings.TrimSpace(msg), ObservedGeneration: w.Generation,
 	})
 }

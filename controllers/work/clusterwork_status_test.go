@@ -58,7 +58,18 @@ func TestSetStatus(t *testing.T) {
 			w.Generation = 2
 			w.Status.ObservedGeneration = 1
 			setStatus(w, work.Result{Objects: tt.objects, Err: tt.err, PruneErr: tt.pruneErr})
-			get := func(c string) *metav1.Condition { return meta.FindStatusCondition(w.Status.Conditions, c) }
+			get := func(c string) *metav1.Condition {
+				got := meta.FindStatusCondition(w.Status.Conditions, c)
+				if got == nil && (c == fleetv1alpha1.ReconcilingCondition || c == fleetv1alpha1.StalledCondition) {
+					// Present only while True (Flux: never both present): absent reads as False.
+					return &metav1.Condition{Type: c, Status: metav1.ConditionFalse}
+				}
+				return got
+			}
+			if meta.FindStatusCondition(w.Status.Conditions, fleetv1alpha1.ReconcilingCondition) != nil &&
+				meta.FindStatusCondition(w.Status.Conditions, fleetv1alpha1.StalledCondition) != nil {
+				t.Error("Reconciling and Stalled are both present (Flux allows one at a time)")
+			}
 			if got := get(fleetv1alpha1.ReadyCondition).Status; got != tt.ready {
 				t.Errorf("Ready = %s, want %s", got, tt.ready)
 			}

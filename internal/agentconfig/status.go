@@ -10,6 +10,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	fleetv1alpha1 "github.com/meridian-io/meridian/apis/fleet/v1alpha1"
+	"github.com/meridian-io/meridian/internal/conditions"
 )
 
 // SinceAnnotation on a ClusterWork records when it got its revision, for the progress deadline.
@@ -82,7 +83,7 @@ func workConditions(w *fleetv1alpha1.ClusterWork) []metav1.Condition {
 func SetConditions(ac *fleetv1alpha1.AgentConfig, plan Plan, conflicts, contested []string) {
 	gen := ac.Generation
 	set := func(t string, s metav1.ConditionStatus, reason, msg string) {
-		meta.SetStatusCondition(&ac.Status.Conditions, metav1.Condition{Type: t, Status: s, Reason: reason, Message: msg, ObservedGeneration: gen})
+		conditions.Set(&ac.Status.Conditions, metav1.Condition{Type: t, Status: s, Reason: reason, Message: msg, ObservedGeneration: gen})
 	}
 	degradedReason, degradedMsg := plan.Reason, plan.Message
 	degraded := len(plan.Failed) > 0

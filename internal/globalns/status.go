@@ -5,10 +5,10 @@ import (
 	"sort"
 	"strings"
 
-	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	netv1alpha1 "github.com/meridian-io/meridian/apis/networking/v1alpha1"
+	"github.com/meridian-io/meridian/internal/conditions"
 )
 
 // SetStatus writes the per-cluster report and the kstatus conditions: Ready is True only when
@@ -107,7 +107,7 @@ func SetDeleting(g *netv1alpha1.GlobalNamespace, clusters []netv1alpha1.ClusterN
 }
 
 func set(g *netv1alpha1.GlobalNamespace, t string, s metav1.ConditionStatus, reason, msg string) {
-	meta.SetStatusCondition(&g.Status.Conditions, metav1.Condition{
+	conditions.Set(&g.Status.Conditions, metav1.Condition{
 		Type: t, Status: s, Reason: reason, Message: strings.TrimSpace(msg), ObservedGeneration: g.Generation,
 	})
 }

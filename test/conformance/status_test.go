@@ -23,13 +23,7 @@ var negativePolarity = map[string][]string{
 // knownIssues are the ways a kind falls short today, asserted exactly so that a fix (or a new
 // shortfall) fails the test until this table says so. Keyed by <group>/<Kind> or
 // <group>/<Kind>/<testdata name>. Each is reported in docs/gitops.md.
-var knownIssues = map[string]knownIssue{
-	"fleet.meridian.io/MemberCluster/stalled-invalid-kubeconfig": {kstatus: "InProgress"},
-	"fleet.meridian.io/ClusterWork": {flux: []string{
-		"Only one of Reconciling condition or Stalled condition must be present at a time"}},
-	"networking.meridian.io/GlobalNamespace": {flux: []string{
-		"Only one of Reconciling condition or Stalled condition must be present at a time"}},
-}
+var knownIssues = map[string]knownIssue{}
 
 type knownIssue struct {
 	// kstatus is what kstatus computes instead of the file name's promise.

@@ -75,8 +75,7 @@ var kinds = []kind{
 					Data:       map[string][]byte{testbed.KubeconfigSecretKey: []byte("apiVersion: v1\nkind: Config\nclusters: [ {name: x, cluster: {server: 'https://")},
 				})
 				return create(ctx, memberCluster("broken", "broken-kubeconfig"))
-			}, knownIssue: &knownIssue{got: status.InProgressStatus,
-				why: "MemberCluster sets no Stalled condition: a kubeconfig that cannot be parsed needs a person, yet kstatus reads Ready=False alone as InProgress"}},
+			}},
 		},
 	},
 	{

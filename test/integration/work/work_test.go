@@ -9,6 +9,7 @@ import (
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
@@ -146,7 +147,8 @@ var _ = Describe("ClusterWork", func() {
 		Eventually(workCondition("member-2", ns, fleetv1alpha1.AppliedCondition), timeout, poll).Should(beFalseWith(fleetv1alpha1.ConflictReason))
 		Expect(workCondition("member-2", ns, fleetv1alpha1.StalledCondition)(Default)).To(beTrueWith(fleetv1alpha1.ConflictReason))
 		Expect(workCondition("member-2", ns, fleetv1alpha1.DegradedCondition)(Default)).To(beTrueWith(fleetv1alpha1.ConflictReason))
-		Expect(workCondition("member-2", ns, fleetv1alpha1.ReconcilingCondition)(Default)).To(HaveField("Status", metav1.ConditionFalse))
+		// Reconciling is present only while True (Flux: one of Reconciling and Stalled at a time).
+		Expect(meta.FindStatusCondition(getWork(Default, "member-2", ns).Status.Conditions, fleetv1alpha1.ReconcilingCondition)).To(BeNil())
 		st := getWork(Default, "member-2", ns).Status.Objects[0]
 		Expect(st.State).To(Equal(fleetv1alpha1.ObjectConflict))
 		Expect(st.ConflictManagers).To(ContainElement("team-a-deployer"))
