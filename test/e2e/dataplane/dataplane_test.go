@@ -296,8 +296,8 @@ func (e *env) check(t *testing.T, f policy.Fleet) {
 			for _, pr := range probes {
 				from, to := f.Clusters[0].Pods[i], f.Clusters[0].Pods[j]
 				d, err := ref.Evaluate(policy.Connection{
-					From: policy.Endpoint{Cluster: "m0", Namespace: from.Namespace, Name: from.Name},
-					To:   policy.Endpoint{Cluster: "m0", Namespace: to.Namespace, Name: to.Name},
+					From:     policy.Endpoint{Cluster: "m0", Namespace: from.Namespace, Name: from.Name},
+					To:       policy.Endpoint{Cluster: "m0", Namespace: to.Namespace, Name: to.Name},
 					Protocol: policyv1alpha1.Protocol(pr.proto), Port: int32(pr.port)})
 				g.Expect(err).NotTo(HaveOccurred())
 				want := map[policy.Verdict]nettest.Outcome{policy.Allow: nettest.Connected, policy.Drop: nettest.TimedOut, policy.Reject: nettest.Refused}[d.Verdict]
