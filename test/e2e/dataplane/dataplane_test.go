@@ -58,6 +58,8 @@ type env struct {
 	topo   *nettest.Topology
 	member client.Client
 	nodeOf func(i int) string
+	// audit: the agents run in Audit mode, so every connection must connect.
+	audit bool
 }
 
 func TestDataplaneEndToEnd(t *testing.T) {
@@ -126,11 +128,16 @@ func TestDataplaneEndToEnd(t *testing.T) {
 	agentCtx, stopAgents := context.WithCancel(ctx)
 	var wg sync.WaitGroup
 	t.Cleanup(func() { stopAgents(); wg.Wait() })
+	var toAudit []func() error
 	for _, n := range topo.Nodes {
 		dir := t.TempDir()
 		port := freePort(t)
-		g.Expect(agenttest.WriteConfigMapDir(dir, map[string][]byte{agentfile.FileName: []byte(fmt.Sprintf(
-			"apiVersion: agent.meridian.io/v1alpha1\nkind: NodeAgentConfiguration\nmetricsPort: %d\ndropLogging: {enabled: true, ratePerSecond: 5}\n", port))})).To(Succeed())
+		writeConfig := func(mode string) error {
+			return agenttest.WriteConfigMapDir(dir, map[string][]byte{agentfile.FileName: []byte(fmt.Sprintf(
+				"apiVersion: agent.meridian.io/v1alpha1\nkind: NodeAgentConfiguration\nmetricsPort: %d\nenforcementMode: %s\ndropLogging: {enabled: true, ratePerSecond: 5}\n", port, mode))})
+		}
+		g.Expect(writeConfig("Enforce")).To(Succeed())
+		toAudit = append(toAudit, func() error { return writeConfig("Audit") })
 		c, err := agent.NewClient(m.Config)
 		g.Expect(err).NotTo(HaveOccurred())
 		a, err := agent.New(agent.Options{NodeName: nodeName(n), ConfigPath: filepath.Join(dir, agentfile.FileName), Version: "e2e",
@@ -158,6 +165,13 @@ func TestDataplaneEndToEnd(t *testing.T) {
 		e.check(t, f)
 		f.Policies = f.Policies[1:]
 		e.check(t, f)
+	})
+	t.Run("audit mode lets everything through", func(t *testing.T) {
+		for _, write := range toAudit {
+			NewWithT(t).Expect(write()).To(Succeed())
+		}
+		e.audit = true
+		e.check(t, handWritten(base))
 	})
 }
 
@@ -275,6 +289,12 @@ func (e *env) check(t *testing.T, f policy.Fleet) {
 			g.Expect(info.Dataplane).NotTo(BeNil())
 			g.Expect(info.Dataplane.Rules).To(Equal(int32(want.Rules)))
 			g.Expect(info.Dataplane.Pods).To(Equal(int32(podsPerNode)))
+			mode := "Enforce"
+			if e.audit {
+				mode = "Audit"
+			}
+			g.Expect(info.EnforcementMode).To(Equal(mode))
+			g.Expect(c.Message).To(ContainSubstring("mode " + mode))
 		}, 60*time.Second, 100*time.Millisecond).Should(Succeed(), "node %s", n.Name)
 	}
 
@@ -301,6 +321,9 @@ func (e *env) check(t *testing.T, f policy.Fleet) {
 					Protocol: policyv1alpha1.Protocol(pr.proto), Port: int32(pr.port)})
 				g.Expect(err).NotTo(HaveOccurred())
 				want := map[policy.Verdict]nettest.Outcome{policy.Allow: nettest.Connected, policy.Drop: nettest.TimedOut, policy.Reject: nettest.Refused}[d.Verdict]
+				if e.audit {
+					want = nettest.Connected
+				}
 				ps = append(ps, probe{i, j, pr.proto, pr.port, want, d.String()})
 			}
 		}
