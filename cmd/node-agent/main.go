@@ -1,6 +1,7 @@
 // Command node-agent is Meridian's per-node agent. It runs in the meridian-node-agent DaemonSet
 // that an AgentConfig installs in member clusters: it reads its config file, renews its node's
-// Lease and reports its state in the node's NodeAgentInfo (docs/agent.md).
+// Lease, enforces the member's policies on the node with nftables, and reports its state in the
+// node's NodeAgentInfo (docs/agent.md).
 package main
 
 import (
@@ -51,6 +52,7 @@ func run(opts agent.Options, kubeconfig string) error {
 	if err != nil {
 		return fmt.Errorf("member client config: %w", err)
 	}
+	opts.Dataplane = &agent.DataplaneOptions{RESTConfig: cfg}
 	if opts.Client, err = agent.NewClient(cfg); err != nil {
 		return err
 	}

@@ -61,6 +61,9 @@ type Options struct {
 	ResyncPeriod time.Duration
 	// Clock; default the real one.
 	Clock clock.WithTicker
+	// Dataplane, when set, enforces the member's policies on the node (cmd/node-agent always
+	// sets it); unset, the agent reports DataplaneReady=False, reason DataplaneDisabled.
+	Dataplane *DataplaneOptions
 }
 
 // Agent is one node's agent. Its state is owned by the goroutine that calls Run.
@@ -83,6 +86,8 @@ type Agent struct {
 	infoDirty bool
 
 	server *metricsServer
+	// dp enforces the policies; nil without Options.Dataplane.
+	dp *enforcer
 }
 
 // New checks the options and builds an agent; Run starts it.
@@ -134,6 +139,17 @@ func (a *Agent) Run(ctx context.Context) error {
 	}
 
 	a.reload()
+	var dpChanged chan struct{}
+	if a.opts.Dataplane != nil {
+		if a.dp, err = newEnforcer(*a.opts.Dataplane, a.opts.NodeName, a.log, a.config); err != nil {
+			return err
+		}
+		dpChanged = a.dp.changed
+		dpCtx, stopDP := context.WithCancel(ctx)
+		dpDone := make(chan struct{})
+		go func() { defer close(dpDone); a.dp.run(dpCtx) }()
+		defer func() { stopDP(); <-dpDone }()
+	}
 	serverErrs := make(chan error, 1)
 	a.applyConfig(ctx, serverErrs)
 	defer a.stopServer()
@@ -193,6 +209,8 @@ func (a *Agent) Run(ctx context.Context) error {
 		case err := <-serverErrs:
 			a.stopServer()
 			a.setHealth(fmt.Errorf("the metrics server on port %d stopped: %w", a.config.MetricsPort, err))
+		case <-dpChanged:
+			a.infoDirty = true
 		case <-resync.C():
 			a.info = nil // read it back: someone may have edited or deleted it
 			a.infoDirty = true
@@ -259,6 +277,9 @@ func (a *Agent) setConfigCond(status metav1.ConditionStatus, reason, message str
 func (a *Agent) applyConfig(ctx context.Context, serverErrs chan<- error) {
 	_ = a.logCfg.Verbosity().Set(strconv.Itoa(int(a.config.LogVerbosity)))
 	a.metrics.setProcessCollectors(a.config.Gate("ProcessMetrics"))
+	if a.dp != nil {
+		a.dp.setConfig(a.config)
+	}
 	if a.server != nil && a.server.port == a.config.MetricsPort {
 		return
 	}
@@ -354,9 +375,16 @@ func (a *Agent) desiredInfo(current *memberv1alpha1.NodeAgentInfo) *memberv1alph
 		set(metav1.Condition{Type: memberv1alpha1.HealthyCondition, Status: metav1.ConditionTrue,
 			Reason: memberv1alpha1.AgentRunningReason, Message: "The agent runs and serves its metrics."})
 	}
-	set(metav1.Condition{Type: memberv1alpha1.DataplaneReadyCondition, Status: metav1.ConditionFalse,
-		Reason:  memberv1alpha1.DataplaneNotImplementedReason,
-		Message: "This agent build has no dataplane yet: no policy is enforced on this node."})
+	if a.dp == nil {
+		set(metav1.Condition{Type: memberv1alpha1.DataplaneReadyCondition, Status: metav1.ConditionFalse,
+			Reason:  memberv1alpha1.DataplaneDisabledReason,
+			Message: "This agent runs without a dataplane: no policy is enforced on this node."})
+		d.Policies, d.Dataplane = nil, nil
+		return d
+	}
+	st := a.dp.snapshot()
+	set(st.cond)
+	d.Policies, d.Dataplane = st.policies, st.status
 	return d
 }
 

@@ -172,7 +172,7 @@ func TestNodeAgentInfoIsWrittenOnlyOnChange(t *testing.T) {
 		t.Fatalf("after a config change: %d updates, info %+v", n.updates.Load(), got)
 	}
 	dp := meta.FindStatusCondition(got.Conditions, memberv1alpha1.DataplaneReadyCondition)
-	if dp == nil || dp.Status != metav1.ConditionFalse || dp.Reason != memberv1alpha1.DataplaneNotImplementedReason {
+	if dp == nil || dp.Status != metav1.ConditionFalse || dp.Reason != memberv1alpha1.DataplaneDisabledReason {
 		t.Fatalf("DataplaneReady: %+v", dp)
 	}
 }

@@ -2,11 +2,13 @@ package agentconfig
 
 import (
 	"encoding/json"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
 
 	appsv1 "k8s.io/api/apps/v1"
+	rbacv1 "k8s.io/api/rbac/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime"
@@ -95,6 +97,27 @@ func TestCompileMember(t *testing.T) {
 	}
 	if crd := m.Objects[1]; crd.GetName() != NodeAgentInfoCRDName {
 		t.Fatalf("CRD %s", crd.GetName())
+	}
+
+	role := &rbacv1.ClusterRole{}
+	if err := runtime.DefaultUnstructuredConverter.FromUnstructured(find(t, m.Objects, "ClusterRole", AgentName).Object, role); err != nil {
+		t.Fatal(err)
+	}
+	var grants []string
+	for _, r := range role.Rules {
+		if len(r.ResourceNames)+len(r.NonResourceURLs) > 0 {
+			t.Errorf("unexpected rule %+v", r)
+		}
+		for _, g := range r.APIGroups {
+			for _, res := range r.Resources {
+				grants = append(grants, fmt.Sprintf("%s/%s:%s", g, res, strings.Join(r.Verbs, ",")))
+			}
+		}
+	}
+	// Least privilege: write its NodeAgentInfo; only list and watch what the dataplane compiles.
+	wantGrants := "member.meridian.io/nodeagentinfos:get,create,update member.meridian.io/membernetworkpolicies:list,watch networking.k8s.io/networkpolicies:list,watch /pods:list,watch /namespaces:list,watch"
+	if got := strings.Join(grants, " "); got != wantGrants {
+		t.Errorf("ClusterRole grants %s, want %s", got, wantGrants)
 	}
 
 	cm := find(t, m.Objects, "ConfigMap", ConfigMapName)

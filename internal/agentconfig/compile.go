@@ -152,7 +152,7 @@ func Compile(ac *fleetv1alpha1.AgentConfig, member *fleetv1alpha1.MemberCluster)
 			ObjectMeta: metav1.ObjectMeta{Name: AgentName},
 			// create cannot be narrowed by resourceNames: the admission policy below narrows
 			// every write to the agent's own node.
-			Rules: []rbacv1.PolicyRule{{APIGroups: []string{memberv1alpha1.GroupVersion.Group}, Resources: []string{"nodeagentinfos"}, Verbs: []string{"get", "create", "update"}}},
+			Rules: AgentClusterRules(),
 		},
 		&rbacv1.ClusterRoleBinding{
 			TypeMeta:   tm("rbac.authorization.k8s.io/v1", "ClusterRoleBinding"),
@@ -202,6 +202,19 @@ func Compile(ac *fleetv1alpha1.AgentConfig, member *fleetv1alpha1.MemberCluster)
 	// The namespace first, the CRD second: the order the syncer applies in anyway.
 	out.Objects[0], out.Objects[1] = out.Objects[1], out.Objects[0]
 	return out, nil
+}
+
+// AgentClusterRules are the agent's cluster-wide permissions, least privilege: write its
+// NodeAgentInfo, and read (list and watch, for its informers; nothing else) what its dataplane
+// compiles: the MemberNetworkPolicies, the namespace NetworkPolicies, and the Pods and Namespaces
+// that selectors resolve over.
+func AgentClusterRules() []rbacv1.PolicyRule {
+	return []rbacv1.PolicyRule{
+		{APIGroups: []string{memberv1alpha1.GroupVersion.Group}, Resources: []string{"nodeagentinfos"}, Verbs: []string{"get", "create", "update"}},
+		{APIGroups: []string{memberv1alpha1.GroupVersion.Group}, Resources: []string{"membernetworkpolicies"}, Verbs: []string{"list", "watch"}},
+		{APIGroups: []string{"networking.k8s.io"}, Resources: []string{"networkpolicies"}, Verbs: []string{"list", "watch"}},
+		{APIGroups: []string{""}, Resources: []string{"pods", "namespaces"}, Verbs: []string{"list", "watch"}},
+	}
 }
 
 // Revision names what an agent runs: image, version and config file.

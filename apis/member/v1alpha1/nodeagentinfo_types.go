@@ -24,8 +24,17 @@ const (
 	AgentRunningReason     = "AgentRunning"
 	// MetricsServerFailedReason: the agent cannot serve on its metrics port (e.g. it is taken).
 	MetricsServerFailedReason = "MetricsServerFailed"
-	// DataplaneNotImplementedReason: this agent build has no dataplane; nothing is enforced yet.
-	DataplaneNotImplementedReason = "DataplaneNotImplemented"
+	// DataplaneDisabledReason: the agent runs without a dataplane (an in-process agent started
+	// without one); nothing is enforced on the node.
+	DataplaneDisabledReason = "DataplaneDisabled"
+	// DataplaneStartingReason: the agent waits for its informers to sync before it builds the
+	// whole table in one transaction.
+	DataplaneStartingReason = "DataplaneStarting"
+	// DataplaneProgrammedReason: the node's table holds the policies in force.
+	DataplaneProgrammedReason = "Programmed"
+	// DataplaneProgrammingFailedReason: programming the table failed; the agent retries and the
+	// table holds what it last programmed.
+	DataplaneProgrammingFailedReason = "ProgrammingFailed"
 )
 
 // Agent names shared by the agent and what installs it.
@@ -35,6 +44,24 @@ const (
 	// AgentLeasePrefix prefixes each node's agent Lease: meridian-agent-<node>.
 	AgentLeasePrefix = "meridian-agent-"
 )
+
+// DataplaneStatus is what the agent last programmed into its node's table.
+type DataplaneStatus struct {
+	// generation counts the changes programmed into the table since the agent started (the
+	// first full build is 1).
+	// +optional
+	Generation int64 `json:"generation,omitempty"`
+	// pods is the number of the node's pods the table enforces.
+	// +optional
+	Pods int32 `json:"pods,omitempty"`
+	// rules is the number of policy rules in force over every pod and direction of the node.
+	// +optional
+	Rules int32 `json:"rules,omitempty"`
+	// errors name the objects that could not be compiled and are not enforced, and why.
+	// +optional
+	// +kubebuilder:validation:MaxItems=100
+	Errors []string `json:"errors,omitempty"`
+}
 
 // RealizedPolicy is one policy the agent has put in force on its node.
 type RealizedPolicy struct {
@@ -84,6 +111,10 @@ type NodeAgentInfo struct {
 	// +listMapKey=name
 	// +kubebuilder:validation:MaxItems=10000
 	Policies []RealizedPolicy `json:"policies,omitempty"`
+
+	// dataplane is what the node's table holds.
+	// +optional
+	Dataplane *DataplaneStatus `json:"dataplane,omitempty"`
 }
 
 // NodeAgentInfoList is a list of NodeAgentInfos.

@@ -179,7 +179,7 @@ var _ = Describe("The node agent on a live member", Ordered, func() {
 				g.Expect(info.EnforcementMode).To(Equal("Enforce"))
 				expectCondition(g, info, memberv1alpha1.ConfigValidCondition, metav1.ConditionTrue, memberv1alpha1.ConfigLoadedReason)
 				expectCondition(g, info, memberv1alpha1.HealthyCondition, metav1.ConditionTrue, memberv1alpha1.AgentRunningReason)
-				expectCondition(g, info, memberv1alpha1.DataplaneReadyCondition, metav1.ConditionFalse, memberv1alpha1.DataplaneNotImplementedReason)
+				expectCondition(g, info, memberv1alpha1.DataplaneReadyCondition, metav1.ConditionFalse, memberv1alpha1.DataplaneDisabledReason)
 				rvs[a.node] = info.ResourceVersion
 			}
 		}).WithContext(ctx).WithTimeout(30 * time.Second).WithPolling(200 * time.Millisecond).Should(Succeed())

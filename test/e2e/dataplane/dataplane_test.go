@@ -1,0 +1,399 @@
+// Package dataplane_test runs the node agent's dataplane end to end: two nodes as network
+// namespaces with pods (nettest), a real member kube-apiserver with the member CRDs, one node
+// agent per node running in-process with its nftables table in its node's namespace, and
+// MemberNetworkPolicies (from the real translator) and NetworkPolicies created in the member.
+// Real TCP and UDP connections between every pair of pods must connect, time out or be refused
+// exactly as internal/policy.Evaluate says. The test plays the kubelet's part: it creates the
+// Pod objects with their node and sets their address and phase. It needs root.
+package dataplane_test
+
+import (
+	"context"
+	"fmt"
+	"math/rand"
+	"net"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	. "github.com/onsi/gomega"
+	corev1 "k8s.io/api/core/v1"
+	networkingv1 "k8s.io/api/networking/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/util/intstr"
+	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
+	"k8s.io/utils/ptr"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	memberv1alpha1 "github.com/meridian-io/meridian/apis/member/v1alpha1"
+	policyv1alpha1 "github.com/meridian-io/meridian/apis/policy/v1alpha1"
+	membercrds "github.com/meridian-io/meridian/config/crd/member"
+	"github.com/meridian-io/meridian/internal/agent"
+	"github.com/meridian-io/meridian/internal/agent/agentfile"
+	"github.com/meridian-io/meridian/internal/agent/agenttest"
+	"github.com/meridian-io/meridian/internal/agent/enforce"
+	"github.com/meridian-io/meridian/internal/agent/enforce/enforcetest"
+	"github.com/meridian-io/meridian/internal/dataplane/nettest"
+	"github.com/meridian-io/meridian/internal/policy"
+	"github.com/meridian-io/meridian/test/testbed"
+)
+
+const podsPerNode = 3
+
+// probes: what the pods' servers listen on (nettest.TCPPorts, nettest.UDPPorts).
+var probes = []struct {
+	proto string
+	port  uint16
+}{{"TCP", 80}, {"TCP", 443}, {"TCP", 8080}, {"UDP", 53}, {"UDP", 8080}}
+
+type env struct {
+	t      *testing.T
+	topo   *nettest.Topology
+	member client.Client
+	nodeOf func(i int) string
+	// audit: the agents run in Audit mode, so every connection must connect.
+	audit bool
+}
+
+func TestDataplaneEndToEnd(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("the dataplane end-to-end test needs root (network namespaces and nftables): run `make test` as root")
+	}
+	g := NewWithT(t)
+	nettest.RemoveStale()
+	topo, err := nettest.NewTopology(podsPerNode)
+	g.Expect(err).NotTo(HaveOccurred())
+	t.Cleanup(func() {
+		if err := topo.Close(); err != nil {
+			t.Errorf("cleanup: %v", err)
+		}
+		if left := nettest.Remaining(); len(left) > 0 {
+			t.Errorf("namespaces left behind: %v", left)
+		}
+	})
+	if err := nettest.NftablesAvailable(topo.Nodes[0].NS); err != nil {
+		t.Skipf("nftables is not available: %v", err)
+	}
+
+	scheme := runtime.NewScheme()
+	g.Expect(clientgoscheme.AddToScheme(scheme)).To(Succeed())
+	g.Expect(memberv1alpha1.AddToScheme(scheme)).To(Succeed())
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	bed, err := testbed.Start(ctx, testbed.Options{Members: []string{"member-1"}, Scheme: scheme})
+	if bed != nil {
+		t.Cleanup(func() { _ = bed.Stop() })
+	}
+	g.Expect(err).NotTo(HaveOccurred())
+	m := bed.Member("member-1")
+	for _, name := range []string{"membernetworkpolicies.member.meridian.io", "nodeagentinfos.member.meridian.io"} {
+		crd, err := membercrds.CRD(name)
+		g.Expect(err).NotTo(HaveOccurred())
+		g.Expect(m.Client.Create(ctx, crd)).To(Succeed())
+	}
+	g.Eventually(func() error {
+		return m.Client.List(ctx, &memberv1alpha1.MemberNetworkPolicyList{})
+	}, 30*time.Second, 100*time.Millisecond).Should(Succeed())
+	g.Eventually(func() error {
+		return m.Client.List(ctx, &memberv1alpha1.NodeAgentInfoList{})
+	}, 30*time.Second, 100*time.Millisecond).Should(Succeed())
+	g.Expect(m.Client.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: memberv1alpha1.AgentNamespace}})).To(Succeed())
+	for _, team := range enforcetest.Teams {
+		g.Expect(m.Client.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: team, Labels: map[string]string{"team": team}}})).To(Succeed())
+	}
+
+	e := &env{t: t, topo: topo, member: m.Client, nodeOf: func(i int) string { return nodeName(topo.Pods[i].Node) }}
+
+	// The test plays the kubelet: pods with their node, address, labels and named ports. The
+	// same pods in every fleet; only the policies change.
+	base := fleet(rand.New(rand.NewSource(1)), topo)
+	mem, err := enforcetest.MemberOf(base, "m0", e.nodeOf)
+	g.Expect(err).NotTo(HaveOccurred())
+	for i := range mem.Pods {
+		p := mem.Pods[i].DeepCopy()
+		status := p.Status
+		g.Expect(m.Client.Create(ctx, p)).To(Succeed())
+		p.Status = status
+		g.Expect(m.Client.Status().Update(ctx, p)).To(Succeed())
+	}
+
+	// One agent per node, in-process, its table in its node's namespace.
+	agentCtx, stopAgents := context.WithCancel(ctx)
+	var wg sync.WaitGroup
+	t.Cleanup(func() { stopAgents(); wg.Wait() })
+	var toAudit []func() error
+	for _, n := range topo.Nodes {
+		dir := t.TempDir()
+		port := freePort(t)
+		writeConfig := func(mode string) error {
+			return agenttest.WriteConfigMapDir(dir, map[string][]byte{agentfile.FileName: []byte(fmt.Sprintf(
+				"apiVersion: agent.meridian.io/v1alpha1\nkind: NodeAgentConfiguration\nmetricsPort: %d\nenforcementMode: %s\ndropLogging: {enabled: true, ratePerSecond: 5}\n", port, mode))})
+		}
+		g.Expect(writeConfig("Enforce")).To(Succeed())
+		toAudit = append(toAudit, func() error { return writeConfig("Audit") })
+		c, err := agent.NewClient(m.Config)
+		g.Expect(err).NotTo(HaveOccurred())
+		a, err := agent.New(agent.Options{NodeName: nodeName(n), ConfigPath: filepath.Join(dir, agentfile.FileName), Version: "e2e",
+			Client: c, MetricsHost: "127.0.0.1", LogOutput: testWriter{t},
+			Dataplane: &agent.DataplaneOptions{RESTConfig: m.Config, NetNSFd: int(n.NS)}})
+		g.Expect(err).NotTo(HaveOccurred())
+		wg.Add(1)
+		go func() { defer wg.Done(); _ = a.Run(agentCtx) }()
+	}
+
+	t.Run("hand-written", func(t *testing.T) { e.check(t, handWritten(base)) })
+	for _, seed := range []int64{2, 3} {
+		t.Run(fmt.Sprintf("random seed %d", seed), func(t *testing.T) {
+			// The seed's policies and NetworkPolicies over the pods the member holds.
+			f := fleet(rand.New(rand.NewSource(seed)), topo)
+			nps := f.Clusters[0].NetworkPolicies
+			f.Clusters = append([]policy.Cluster(nil), base.Clusters...)
+			f.Clusters[0].NetworkPolicies = nps
+			e.check(t, f)
+		})
+	}
+	t.Run("update then delete", func(t *testing.T) {
+		f := handWritten(base)
+		f.Policies[0].Spec.Ingress[0].Action = policyv1alpha1.ActionReject
+		e.check(t, f)
+		f.Policies = f.Policies[1:]
+		e.check(t, f)
+	})
+	t.Run("audit mode lets everything through", func(t *testing.T) {
+		for _, write := range toAudit {
+			NewWithT(t).Expect(write()).To(Succeed())
+		}
+		e.audit = true
+		e.check(t, handWritten(base))
+	})
+}
+
+// nodeName is a node's name as the member knows it (nettest's roles are not lowercase).
+func nodeName(n *nettest.Node) string { return strings.ToLower(n.Name) }
+
+func freePort(t *testing.T) int {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port
+}
+
+type testWriter struct{ t *testing.T }
+
+func (w testWriter) Write(p []byte) (int, error) {
+	w.t.Log(strings.TrimRight(string(p), "\n"))
+	return len(p), nil
+}
+
+// fleet is a random fleet whose member m0 has the topology's pods and m1 some pods that exist
+// only as addresses (ClusterSet peers resolve to them).
+func fleet(r *rand.Rand, topo *nettest.Topology) policy.Fleet {
+	return enforcetest.Fleet(r, enforcetest.Options{
+		Members: 2, MinPods: len(topo.Pods), MaxPods: len(topo.Pods), MaxPolicies: 5,
+		IP: func(c, i int) string {
+			if c == 0 {
+				return topo.Pods[i].IP.String()
+			}
+			return fmt.Sprintf("198.18.3.%d", i+1)
+		},
+		Ports:     []int32{53, 80, 443, 8080},
+		Protocols: []policyv1alpha1.Protocol{"TCP", "TCP", "UDP"},
+		Blocks: []policyv1alpha1.IPBlock{
+			{CIDR: "0.0.0.0/0"},
+			{CIDR: "198.18.0.0/15", Except: []string{"198.18.2.0/24"}},
+			{CIDR: "198.18.1.0/24", Except: []string{"198.18.1.2/32"}},
+			{CIDR: "198.18.2.0/24"},
+		},
+	})
+}
+
+// handWritten: a securityops Drop of TCP 443 into shop, an application Reject of UDP 53 with a
+// Pass before it for db pods, a baseline Reject of TCP 8080 from outside the team, and a
+// NetworkPolicy for the Pass to land on.
+func handWritten(base policy.Fleet) policy.Fleet {
+	f := base
+	f.Policies = nil
+	f.Clusters = append([]policy.Cluster(nil), base.Clusters...)
+	every := &metav1.LabelSelector{}
+	port := func(proto string, p int32) policyv1alpha1.Port {
+		v := intstr.FromInt32(p)
+		return policyv1alpha1.Port{Protocol: policyv1alpha1.Protocol(proto), Port: &v}
+	}
+	gnp := func(name, tier string, applied policyv1alpha1.AppliedTo, ingress, egress []policyv1alpha1.Rule) policyv1alpha1.GlobalNetworkPolicy {
+		g := policyv1alpha1.GlobalNetworkPolicy{Spec: policyv1alpha1.GlobalNetworkPolicySpec{Tier: tier, AppliedTo: applied, Ingress: ingress, Egress: egress}}
+		g.Spec.Placement.ClusterSelector = &metav1.LabelSelector{}
+		g.Name = name
+		return g
+	}
+	f.Policies = []policyv1alpha1.GlobalNetworkPolicy{
+		gnp("no-https-into-shop", "securityops", policyv1alpha1.AppliedTo{NamespaceSelector: &metav1.LabelSelector{MatchLabels: map[string]string{"team": "shop"}}},
+			[]policyv1alpha1.Rule{{Name: "drop-443", Action: "Drop", Peers: []policyv1alpha1.Peer{{PodSelector: every, NamespaceSelector: every}}, Ports: []policyv1alpha1.Port{port("TCP", 443)}}}, nil),
+		gnp("dns", "application", policyv1alpha1.AppliedTo{PodSelector: every},
+			nil, []policyv1alpha1.Rule{
+				{Name: "db-passes", Action: "Pass", Peers: []policyv1alpha1.Peer{{PodSelector: &metav1.LabelSelector{MatchLabels: map[string]string{"app": "db"}}}}},
+				{Name: "reject-dns", Action: "Reject", Peers: []policyv1alpha1.Peer{{IPBlock: &policyv1alpha1.IPBlock{CIDR: "198.18.0.0/15"}}}, Ports: []policyv1alpha1.Port{port("UDP", 53)}},
+			}),
+		gnp("team-only-8080", "baseline", policyv1alpha1.AppliedTo{PodSelector: every},
+			[]policyv1alpha1.Rule{{Name: "reject-others", Action: "Reject", Peers: []policyv1alpha1.Peer{{IPBlock: &policyv1alpha1.IPBlock{CIDR: "0.0.0.0/0"}}}, Ports: []policyv1alpha1.Port{port("TCP", 8080)}}}, nil),
+	}
+	np := networkingv1.NetworkPolicy{ObjectMeta: metav1.ObjectMeta{Namespace: "pay", Name: "db-egress"}}
+	np.Spec.PodSelector = metav1.LabelSelector{MatchLabels: map[string]string{"app": "web"}}
+	np.Spec.PolicyTypes = []networkingv1.PolicyType{networkingv1.PolicyTypeEgress}
+	np.Spec.Egress = []networkingv1.NetworkPolicyEgressRule{{To: []networkingv1.NetworkPolicyPeer{{PodSelector: &metav1.LabelSelector{MatchLabels: map[string]string{"app": "db"}}}}}}
+	c0 := f.Clusters[0]
+	c0.NetworkPolicies = []networkingv1.NetworkPolicy{np}
+	f.Clusters[0] = c0
+	return f
+}
+
+// check puts f's member m0 objects into the member, waits for both agents to report them
+// programmed, and probes every pair of pods on every port against the reference.
+func (e *env) check(t *testing.T, f policy.Fleet) {
+	g := NewWithT(t)
+	ctx := context.Background()
+	mem, err := enforcetest.MemberOf(f, "m0", e.nodeOf)
+	g.Expect(err).NotTo(HaveOccurred())
+	e.sync(g, ctx, mem)
+
+	// Wait for each node's agent to report what it must enforce: the policies at their current
+	// generations and the rule count that the compiler gives for the objects now in the member.
+	var live []memberv1alpha1.MemberNetworkPolicy
+	var list memberv1alpha1.MemberNetworkPolicyList
+	g.Expect(e.member.List(ctx, &list)).To(Succeed())
+	live = list.Items
+	for _, n := range e.topo.Nodes {
+		want := enforce.Compile(enforce.Input{Node: nodeName(n), Policies: live, NetworkPolicies: mem.NetworkPolicies, Namespaces: mem.Namespaces, Pods: mem.Pods})
+		g.Expect(want.Errors).To(BeEmpty())
+		var wantPolicies []memberv1alpha1.RealizedPolicy
+		for _, p := range live {
+			wantPolicies = append(wantPolicies, memberv1alpha1.RealizedPolicy{Name: p.Name, Generation: p.Generation})
+		}
+		sort.Slice(wantPolicies, func(i, j int) bool { return wantPolicies[i].Name < wantPolicies[j].Name })
+		g.Eventually(func(g Gomega) {
+			info := &memberv1alpha1.NodeAgentInfo{}
+			g.Expect(e.member.Get(ctx, client.ObjectKey{Name: nodeName(n)}, info)).To(Succeed())
+			c := meta.FindStatusCondition(info.Conditions, memberv1alpha1.DataplaneReadyCondition)
+			g.Expect(c).NotTo(BeNil())
+			g.Expect(c.Status).To(Equal(metav1.ConditionTrue), c.Message)
+			g.Expect(c.Reason).To(Equal(memberv1alpha1.DataplaneProgrammedReason))
+			g.Expect(info.Policies).To(Equal(wantPolicies))
+			g.Expect(info.Dataplane).NotTo(BeNil())
+			g.Expect(info.Dataplane.Rules).To(Equal(int32(want.Rules)))
+			g.Expect(info.Dataplane.Pods).To(Equal(int32(podsPerNode)))
+			mode := "Enforce"
+			if e.audit {
+				mode = "Audit"
+			}
+			g.Expect(info.EnforcementMode).To(Equal(mode))
+			g.Expect(c.Message).To(ContainSubstring("mode " + mode))
+		}, 60*time.Second, 100*time.Millisecond).Should(Succeed(), "node %s", n.Name)
+	}
+
+	ref, err := policy.NewModel(f)
+	g.Expect(err).NotTo(HaveOccurred())
+	type probe struct {
+		from, to int
+		proto    string
+		port     uint16
+		want     nettest.Outcome
+		why      string
+	}
+	var ps []probe
+	for i := range e.topo.Pods {
+		for j := range e.topo.Pods {
+			if i == j {
+				continue
+			}
+			for _, pr := range probes {
+				from, to := f.Clusters[0].Pods[i], f.Clusters[0].Pods[j]
+				d, err := ref.Evaluate(policy.Connection{
+					From:     policy.Endpoint{Cluster: "m0", Namespace: from.Namespace, Name: from.Name},
+					To:       policy.Endpoint{Cluster: "m0", Namespace: to.Namespace, Name: to.Name},
+					Protocol: policyv1alpha1.Protocol(pr.proto), Port: int32(pr.port)})
+				g.Expect(err).NotTo(HaveOccurred())
+				want := map[policy.Verdict]nettest.Outcome{policy.Allow: nettest.Connected, policy.Drop: nettest.TimedOut, policy.Reject: nettest.Refused}[d.Verdict]
+				if e.audit {
+					want = nettest.Connected
+				}
+				ps = append(ps, probe{i, j, pr.proto, pr.port, want, d.String()})
+			}
+		}
+	}
+	var mu sync.Mutex
+	var bad []string
+	counts := map[nettest.Outcome]int{}
+	sem := make(chan struct{}, 16)
+	var wg sync.WaitGroup
+	for _, p := range ps {
+		wg.Add(1)
+		sem <- struct{}{}
+		go func() {
+			defer func() { <-sem; wg.Done() }()
+			src, dst := e.topo.Pods[p.from], e.topo.Pods[p.to]
+			got, err := nettest.Probe(src, dst.IP, p.proto, p.port, 1500*time.Millisecond)
+			mu.Lock()
+			defer mu.Unlock()
+			counts[got]++
+			if err != nil || got != p.want {
+				bad = append(bad, fmt.Sprintf("%s(%s) -> %s(%s) %d/%s: %s (err %v), want %s; reference:\n%s",
+					f.Clusters[0].Pods[p.from].Name, src.IP, f.Clusters[0].Pods[p.to].Name, dst.IP, p.port, p.proto, got, err, p.want, p.why))
+			}
+		}()
+	}
+	wg.Wait()
+	t.Logf("%d probes: %v", len(ps), counts)
+	if len(bad) > 0 {
+		t.Fatalf("%d of %d connections disagree with the reference:\n%s", len(bad), len(ps), strings.Join(bad, "\n"))
+	}
+}
+
+// sync makes the member's MemberNetworkPolicies and NetworkPolicies those of mem.
+func (e *env) sync(g Gomega, ctx context.Context, mem enforcetest.Member) {
+	var objs []client.Object
+	for i := range mem.Policies {
+		objs = append(objs, mem.Policies[i].DeepCopy())
+	}
+	for i := range mem.NetworkPolicies {
+		objs = append(objs, mem.NetworkPolicies[i].DeepCopy())
+	}
+	keep := map[string]bool{}
+	for _, o := range objs {
+		key := fmt.Sprintf("%T/%s/%s", o, o.GetNamespace(), o.GetName())
+		keep[key] = true
+		cur := o.DeepCopyObject().(client.Object)
+		err := e.member.Get(ctx, client.ObjectKeyFromObject(o), cur)
+		if apierrors.IsNotFound(err) {
+			o.SetResourceVersion("")
+			g.Expect(e.member.Create(ctx, o)).To(Succeed())
+			continue
+		}
+		g.Expect(err).NotTo(HaveOccurred())
+		o.SetResourceVersion(cur.GetResourceVersion())
+		g.Expect(e.member.Update(ctx, o)).To(Succeed())
+	}
+	var mnps memberv1alpha1.MemberNetworkPolicyList
+	g.Expect(e.member.List(ctx, &mnps)).To(Succeed())
+	for i := range mnps.Items {
+		o := &mnps.Items[i]
+		if !keep[fmt.Sprintf("%T/%s/%s", o, o.Namespace, o.Name)] {
+			g.Expect(e.member.Delete(ctx, o)).To(Succeed())
+		}
+	}
+	var nps networkingv1.NetworkPolicyList
+	g.Expect(e.member.List(ctx, &nps)).To(Succeed())
+	for i := range nps.Items {
+		o := &nps.Items[i]
+		if !keep[fmt.Sprintf("%T/%s/%s", o, o.Namespace, o.Name)] {
+			g.Expect(e.member.Delete(ctx, o, &client.DeleteOptions{GracePeriodSeconds: ptr.To[int64](0)})).To(Succeed())
+		}
+	}
+}
