@@ -35,6 +35,9 @@ func TrimCRD(o any) (any, error) {
 	if !ok {
 		return o, nil
 	}
+	if _, trimmed, _ := unstructured.NestedBool(u.Object, "spec", "established"); trimmed {
+		return u, nil // informers may hand a trimmed object in again: transforms are idempotent
+	}
 	out := &unstructured.Unstructured{Object: map[string]any{}}
 	out.SetAPIVersion(u.GetAPIVersion())
 	out.SetKind(u.GetKind())

@@ -1,11 +1,17 @@
 package inventory
 
 import (
+	"strings"
 	"testing"
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	"sigs.k8s.io/yaml"
+
+	policyv1alpha1 "github.com/meridian-io/meridian/apis/policy/v1alpha1"
+	"github.com/meridian-io/meridian/internal/policy/translate/antrea"
 
 	"github.com/meridian-io/meridian/internal/policy/compile"
 )
@@ -51,12 +57,32 @@ func TestServedKindsOfTrimmedCRDs(t *testing.T) {
 	if _, found, _ := unstructured.NestedFieldNoCopy(u.Object, "spec", "schema"); found {
 		t.Error("trimmed CRD keeps its schema")
 	}
-	kinds := ServedKinds(u)
+	again, _ := TrimCRD(u)
+	kinds := ServedKinds(again.(*unstructured.Unstructured))
 	if len(kinds) != 1 || kinds[0] != compile.CNPKind {
 		t.Errorf("served %v, want [%v]", kinds, compile.CNPKind)
 	}
 	o, _ = TrimCRD(crd("policy.networking.k8s.io", "ClusterNetworkPolicy", false, map[string]any{"name": "v1beta1", "served": true}))
 	if kinds := ServedKinds(o.(*unstructured.Unstructured)); len(kinds) != 0 {
 		t.Errorf("a CRD not established serves %v", kinds)
+	}
+}
+
+// Antrea's CRD schema as members get it (internal/policy/translate/antrea) makes the Antrea form.
+func TestAntreaCRDsChooseAntrea(t *testing.T) {
+	served := map[schema.GroupVersionKind]bool{}
+	for _, doc := range strings.Split(string(antrea.CRDs), "\n---") {
+		u := &unstructured.Unstructured{}
+		if err := yaml.Unmarshal([]byte(doc), &u.Object); err != nil || len(u.Object) == 0 {
+			continue
+		}
+		_ = unstructured.SetNestedSlice(u.Object, []any{map[string]any{"type": "Established", "status": "True"}}, "status", "conditions")
+		o, _ := TrimCRD(u)
+		for _, k := range ServedKinds(o.(*unstructured.Unstructured)) {
+			served[k] = true
+		}
+	}
+	if f := compile.ChooseForm(served); f != policyv1alpha1.FormAntrea {
+		t.Fatalf("form %s from %v, want Antrea", f, served)
 	}
 }
