@@ -3,6 +3,7 @@ package policy_test
 import (
 	"encoding/json"
 	"strings"
+	"time"
 
 	. "github.com/onsi/ginkgo/v2"
 	. "github.com/onsi/gomega"
@@ -268,5 +269,40 @@ var _ = Describe("GlobalNetworkPolicy", func() {
 		}, settle, poll).Should(BeTrue())
 		Eventually(func(g Gomega) []policyv1alpha1.ClusterPolicyStatus { return gnp("narrow")(g).Status.Clusters }, settle, poll).Should(
 			ConsistOf(HaveField("Cluster", "member-1")))
+	})
+
+	It("writes nothing to the hub when a pass finds nothing changed", func() {
+		Expect(bed.Hub.Client.Create(bg(), allowFromDB("quiet"))).To(Succeed())
+		Eventually(func(g Gomega) string { return gnp("quiet")(g).Status.Summary }, settle, poll).Should(Equal("3/3"))
+		versions := func(g Gomega) map[string]string {
+			list := &fleetv1alpha1.ClusterWorkList{}
+			g.Expect(bed.Hub.Client.List(bg(), list, client.MatchingLabels{policyv1alpha1.GlobalNetworkPolicyLabel: "quiet"})).To(Succeed())
+			out := map[string]string{}
+			for _, w := range list.Items {
+				out[w.Namespace] = w.ResourceVersion
+			}
+			out["policy"] = gnp("quiet")(g).ResourceVersion
+			return out
+		}
+		before := versions(Default)
+		Expect(before).To(HaveLen(4))
+		By("touching a tier, which re-queues every policy")
+		Eventually(func() error {
+			t := &policyv1alpha1.Tier{}
+			if err := bed.Hub.Client.Get(bg(), client.ObjectKey{Name: policyv1alpha1.TierNetworkOps}, t); err != nil {
+				return err
+			}
+			t.Spec.Description = "Network operations, touched by the test."
+			return bed.Hub.Client.Update(bg(), t)
+		}, settle, poll).Should(Succeed())
+		Consistently(versions, 5*time.Second, poll).Should(Equal(before))
+	})
+
+	It("refuses a policy in a tier that does not exist, saying what to fix", func() {
+		p := allowFromDB("nowhere")
+		p.Spec.Tier = "no-such-tier"
+		err := bed.Hub.Client.Create(bg(), p)
+		Expect(err).To(HaveOccurred())
+		Expect(err.Error()).To(ContainSubstring("no-such-tier"))
 	})
 })
