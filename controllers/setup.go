@@ -23,9 +23,11 @@ import (
 	policyv1alpha1 "github.com/meridian-io/meridian/apis/policy/v1alpha1"
 	"github.com/meridian-io/meridian/controllers/fleet"
 	"github.com/meridian-io/meridian/controllers/networking"
+	policyctrl "github.com/meridian-io/meridian/controllers/policy"
 	workctrl "github.com/meridian-io/meridian/controllers/work"
 	"github.com/meridian-io/meridian/internal/mcs"
 	"github.com/meridian-io/meridian/internal/membercache"
+	policyinventory "github.com/meridian-io/meridian/internal/policy/inventory"
 	fleetwebhook "github.com/meridian-io/meridian/internal/webhook/fleet/v1alpha1"
 	netwebhook "github.com/meridian-io/meridian/internal/webhook/networking/v1alpha1"
 	policywebhook "github.com/meridian-io/meridian/internal/webhook/policy/v1alpha1"
@@ -147,6 +149,20 @@ func Setup(ctx context.Context, mgr ctrl.Manager, opts Options) (*membercache.Ca
 		ServiceEvents: serviceEvents,
 	}).SetupWithManager(mgr); err != nil {
 		return nil, fmt.Errorf("set up the GlobalNamespace controller: %w", err)
+	}
+
+	policyEvents := make(chan event.GenericEvent, 1024)
+	gnps := &policyctrl.GlobalNetworkPolicyReconciler{HubClient: mgr.GetClient(), HubReader: mgr.GetAPIReader(), Events: policyEvents}
+	gnps.Inventory = policyinventory.New(gnps.Handlers(ctx, mgr.GetClient()))
+	if err := mgr.Add(gnps.Inventory); err != nil {
+		return nil, err
+	}
+	members.Subscribe(gnps.Inventory)
+	if err := gnps.SetupWithManager(mgr); err != nil {
+		return nil, fmt.Errorf("set up the GlobalNetworkPolicy controller: %w", err)
+	}
+	if err := mgr.Add(&policyctrl.DefaultTiers{HubClient: mgr.GetClient()}); err != nil {
+		return nil, err
 	}
 
 	if err := (&fleet.AgentConfigReconciler{HubClient: mgr.GetClient(), HubReader: mgr.GetAPIReader()}).SetupWithManager(mgr); err != nil {

@@ -51,3 +51,16 @@ const (
 	// InvalidSelectorReason: a selector the webhook would refuse; nothing was written for it.
 	InvalidSelectorReason = "InvalidSelector"
 )
+
+// Labels and names of the ClusterWorks that carry policies to members.
+const (
+	// GlobalNetworkPolicyLabel names the GlobalNetworkPolicy a ClusterWork carries.
+	GlobalNetworkPolicyLabel = "policy.meridian.io/global-network-policy"
+	// FormLabel on a policy ClusterWork names the form its objects are in.
+	FormLabel = "policy.meridian.io/form"
+	// WorkNamePrefix prefixes the ClusterWork of one GlobalNetworkPolicy in one member.
+	WorkNamePrefix = "gnp-"
+	// SharedWorkName is the member's ClusterWork of objects every policy of a form shares (Antrea
+	// Tiers); its GlobalNetworkPolicyLabel is empty.
+	SharedWorkName = "gnp-shared"
+)

@@ -1,0 +1,288 @@
+package policy
+
+import (
+	"context"
+	"fmt"
+	"slices"
+
+	"k8s.io/apimachinery/pkg/api/equality"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/types"
+	kerrors "k8s.io/apimachinery/pkg/util/errors"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/builder"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
+	"sigs.k8s.io/controller-runtime/pkg/event"
+	"sigs.k8s.io/controller-runtime/pkg/handler"
+	"sigs.k8s.io/controller-runtime/pkg/predicate"
+	"sigs.k8s.io/controller-runtime/pkg/reconcile"
+	"sigs.k8s.io/controller-runtime/pkg/source"
+
+	fleetv1alpha1 "github.com/meridian-io/meridian/apis/fleet/v1alpha1"
+	policyv1alpha1 "github.com/meridian-io/meridian/apis/policy/v1alpha1"
+	"github.com/meridian-io/meridian/internal/placement"
+	"github.com/meridian-io/meridian/internal/policy/compile"
+	"github.com/meridian-io/meridian/internal/policy/inventory"
+)
+
+// GlobalNetworkPolicyReconciler compiles each GlobalNetworkPolicy into one ClusterWork per
+// selected member, in the member's form, and reports per cluster how it is enforced. It never
+// talks to a member: forms and pods come from the policy inventory, realization from the Works.
+type GlobalNetworkPolicyReconciler struct {
+	HubClient client.Client
+	// HubReader reads ClusterWorks (with their status) from the hub.
+	HubReader client.Reader
+	Inventory *inventory.Inventory
+	// Events re-queue policies on inventory changes (see Handlers).
+	Events chan event.GenericEvent
+}
+
+// +kubebuilder:rbac:groups=policy.meridian.io,resources=globalnetworkpolicies,verbs=get;list;watch
+// +kubebuilder:rbac:groups=policy.meridian.io,resources=globalnetworkpolicies/status,verbs=get;update;patch
+// +kubebuilder:rbac:groups=policy.meridian.io,resources=tiers,verbs=get;list;watch
+// +kubebuilder:rbac:groups=fleet.meridian.io,resources=clusterworks,verbs=get;list;watch;create;update;patch;delete
+
+// Reconcile writes the policy's Works where they differ and sets its status.
+func (r *GlobalNetworkPolicyReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
+	g := &policyv1alpha1.GlobalNetworkPolicy{}
+	if err := r.HubClient.Get(ctx, req.NamespacedName, g); err != nil {
+		return ctrl.Result{}, client.IgnoreNotFound(err)
+	}
+	if !g.DeletionTimestamp.IsZero() {
+		return ctrl.Result{}, nil // its Works are owned by it: the garbage collector removes them
+	}
+	before := g.DeepCopy()
+	pass, err := r.load(ctx)
+	if err != nil {
+		return ctrl.Result{}, err
+	}
+	selected, err := placement.Select(g.Spec.Placement, pass.members)
+	if err != nil {
+		return ctrl.Result{}, r.terminal(ctx, before, g, compile.Outcome{Reason: policyv1alpha1.NoClustersReason, Message: fmt.Sprintf("The placement is invalid: %v; fix spec.placement.", err)})
+	}
+	if !slices.ContainsFunc(pass.tiers, func(t policyv1alpha1.Tier) bool { return t.Name == g.TierName() }) {
+		return ctrl.Result{}, r.terminal(ctx, before, g, compile.Outcome{Reason: policyv1alpha1.UnknownTierReason,
+			Message: fmt.Sprintf("Tier %q does not exist: create it or set spec.tier to an existing tier.", g.TierName())})
+	}
+	works, err := r.works(ctx, g.Name)
+	if err != nil {
+		return ctrl.Result{}, err
+	}
+	var errs []error
+	var statuses []policyv1alpha1.ClusterPolicyStatus
+	var out compile.Outcome
+	for _, member := range selected {
+		s, err := r.member(ctx, g, member, pass, works[member])
+		if err != nil {
+			errs = append(errs, err)
+		}
+		if s.Message == notConnected {
+			out.Unreachable = append(out.Unreachable, member)
+		}
+		statuses = append(statuses, s)
+	}
+	for member, w := range works {
+		if !slices.Contains(selected, member) && w.DeletionTimestamp.IsZero() {
+			if err := r.HubClient.Delete(ctx, w); client.IgnoreNotFound(err) != nil {
+				errs = append(errs, fmt.Errorf("delete ClusterWork %s/%s: %w", w.Namespace, w.Name, err))
+			}
+		}
+	}
+	compile.SetStatus(g, statuses, out)
+	if len(errs) == 0 {
+		g.Status.ObservedGeneration = g.Generation
+	}
+	if err := r.patchStatus(ctx, before, g); err != nil {
+		errs = append(errs, err)
+	}
+	return ctrl.Result{}, kerrors.NewAggregate(errs)
+}
+
+const notConnected = "The member is not connected: its objects wait until it is reachable again."
+
+// pass is the hub state one reconcile works from.
+type pass struct {
+	tiers    []policyv1alpha1.Tier
+	members  []fleetv1alpha1.MemberCluster
+	policies []policyv1alpha1.GlobalNetworkPolicy
+}
+
+func (r *GlobalNetworkPolicyReconciler) load(ctx context.Context) (*pass, error) {
+	tiers, members, policies := &policyv1alpha1.TierList{}, &fleetv1alpha1.MemberClusterList{}, &policyv1alpha1.GlobalNetworkPolicyList{}
+	for _, l := range []client.ObjectList{tiers, members, policies} {
+		if err := r.HubClient.List(ctx, l); err != nil {
+			return nil, err
+		}
+	}
+	return &pass{tiers: tiers.Items, members: members.Items, policies: policies.Items}, nil
+}
+
+// member compiles every policy placed on the member (priorities are ordered over all of them),
+// writes this policy's Work and the member's shared Work, and reports the policy there.
+func (r *GlobalNetworkPolicyReconciler) member(ctx context.Context, g *policyv1alpha1.GlobalNetworkPolicy, member string, p *pass, current *fleetv1alpha1.ClusterWork) (policyv1alpha1.ClusterPolicyStatus, error) {
+	form, ok := r.Inventory.Form(member)
+	if !ok {
+		s := policyv1alpha1.ClusterPolicyStatus{Cluster: member, Form: policyv1alpha1.FormNone, Enforcement: policyv1alpha1.EnforcementExact, Phase: policyv1alpha1.PhasePending, Message: notConnected}
+		if current != nil {
+			s.Form = policyv1alpha1.Form(current.Labels[policyv1alpha1.FormLabel])
+		}
+		return s, nil
+	}
+	in := compile.MemberInput(member, p.tiers, p.members, p.policies)
+	in.Namespaces = r.Inventory.Namespaces(member)
+	in.Pods = r.Inventory.Pods(compile.PeerClusters(in))
+	m, err := compile.Compile(form, in)
+	if err != nil {
+		return policyv1alpha1.ClusterPolicyStatus{Cluster: member, Form: form, Enforcement: policyv1alpha1.EnforcementExact, Phase: policyv1alpha1.PhaseFailed, Message: err.Error()}, err
+	}
+	desired := m.Works[g.Name]
+	w := current
+	switch {
+	case desired == nil && current != nil:
+		// Unsupported now: nothing weaker stays in the member.
+		if err := r.HubClient.Delete(ctx, current); client.IgnoreNotFound(err) != nil {
+			return compile.ClusterStatus(member, form, m.Enforcement[g.Name], nil), fmt.Errorf("delete ClusterWork %s/%s: %w", current.Namespace, current.Name, err)
+		}
+		w = nil
+	case desired != nil:
+		if err := controllerutil.SetOwnerReference(g, desired, r.HubClient.Scheme()); err != nil {
+			return policyv1alpha1.ClusterPolicyStatus{}, err
+		}
+		if w, err = writeWork(ctx, r.HubClient, desired, current); err != nil {
+			return compile.ClusterStatus(member, form, m.Enforcement[g.Name], current), err
+		}
+	}
+	if m.Shared != nil {
+		if err := r.writeShared(ctx, m.Shared); err != nil {
+			return compile.ClusterStatus(member, form, m.Enforcement[g.Name], w), err
+		}
+	}
+	return compile.ClusterStatus(member, form, m.Enforcement[g.Name], w), nil
+}
+
+// writeShared keeps the member's shared Work (owned by no policy: its objects outlive any one).
+func (r *GlobalNetworkPolicyReconciler) writeShared(ctx context.Context, desired *fleetv1alpha1.ClusterWork) error {
+	current := &fleetv1alpha1.ClusterWork{}
+	err := r.HubReader.Get(ctx, client.ObjectKeyFromObject(desired), current)
+	if apierrors.IsNotFound(err) {
+		current = nil
+	} else if err != nil {
+		return err
+	}
+	_, err = writeWork(ctx, r.HubClient, desired, current)
+	return err
+}
+
+// works returns the policy's ClusterWorks by member.
+func (r *GlobalNetworkPolicyReconciler) works(ctx context.Context, name string) (map[string]*fleetv1alpha1.ClusterWork, error) {
+	list := &fleetv1alpha1.ClusterWorkList{}
+	if err := r.HubReader.List(ctx, list, client.MatchingLabels{policyv1alpha1.GlobalNetworkPolicyLabel: name}); err != nil {
+		return nil, err
+	}
+	out := map[string]*fleetv1alpha1.ClusterWork{}
+	for i := range list.Items {
+		w := &list.Items[i]
+		if member := w.Labels[fleetv1alpha1.MemberClusterLabel]; member != "" && w.Name == compile.WorkName(name) {
+			out[member] = w
+		}
+	}
+	return out, nil
+}
+
+// terminal reports a problem retrying will not fix as Stalled and waits for a new spec.
+func (r *GlobalNetworkPolicyReconciler) terminal(ctx context.Context, before, g *policyv1alpha1.GlobalNetworkPolicy, o compile.Outcome) error {
+	compile.SetStatus(g, nil, o)
+	g.Status.ObservedGeneration = g.Generation
+	return r.patchStatus(ctx, before, g)
+}
+
+func (r *GlobalNetworkPolicyReconciler) patchStatus(ctx context.Context, before, after *policyv1alpha1.GlobalNetworkPolicy) error {
+	if equality.Semantic.DeepEqual(before.Status, after.Status) {
+		return nil
+	}
+	return client.IgnoreNotFound(r.HubClient.Status().Patch(ctx, after, client.MergeFrom(before)))
+}
+
+// Handlers are the inventory's handlers: a member's change re-queues every policy (its form or
+// namespaces matter to all placed on it); pod churn re-queues only the policies whose ClusterSet
+// peers select the pod before or after the change.
+func (r *GlobalNetworkPolicyReconciler) Handlers(ctx context.Context, hub client.Reader) inventory.Handlers {
+	send := func(name string) {
+		e := event.GenericEvent{Object: &policyv1alpha1.GlobalNetworkPolicy{}}
+		e.Object.SetName(name)
+		select {
+		case r.Events <- e:
+		case <-ctx.Done():
+		}
+	}
+	list := func() []policyv1alpha1.GlobalNetworkPolicy {
+		l := &policyv1alpha1.GlobalNetworkPolicyList{}
+		if err := hub.List(ctx, l); err != nil {
+			ctrl.LoggerFrom(ctx).Error(err, "Listing GlobalNetworkPolicies")
+			return nil
+		}
+		return l.Items
+	}
+	return inventory.Handlers{
+		MemberChanged: func(string) {
+			for _, g := range list() {
+				send(g.Name)
+			}
+		},
+		PodsChanged: func(changes []inventory.PodChange) {
+			policies := list()
+			for i := range policies {
+				g := &policies[i]
+				for _, c := range changes {
+					if compile.PeersMatch(g, c.Old, c.New) {
+						send(g.Name)
+						break
+					}
+				}
+			}
+		},
+	}
+}
+
+// SetupWithManager registers the reconciler. Any policy's or tier's change re-queues every
+// policy (they share the members' priorities), as do MemberCluster label changes (placements);
+// a policy's Works re-queue it (their status is its phase); the inventory's events come through
+// Events.
+func (r *GlobalNetworkPolicyReconciler) SetupWithManager(mgr ctrl.Manager) error {
+	memberChanged := predicate.Funcs{
+		UpdateFunc: func(e event.UpdateEvent) bool {
+			return !equality.Semantic.DeepEqual(e.ObjectOld.GetLabels(), e.ObjectNew.GetLabels()) ||
+				!e.ObjectOld.GetDeletionTimestamp().Equal(e.ObjectNew.GetDeletionTimestamp())
+		},
+	}
+	return ctrl.NewControllerManagedBy(mgr).
+		For(&policyv1alpha1.GlobalNetworkPolicy{}, builder.WithPredicates(predicate.GenerationChangedPredicate{})).
+		Watches(&policyv1alpha1.GlobalNetworkPolicy{}, handler.EnqueueRequestsFromMapFunc(r.all), builder.WithPredicates(predicate.GenerationChangedPredicate{})).
+		Watches(&policyv1alpha1.Tier{}, handler.EnqueueRequestsFromMapFunc(r.all)).
+		Watches(&fleetv1alpha1.ClusterWork{}, handler.EnqueueRequestsFromMapFunc(byPolicyLabel), builder.OnlyMetadata).
+		Watches(&fleetv1alpha1.MemberCluster{}, handler.EnqueueRequestsFromMapFunc(r.all), builder.WithPredicates(memberChanged)).
+		WatchesRawSource(source.Channel(r.Events, &handler.EnqueueRequestForObject{})).
+		Named("globalnetworkpolicy").
+		Complete(r)
+}
+
+func byPolicyLabel(_ context.Context, o client.Object) []reconcile.Request {
+	if name := o.GetLabels()[policyv1alpha1.GlobalNetworkPolicyLabel]; name != "" {
+		return []reconcile.Request{{NamespacedName: types.NamespacedName{Name: name}}}
+	}
+	return nil
+}
+
+func (r *GlobalNetworkPolicyReconciler) all(ctx context.Context, _ client.Object) []reconcile.Request {
+	list := &policyv1alpha1.GlobalNetworkPolicyList{}
+	if err := r.HubClient.List(ctx, list); err != nil {
+		ctrl.LoggerFrom(ctx).Error(err, "Listing GlobalNetworkPolicies")
+		return nil
+	}
+	out := make([]reconcile.Request, 0, len(list.Items))
+	for i := range list.Items {
+		out = append(out, reconcile.Request{NamespacedName: types.NamespacedName{Name: list.Items[i].Name}})
+	}
+	return out
+}

@@ -1,0 +1,59 @@
+// Package policy holds the reconcilers of policy.meridian.io: the default Tiers and the
+// GlobalNetworkPolicy compiler. The logic is in internal/policy.
+package policy
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/wait"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	policyv1alpha1 "github.com/meridian-io/meridian/apis/policy/v1alpha1"
+)
+
+// +kubebuilder:rbac:groups=policy.meridian.io,resources=tiers,verbs=get;list;watch;create
+
+// DefaultTiers creates the default Tiers that are missing when the manager starts. It never
+// updates one: a user's edit of a default tier stands, and a tier the user deleted stays deleted
+// until the manager restarts.
+type DefaultTiers struct {
+	HubClient client.Client
+}
+
+// Start creates the missing tiers, retrying while the hub (or the Tier webhook) is not ready yet.
+func (d *DefaultTiers) Start(ctx context.Context) error {
+	log := ctrl.LoggerFrom(ctx).WithName("default-tiers")
+	backoff := wait.Backoff{Duration: 200 * time.Millisecond, Factor: 2, Steps: 1 << 30, Cap: 10 * time.Second}
+	err := wait.ExponentialBackoffWithContext(ctx, backoff, func(ctx context.Context) (bool, error) {
+		if err := d.ensure(ctx); err != nil {
+			log.V(2).Info("Creating default tiers, will retry", "error", err.Error())
+			return false, nil
+		}
+		return true, nil
+	})
+	if err != nil && ctx.Err() == nil {
+		return fmt.Errorf("create the default tiers: %w", err)
+	}
+	return nil
+}
+
+// NeedLeaderElection: only the leader writes.
+func (d *DefaultTiers) NeedLeaderElection() bool { return true }
+
+func (d *DefaultTiers) ensure(ctx context.Context) error {
+	for _, t := range policyv1alpha1.DefaultTiers {
+		tier := &policyv1alpha1.Tier{
+			ObjectMeta: metav1.ObjectMeta{Name: t.Name},
+			Spec:       policyv1alpha1.TierSpec{Priority: t.Priority, Description: t.Description},
+		}
+		if err := d.HubClient.Create(ctx, tier); err != nil && !apierrors.IsAlreadyExists(err) {
+			return fmt.Errorf("create Tier %s: %w", t.Name, err)
+		}
+	}
+	return nil
+}

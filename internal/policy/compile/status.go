@@ -1,0 +1,160 @@
+package compile
+
+import (
+	"fmt"
+	"sort"
+	"strconv"
+	"strings"
+
+	apimeta "k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	fleetv1alpha1 "github.com/meridian-io/meridian/apis/fleet/v1alpha1"
+	policyv1alpha1 "github.com/meridian-io/meridian/apis/policy/v1alpha1"
+	"github.com/meridian-io/meridian/internal/policy/translate"
+)
+
+// ClusterStatus reports the policy in one member from its enforcement and its Work as the hub
+// has it (nil when not created yet or when nothing is written for an Unsupported policy).
+func ClusterStatus(cluster string, form policyv1alpha1.Form, enf translate.Enforcement, w *fleetv1alpha1.ClusterWork) policyv1alpha1.ClusterPolicyStatus {
+	s := policyv1alpha1.ClusterPolicyStatus{Cluster: cluster, Form: form, Enforcement: enf.Enforcement, Rules: enf.Rules, Phase: policyv1alpha1.PhasePending}
+	if s.Enforcement == "" {
+		s.Enforcement = policyv1alpha1.EnforcementExact
+	}
+	if !enf.Supported() {
+		s.Phase = policyv1alpha1.PhaseFailed
+		s.Message = "Nothing is written: the member's form cannot hold every rule without allowing what the policy denies (see rules)."
+		return s
+	}
+	if w == nil {
+		s.Message = "Waiting for the ClusterWork to be created."
+		return s
+	}
+	s.Phase, s.Message = WorkPhase(w)
+	var realized, desired int32
+	seen := false
+	for _, o := range w.Status.Objects {
+		for _, f := range o.Feedback {
+			n, err := strconv.ParseInt(f.Value, 10, 32)
+			if err != nil {
+				continue
+			}
+			switch f.Name {
+			case NodesRealizedField:
+				realized += int32(n)
+				seen = true
+			case NodesDesiredField:
+				desired += int32(n)
+				seen = true
+			}
+		}
+	}
+	if seen {
+		s.NodesRealized, s.NodesDesired = &realized, &desired
+	}
+	return s
+}
+
+// WorkPhase reads a Work's conditions: Realized once it is applied for its current spec,
+// Failed when the member refused an object or holds one Meridian does not own, Pending
+// otherwise.
+func WorkPhase(w *fleetv1alpha1.ClusterWork) (policyv1alpha1.Phase, string) {
+	if w.Status.ObservedGeneration != w.Generation {
+		return policyv1alpha1.PhasePending, "The work engine has not applied the latest objects yet."
+	}
+	if c := apimeta.FindStatusCondition(w.Status.Conditions, fleetv1alpha1.DegradedCondition); c != nil && c.Status == metav1.ConditionTrue {
+		return policyv1alpha1.PhaseFailed, c.Message
+	}
+	if c := apimeta.FindStatusCondition(w.Status.Conditions, fleetv1alpha1.AppliedCondition); c != nil && c.Status == metav1.ConditionTrue {
+		return policyv1alpha1.PhaseRealized, ""
+	}
+	if c := apimeta.FindStatusCondition(w.Status.Conditions, fleetv1alpha1.AppliedCondition); c != nil && c.Message != "" {
+		return policyv1alpha1.PhasePending, c.Message
+	}
+	return policyv1alpha1.PhasePending, "The work engine has not applied the objects yet."
+}
+
+// Outcome is what a pass found beyond the clusters' own status.
+type Outcome struct {
+	// Unreachable members of the placement (their objects wait).
+	Unreachable []string
+	// Err is a terminal problem of the policy (unknown tier, invalid placement): Stalled.
+	Reason, Message string
+}
+
+// SetStatus fills the policy's summary fields and conditions from the clusters' status (sorted
+// here by name). Ready is True when every cluster realized the policy; Reconciling while some
+// are pending; Stalled when a cluster failed or the policy itself is wrong. A False Reconciling
+// or Stalled is removed, not kept (kstatus, as Flux checks it).
+func SetStatus(g *policyv1alpha1.GlobalNetworkPolicy, clusters []policyv1alpha1.ClusterPolicyStatus, o Outcome) {
+	sort.Slice(clusters, func(i, j int) bool { return clusters[i].Cluster < clusters[j].Cluster })
+	g.Status.Clusters = clusters
+	realized, weakest := 0, policyv1alpha1.Enforcement("")
+	var forms, pending, failed []string
+	for _, c := range clusters {
+		forms = append(forms, c.Cluster+"="+string(c.Form))
+		if weakest == "" || rank(c.Enforcement) > rank(weakest) {
+			weakest = c.Enforcement
+		}
+		switch c.Phase {
+		case policyv1alpha1.PhaseRealized:
+			realized++
+		case policyv1alpha1.PhaseFailed:
+			failed = append(failed, c.Cluster)
+		default:
+			pending = append(pending, c.Cluster)
+		}
+	}
+	g.Status.Summary = fmt.Sprintf("%d/%d", realized, len(clusters))
+	g.Status.Forms = strings.Join(forms, ",")
+	g.Status.Enforcement = weakest
+
+	gen := g.Generation
+	set := func(t string, s metav1.ConditionStatus, reason, msg string) {
+		apimeta.SetStatusCondition(&g.Status.Conditions, metav1.Condition{Type: t, Status: s, Reason: reason, Message: msg, ObservedGeneration: gen})
+	}
+	drop := func(t string) { apimeta.RemoveStatusCondition(&g.Status.Conditions, t) }
+	switch {
+	case o.Reason != "":
+		set(policyv1alpha1.StalledCondition, metav1.ConditionTrue, o.Reason, o.Message)
+		drop(policyv1alpha1.ReconcilingCondition)
+		set(policyv1alpha1.ReadyCondition, metav1.ConditionFalse, o.Reason, o.Message)
+	case len(failed) > 0:
+		reason := policyv1alpha1.ApplyFailedReason
+		msg := fmt.Sprintf("The policy is not in force in %s: see status.clusters for why.", strings.Join(failed, ", "))
+		for _, c := range clusters {
+			if c.Phase == policyv1alpha1.PhaseFailed && c.Enforcement == policyv1alpha1.EnforcementUnsupported {
+				reason = policyv1alpha1.UnsupportedReason
+			}
+		}
+		set(policyv1alpha1.StalledCondition, metav1.ConditionTrue, reason, msg)
+		drop(policyv1alpha1.ReconcilingCondition)
+		set(policyv1alpha1.ReadyCondition, metav1.ConditionFalse, reason, msg)
+	case len(clusters) == 0:
+		drop(policyv1alpha1.StalledCondition)
+		drop(policyv1alpha1.ReconcilingCondition)
+		set(policyv1alpha1.ReadyCondition, metav1.ConditionTrue, policyv1alpha1.NoClustersReason, "The placement selects no MemberCluster.")
+	case len(pending) > 0:
+		reason, msg := policyv1alpha1.PendingReason, fmt.Sprintf("Waiting for %s to realize the policy.", strings.Join(pending, ", "))
+		if len(o.Unreachable) > 0 {
+			reason, msg = policyv1alpha1.MembersUnreachableReason, fmt.Sprintf("Waiting for %s to be reachable again.", strings.Join(o.Unreachable, ", "))
+		}
+		drop(policyv1alpha1.StalledCondition)
+		set(policyv1alpha1.ReconcilingCondition, metav1.ConditionTrue, reason, msg)
+		set(policyv1alpha1.ReadyCondition, metav1.ConditionFalse, reason, msg)
+	default:
+		drop(policyv1alpha1.StalledCondition)
+		drop(policyv1alpha1.ReconcilingCondition)
+		set(policyv1alpha1.ReadyCondition, metav1.ConditionTrue, policyv1alpha1.RealizedReason, fmt.Sprintf("Realized in %d clusters.", realized))
+	}
+}
+
+func rank(e policyv1alpha1.Enforcement) int {
+	switch e {
+	case policyv1alpha1.EnforcementUnsupported:
+		return 2
+	case policyv1alpha1.EnforcementRestricted:
+		return 1
+	}
+	return 0
+}
