@@ -82,8 +82,11 @@ func (r *GlobalNamespaceReconciler) Reconcile(ctx context.Context, req ctrl.Requ
 	wanted := map[string]bool{}
 	for _, member := range selected {
 		wanted[member] = true
-		w, err := r.ensureWork(ctx, g, member, works[member])
+		w, releasing, err := r.ensureWork(ctx, g, member, works[member])
 		state, msg := globalns.ClusterState(w)
+		if releasing != "" && err == nil {
+			state, msg = netv1alpha1.ClusterNamespacePending, fmt.Sprintf("Releasing namespace %s (removing the GlobalNamespace's label) before the namespace is renamed to %s.", releasing, g.NamespaceIn(member))
+		}
 		if err != nil {
 			// The Work still carries an older spec, whatever its status says about that one.
 			errs = append(errs, err)
@@ -152,20 +155,24 @@ func (r *GlobalNamespaceReconciler) works(ctx context.Context, g *netv1alpha1.Gl
 }
 
 // ensureWork creates or updates the member's Work. It returns the Work as it now is on the hub,
-// or nil when it could not be created.
-func (r *GlobalNamespaceReconciler) ensureWork(ctx context.Context, g *netv1alpha1.GlobalNamespace, member string, current *fleetv1alpha1.ClusterWork) (*fleetv1alpha1.ClusterWork, error) {
+// or nil when it could not be created, and the old namespace it is releasing before a rename.
+func (r *GlobalNamespaceReconciler) ensureWork(ctx context.Context, g *netv1alpha1.GlobalNamespace, member string, current *fleetv1alpha1.ClusterWork) (*fleetv1alpha1.ClusterWork, string, error) {
 	desired, err := globalns.DesiredWork(g, member)
 	if err != nil {
-		return current, err
+		return current, "", err
 	}
 	if err := controllerutil.SetOwnerReference(g, desired, r.HubClient.Scheme()); err != nil {
-		return current, err
+		return current, "", err
 	}
-	w, err := writeWork(ctx, r.HubClient, desired, current)
+	next, releasing, err := globalns.NextWork(current, desired)
+	if err != nil || next == nil {
+		return current, releasing, err
+	}
+	w, err := writeWork(ctx, r.HubClient, next, current)
 	if current == nil && apierrors.IsNotFound(err) {
-		return nil, fmt.Errorf("the hub namespace %s of member %s does not exist yet", desired.Namespace, member)
+		return nil, "", fmt.Errorf("the hub namespace %s of member %s does not exist yet", desired.Namespace, member)
 	}
-	return w, err
+	return w, releasing, err
 }
 
 // finalize deletes every Work of a deleted GlobalNamespace and lets it go once they are gone, so
