@@ -15,6 +15,7 @@ import (
 
 	fleetv1alpha1 "github.com/meridian-io/meridian/apis/fleet/v1alpha1"
 	netv1alpha1 "github.com/meridian-io/meridian/apis/networking/v1alpha1"
+	"github.com/meridian-io/meridian/controllers/internal/hubwork"
 	"github.com/meridian-io/meridian/internal/mcs"
 	"github.com/meridian-io/meridian/internal/work"
 )
@@ -108,7 +109,7 @@ func (r *ServiceDiscoveryReconciler) importWorks(ctx context.Context, ns, name s
 // hub namespace is no error: the member's namespace appearing retries. A Work of that name that
 // carries something else is ErrNameTaken.
 func (r *ServiceDiscoveryReconciler) ensureWork(ctx context.Context, desired, current *fleetv1alpha1.ClusterWork) (*fleetv1alpha1.ClusterWork, error) {
-	w, err := writeWork(ctx, r.HubClient, desired, current)
+	w, err := hubwork.WriteWork(ctx, r.HubClient, desired, current)
 	switch {
 	case apierrors.IsNotFound(err):
 		return nil, nil
