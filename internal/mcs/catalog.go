@@ -60,7 +60,7 @@ func (c *Catalog) Services(namespace string) []netv1alpha1.GlobalServiceStatus {
 }
 
 // carryConditions returns want with the transition times of old where a condition's status did
-// not change (now where it did).
+// not change (now, in whole seconds, where it did).
 func carryConditions(old, want []metav1.Condition) []metav1.Condition {
 	if len(want) == 0 {
 		return nil
@@ -71,7 +71,11 @@ func carryConditions(old, want []metav1.Condition) []metav1.Condition {
 	}
 	out := make([]metav1.Condition, 0, len(want))
 	for _, c := range want {
-		out = append(out, *meta.FindStatusCondition(conds, c.Type))
+		c := *meta.FindStatusCondition(conds, c.Type)
+		// As the hub stores it (seconds), so that the GlobalNamespace's status compares equal
+		// to what it read and is not written again.
+		c.LastTransitionTime = c.LastTransitionTime.Rfc3339Copy()
+		out = append(out, c)
 	}
 	return out
 }

@@ -70,7 +70,7 @@ func TestRefusals(t *testing.T) {
 
 func TestCatalogKeepsTransitionTime(t *testing.T) {
 	c := NewCatalog()
-	old := metav1.NewTime(metav1.Now().Add(-3600e9))
+	old := metav1.NewTime(metav1.Now().Add(-3600e9)).Rfc3339Copy()
 	cond := func(s metav1.ConditionStatus, reason string, at metav1.Time) []metav1.Condition {
 		return []metav1.Condition{{Type: netv1alpha1.StatusWrittenCondition, Status: s, Reason: reason, Message: reason, LastTransitionTime: at}}
 	}
@@ -86,7 +86,11 @@ func TestCatalogKeepsTransitionTime(t *testing.T) {
 	if !c.Set("ns", "a", &netv1alpha1.GlobalServiceStatus{Name: "a", Conditions: cond(metav1.ConditionFalse, "StatusWriteRefused", metav1.Time{})}) {
 		t.Error("a condition turning False did not change the catalog")
 	}
-	if got := c.Services("ns")[0].Conditions[0]; got.LastTransitionTime.Equal(&old) || got.LastTransitionTime.IsZero() {
+	got := c.Services("ns")[0].Conditions[0]
+	if got.LastTransitionTime.Equal(&old) || got.LastTransitionTime.IsZero() {
 		t.Errorf("transition time after a change: %v", got.LastTransitionTime)
+	}
+	if got.LastTransitionTime.Nanosecond() != 0 {
+		t.Errorf("transition time %v has nanoseconds: the hub's copy (seconds) would never compare equal", got.LastTransitionTime)
 	}
 }
