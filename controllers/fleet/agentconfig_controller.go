@@ -7,7 +7,6 @@ import (
 	"time"
 
 	"k8s.io/apimachinery/pkg/api/equality"
-	"k8s.io/apimachinery/pkg/types"
 	kerrors "k8s.io/apimachinery/pkg/util/errors"
 	"k8s.io/utils/clock"
 	ctrl "sigs.k8s.io/controller-runtime"
@@ -20,8 +19,8 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 
 	fleetv1alpha1 "github.com/meridian-io/meridian/apis/fleet/v1alpha1"
+	"github.com/meridian-io/meridian/controllers/internal/hubwork"
 	"github.com/meridian-io/meridian/internal/agentconfig"
-	"github.com/meridian-io/meridian/internal/work"
 )
 
 // AgentConfigReconciler compiles each AgentConfig into one ClusterWork per selected member and
@@ -216,42 +215,7 @@ func (r *AgentConfigReconciler) writeWork(ctx context.Context, ac *fleetv1alpha1
 		since = current.Annotations[agentconfig.SinceAnnotation]
 	}
 	desired.Annotations[agentconfig.SinceAnnotation] = since
-	if current == nil {
-		if err := r.HubClient.Create(ctx, desired); err != nil {
-			return nil, fmt.Errorf("create ClusterWork %s/%s: %w", desired.Namespace, desired.Name, err)
-		}
-		return desired, nil
-	}
-	if !current.DeletionTimestamp.IsZero() || (work.SameSpec(current.Spec, desired.Spec) && hasAll(current.Labels, desired.Labels) && hasAll(current.Annotations, desired.Annotations)) {
-		return current, nil
-	}
-	updated := current.DeepCopy()
-	updated.Spec = desired.Spec
-	updated.Labels = merged(updated.Labels, desired.Labels)
-	updated.Annotations = merged(updated.Annotations, desired.Annotations)
-	if err := r.HubClient.Patch(ctx, updated, client.MergeFrom(current)); err != nil {
-		return current, fmt.Errorf("update ClusterWork %s/%s: %w", current.Namespace, current.Name, err)
-	}
-	return updated, nil
-}
-
-func hasAll(have, want map[string]string) bool {
-	for k, v := range want {
-		if have[k] != v {
-			return false
-		}
-	}
-	return true
-}
-
-func merged(into, from map[string]string) map[string]string {
-	if into == nil {
-		into = map[string]string{}
-	}
-	for k, v := range from {
-		into[k] = v
-	}
-	return into
+	return hubwork.WriteWork(ctx, r.HubClient, desired, current)
 }
 
 // terminal reports an error that retrying will not fix as Stalled, and waits for a new spec.
@@ -290,22 +254,9 @@ func (r *AgentConfigReconciler) SetupWithManager(mgr ctrl.Manager) error {
 		Complete(r)
 }
 
-func byAgentConfigLabel(_ context.Context, o client.Object) []reconcile.Request {
-	if name := o.GetLabels()[fleetv1alpha1.AgentConfigLabel]; name != "" {
-		return []reconcile.Request{{NamespacedName: types.NamespacedName{Name: name}}}
-	}
-	return nil
-}
+// The request mappers are controllers/internal/hubwork's, shared by every compiler controller.
+var byAgentConfigLabel = hubwork.ByLabel(fleetv1alpha1.AgentConfigLabel)
 
-func (r *AgentConfigReconciler) all(ctx context.Context, _ client.Object) []reconcile.Request {
-	list := &fleetv1alpha1.AgentConfigList{}
-	if err := r.HubClient.List(ctx, list); err != nil {
-		ctrl.LoggerFrom(ctx).Error(err, "Listing AgentConfigs")
-		return nil
-	}
-	out := make([]reconcile.Request, 0, len(list.Items))
-	for i := range list.Items {
-		out = append(out, reconcile.Request{NamespacedName: types.NamespacedName{Name: list.Items[i].Name}})
-	}
-	return out
+func (r *AgentConfigReconciler) all(ctx context.Context, o client.Object) []reconcile.Request {
+	return hubwork.All(r.HubClient, func() client.ObjectList { return &fleetv1alpha1.AgentConfigList{} }, "AgentConfigs")(ctx, o)
 }

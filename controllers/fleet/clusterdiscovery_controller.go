@@ -16,10 +16,12 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	fleetv1alpha1 "github.com/meridian-io/meridian/apis/fleet/v1alpha1"
+	"github.com/meridian-io/meridian/internal/names"
 )
 
 // MemberNameAnnotation on a joining Cluster API Cluster chooses the name of its MemberCluster;
-// without it the name is "<namespace>-<name>".
+// without it the name is "<namespace>-<name>", with a short hash where that could be another
+// Cluster's name or is too long (internal/names).
 const MemberNameAnnotation = "meridian.io/member-name"
 
 // ClusterDiscoveryReconciler turns Cluster API Clusters labelled meridian.io/join=true, once their
@@ -53,7 +55,7 @@ func (r *ClusterDiscoveryReconciler) Reconcile(ctx context.Context, req ctrl.Req
 
 	var keep string
 	if wanted {
-		name := memberNameFor(cluster)
+		name := memberNameFor(cluster, existing.Items)
 		keep = name
 		if errs := validation.IsDNS1123Label(name); len(errs) > 0 || len(name) > fleetv1alpha1.MaxMemberClusterNameLength {
 			r.Recorder.Eventf(cluster, nil, corev1.EventTypeWarning, "InvalidMemberName", "Join",
@@ -113,11 +115,22 @@ func (r *ClusterDiscoveryReconciler) ensureMember(ctx context.Context, cluster *
 	return nil
 }
 
-func memberNameFor(c *clusterv1.Cluster) string {
+// memberNameFor names the MemberCluster of a joining Cluster: the annotation's name, else the
+// Cluster's namespace and name joined so that two Clusters never share a name (namespace "a-b"
+// name "c" and namespace "a" name "b-c"). existing are the MemberClusters already discovered for
+// the Cluster: one that has the plain "<namespace>-<name>" of an older release keeps it, since
+// renaming a MemberCluster would take the member out of the fleet and join it again.
+func memberNameFor(c *clusterv1.Cluster, existing []fleetv1alpha1.MemberCluster) string {
 	if n := c.Annotations[MemberNameAnnotation]; n != "" {
 		return n
 	}
-	return c.Namespace + "-" + c.Name
+	legacy := c.Namespace + "-" + c.Name
+	for i := range existing {
+		if existing[i].Name == legacy && existing[i].DeletionTimestamp.IsZero() {
+			return legacy
+		}
+	}
+	return names.Join(fleetv1alpha1.MaxMemberClusterNameLength, "", c.Namespace, c.Name)
 }
 
 func controlPlaneInitialized(c *clusterv1.Cluster) bool {

@@ -182,6 +182,10 @@ func (r *MemberClusterReconciler) reconcileConnection(ctx context.Context, s *sc
 	})
 	if err != nil {
 		if membercache.IsInvalidKubeconfig(err) {
+			// A terminal error: reported as a condition, logged, and not retried until the
+			// Secret changes.
+			ctrl.LoggerFrom(ctx).Error(err, "Kubeconfig cannot be used", "secret", klog.KRef(namespace, name), "key", key,
+				"reason", fleetv1alpha1.InvalidKubeconfigReason)
 			s.connReason = fleetv1alpha1.InvalidKubeconfigReason
 			s.connMessage = fmt.Sprintf("The kubeconfig in Secret %s/%s key %q cannot be used: %v. Replace it with a kubeconfig whose current context reaches the member.",
 				namespace, name, key, err.(*membercache.InvalidKubeconfigError).Err)

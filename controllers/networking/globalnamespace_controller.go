@@ -8,7 +8,6 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/equality"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
-	"k8s.io/apimachinery/pkg/types"
 	kerrors "k8s.io/apimachinery/pkg/util/errors"
 	"k8s.io/client-go/tools/events"
 	ctrl "sigs.k8s.io/controller-runtime"
@@ -18,11 +17,11 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/event"
 	"sigs.k8s.io/controller-runtime/pkg/handler"
 	"sigs.k8s.io/controller-runtime/pkg/predicate"
-	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 	"sigs.k8s.io/controller-runtime/pkg/source"
 
 	fleetv1alpha1 "github.com/meridian-io/meridian/apis/fleet/v1alpha1"
 	netv1alpha1 "github.com/meridian-io/meridian/apis/networking/v1alpha1"
+	"github.com/meridian-io/meridian/controllers/internal/hubwork"
 	"github.com/meridian-io/meridian/internal/globalns"
 	"github.com/meridian-io/meridian/internal/mcs"
 )
@@ -82,8 +81,11 @@ func (r *GlobalNamespaceReconciler) Reconcile(ctx context.Context, req ctrl.Requ
 	wanted := map[string]bool{}
 	for _, member := range selected {
 		wanted[member] = true
-		w, err := r.ensureWork(ctx, g, member, works[member])
+		w, releasing, err := r.ensureWork(ctx, g, member, works[member])
 		state, msg := globalns.ClusterState(w)
+		if releasing != "" && err == nil {
+			state, msg = netv1alpha1.ClusterNamespacePending, fmt.Sprintf("Releasing namespace %s (removing the GlobalNamespace's label) before the namespace is renamed to %s.", releasing, g.NamespaceIn(member))
+		}
 		if err != nil {
 			// The Work still carries an older spec, whatever its status says about that one.
 			errs = append(errs, err)
@@ -152,20 +154,24 @@ func (r *GlobalNamespaceReconciler) works(ctx context.Context, g *netv1alpha1.Gl
 }
 
 // ensureWork creates or updates the member's Work. It returns the Work as it now is on the hub,
-// or nil when it could not be created.
-func (r *GlobalNamespaceReconciler) ensureWork(ctx context.Context, g *netv1alpha1.GlobalNamespace, member string, current *fleetv1alpha1.ClusterWork) (*fleetv1alpha1.ClusterWork, error) {
+// or nil when it could not be created, and the old namespace it is releasing before a rename.
+func (r *GlobalNamespaceReconciler) ensureWork(ctx context.Context, g *netv1alpha1.GlobalNamespace, member string, current *fleetv1alpha1.ClusterWork) (*fleetv1alpha1.ClusterWork, string, error) {
 	desired, err := globalns.DesiredWork(g, member)
 	if err != nil {
-		return current, err
+		return current, "", err
 	}
 	if err := controllerutil.SetOwnerReference(g, desired, r.HubClient.Scheme()); err != nil {
-		return current, err
+		return current, "", err
 	}
-	w, err := writeWork(ctx, r.HubClient, desired, current)
+	next, releasing, err := globalns.NextWork(current, desired)
+	if err != nil || next == nil {
+		return current, releasing, err
+	}
+	w, err := hubwork.WriteWork(ctx, r.HubClient, next, current)
 	if current == nil && apierrors.IsNotFound(err) {
-		return nil, fmt.Errorf("the hub namespace %s of member %s does not exist yet", desired.Namespace, member)
+		return nil, "", fmt.Errorf("the hub namespace %s of member %s does not exist yet", desired.Namespace, member)
 	}
-	return w, err
+	return w, releasing, err
 }
 
 // finalize deletes every Work of a deleted GlobalNamespace and lets it go once they are gone, so
@@ -211,7 +217,7 @@ func (r *GlobalNamespaceReconciler) removeWork(ctx context.Context, w *fleetv1al
 		return false, err
 	}
 	if released != nil {
-		_, err := writeWork(ctx, r.HubClient, released, w)
+		_, err := hubwork.WriteWork(ctx, r.HubClient, released, w)
 		return false, client.IgnoreNotFound(err)
 	}
 	if w.Spec.DeletionPolicy == fleetv1alpha1.DeletionPolicyOrphan && !globalns.ReleaseDone(w) {
@@ -257,28 +263,8 @@ func (r *GlobalNamespaceReconciler) SetupWithManager(mgr ctrl.Manager) error {
 	}
 	return b.
 		For(&netv1alpha1.GlobalNamespace{}, builder.WithPredicates(specOrDeletion)).
-		Watches(&fleetv1alpha1.ClusterWork{}, handler.EnqueueRequestsFromMapFunc(byLabel), builder.OnlyMetadata).
-		Watches(&fleetv1alpha1.MemberCluster{}, handler.EnqueueRequestsFromMapFunc(r.all), builder.WithPredicates(memberChanged)).
+		Watches(&fleetv1alpha1.ClusterWork{}, handler.EnqueueRequestsFromMapFunc(hubwork.ByLabel(netv1alpha1.GlobalNamespaceLabel)), builder.OnlyMetadata).
+		Watches(&fleetv1alpha1.MemberCluster{}, handler.EnqueueRequestsFromMapFunc(hubwork.All(r.HubClient, func() client.ObjectList { return &netv1alpha1.GlobalNamespaceList{} }, "GlobalNamespaces")), builder.WithPredicates(memberChanged)).
 		Named("globalnamespace").
 		Complete(r)
-}
-
-func byLabel(_ context.Context, o client.Object) []reconcile.Request {
-	if name := o.GetLabels()[netv1alpha1.GlobalNamespaceLabel]; name != "" {
-		return []reconcile.Request{{NamespacedName: types.NamespacedName{Name: name}}}
-	}
-	return nil
-}
-
-func (r *GlobalNamespaceReconciler) all(ctx context.Context, _ client.Object) []reconcile.Request {
-	list := &netv1alpha1.GlobalNamespaceList{}
-	if err := r.HubClient.List(ctx, list); err != nil {
-		ctrl.LoggerFrom(ctx).Error(err, "Listing GlobalNamespaces")
-		return nil
-	}
-	out := make([]reconcile.Request, 0, len(list.Items))
-	for i := range list.Items {
-		out = append(out, reconcile.Request{NamespacedName: types.NamespacedName{Name: list.Items[i].Name}})
-	}
-	return out
 }

@@ -45,6 +45,8 @@ type ServiceDiscoveryReconciler struct {
 	GlobalNamespaceEvents chan<- event.TypedGenericEvent[*netv1alpha1.GlobalNamespace]
 
 	requests chan event.TypedGenericEvent[*metav1.PartialObjectMetadata]
+	// refusals are the MCS status writes members refused, reported in the service's status.
+	refusals *mcs.Refusals
 }
 
 // +kubebuilder:rbac:groups=networking.meridian.io,resources=globalnamespaces,verbs=get;list;watch
@@ -101,7 +103,13 @@ func (r *ServiceDiscoveryReconciler) Reconcile(ctx context.Context, req ctrl.Req
 			errs = append(errs, r.exportStatus(ctx, e.Cluster, e.Export, mcs.ExportConditions(verdicts[e.Cluster], imports)))
 		}
 	}
-	if r.Catalog.Set(ns, name, mcs.ServiceStatus(name, imp, verdicts, imports)) {
+	st := mcs.ServiceStatus(name, imp, verdicts, imports)
+	if st != nil {
+		st.Conditions = []metav1.Condition{r.refusals.Condition(mcs.ServiceKey{Namespace: ns, Name: name})}
+	} else {
+		r.refusals.Forget(mcs.ServiceKey{Namespace: ns, Name: name})
+	}
+	if r.Catalog.Set(ns, name, st) {
 		r.wakeGlobalNamespaces(gns, ns)
 	}
 	return ctrl.Result{}, kerrors.NewAggregate(errs)

@@ -26,9 +26,11 @@ func (r *ServiceDiscoveryReconciler) Handlers() mcs.Handlers {
 	}
 }
 
-// NewRequests makes the request channel; call it before the Inventory starts.
+// NewRequests makes the request channel (and the record of refused status writes); call it
+// before the Inventory starts.
 func (r *ServiceDiscoveryReconciler) NewRequests() {
 	r.requests = make(chan event.TypedGenericEvent[*metav1.PartialObjectMetadata], 4096)
+	r.refusals = mcs.NewRefusals()
 }
 
 func (r *ServiceDiscoveryReconciler) enqueue(namespace, name string) {

@@ -8,12 +8,14 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/klog/v2"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	mcsv1beta1 "sigs.k8s.io/mcs-api/pkg/apis/v1beta1"
 
 	fleetv1alpha1 "github.com/meridian-io/meridian/apis/fleet/v1alpha1"
 	netv1alpha1 "github.com/meridian-io/meridian/apis/networking/v1alpha1"
+	"github.com/meridian-io/meridian/controllers/internal/hubwork"
 	"github.com/meridian-io/meridian/internal/mcs"
 	"github.com/meridian-io/meridian/internal/work"
 )
@@ -32,7 +34,7 @@ func (r *ServiceDiscoveryReconciler) exportStatus(ctx context.Context, member st
 	if obj == nil {
 		return nil
 	}
-	if err := r.Engine.ApplyStatus(member, serviceExportGVR, obj, r.statusWritten(ctx, se.Namespace, se.Name)); err != nil {
+	if err := r.Engine.ApplyStatus(member, serviceExportGVR, obj, r.statusWritten(ctx, member, "ServiceExport", se.Namespace, se.Name)); err != nil {
 		return fmt.Errorf("write the status of ServiceExport %s/%s in %s: %w", se.Namespace, se.Name, member, err)
 	}
 	return nil
@@ -52,22 +54,32 @@ func (r *ServiceDiscoveryReconciler) importStatus(ctx context.Context, member, n
 	if obj == nil {
 		return nil
 	}
-	if err := r.Engine.ApplyStatus(member, serviceImportGVR, obj, r.statusWritten(ctx, ns, name)); err != nil {
+	if err := r.Engine.ApplyStatus(member, serviceImportGVR, obj, r.statusWritten(ctx, member, "ServiceImport", ns, name)); err != nil {
 		return fmt.Errorf("write the status of ServiceImport %s/%s in %s: %w", ns, name, member, err)
 	}
 	return nil
 }
 
 // statusWritten receives the outcome of a status write the work engine made on the member's own
-// workers (it retries by itself what the member did not answer): a refusal is logged; the next
-// change of the service writes again.
-func (r *ServiceDiscoveryReconciler) statusWritten(ctx context.Context, ns, name string) work.StatusDone {
-	log := ctrl.LoggerFrom(ctx)
+// workers (it retries by itself what the member did not answer). A refusal is logged and
+// reported in the service's status (StatusWritten=False, reason StatusWriteRefused) until a later
+// write of that object is accepted; the next change of the service writes again.
+func (r *ServiceDiscoveryReconciler) statusWritten(ctx context.Context, member, kind, ns, name string) work.StatusDone {
+	log := ctrl.LoggerFrom(ctx).WithValues("member", member, "kind", kind, "service", klog.KRef(ns, name))
+	svc := mcs.ServiceKey{Namespace: ns, Name: name}
 	return func(err error) {
-		if err == nil || apierrors.IsNotFound(err) || errors.Is(err, work.ErrNotConnected) {
-			return // written, gone, or the member's reconnection queues every service again
+		if errors.Is(err, work.ErrNotConnected) {
+			return // the member's reconnection queues every service again
 		}
-		log.Error(err, "Writing MCS status into a member", "service", ns+"/"+name)
+		if apierrors.IsNotFound(err) {
+			err = nil // the object is gone: nothing of it is refused
+		}
+		if err != nil {
+			log.Error(err, "Member refused MCS status")
+		}
+		if r.refusals.Record(svc, member, kind, err) {
+			r.enqueue(ns, name) // the service's status changes
+		}
 	}
 }
 
@@ -97,7 +109,7 @@ func (r *ServiceDiscoveryReconciler) importWorks(ctx context.Context, ns, name s
 // hub namespace is no error: the member's namespace appearing retries. A Work of that name that
 // carries something else is ErrNameTaken.
 func (r *ServiceDiscoveryReconciler) ensureWork(ctx context.Context, desired, current *fleetv1alpha1.ClusterWork) (*fleetv1alpha1.ClusterWork, error) {
-	w, err := writeWork(ctx, r.HubClient, desired, current)
+	w, err := hubwork.WriteWork(ctx, r.HubClient, desired, current)
 	switch {
 	case apierrors.IsNotFound(err):
 		return nil, nil

@@ -7,7 +7,6 @@ import (
 
 	"k8s.io/apimachinery/pkg/api/equality"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
-	"k8s.io/apimachinery/pkg/types"
 	kerrors "k8s.io/apimachinery/pkg/util/errors"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/builder"
@@ -21,6 +20,7 @@ import (
 
 	fleetv1alpha1 "github.com/meridian-io/meridian/apis/fleet/v1alpha1"
 	policyv1alpha1 "github.com/meridian-io/meridian/apis/policy/v1alpha1"
+	"github.com/meridian-io/meridian/controllers/internal/hubwork"
 	"github.com/meridian-io/meridian/internal/placement"
 	"github.com/meridian-io/meridian/internal/policy/compile"
 	"github.com/meridian-io/meridian/internal/policy/inventory"
@@ -149,7 +149,7 @@ func (r *GlobalNetworkPolicyReconciler) member(ctx context.Context, g *policyv1a
 		if err := controllerutil.SetOwnerReference(g, desired, r.HubClient.Scheme()); err != nil {
 			return policyv1alpha1.ClusterPolicyStatus{}, err
 		}
-		if w, err = writeWork(ctx, r.HubClient, desired, current); err != nil {
+		if w, err = hubwork.WriteWork(ctx, r.HubClient, desired, current); err != nil {
 			return compile.ClusterStatus(member, form, m.Enforcement[g.Name], current), err
 		}
 	}
@@ -170,7 +170,7 @@ func (r *GlobalNetworkPolicyReconciler) writeShared(ctx context.Context, desired
 	} else if err != nil {
 		return err
 	}
-	_, err = writeWork(ctx, r.HubClient, desired, current)
+	_, err = hubwork.WriteWork(ctx, r.HubClient, desired, current)
 	return err
 }
 
@@ -267,22 +267,9 @@ func (r *GlobalNetworkPolicyReconciler) SetupWithManager(mgr ctrl.Manager) error
 		Complete(r)
 }
 
-func byPolicyLabel(_ context.Context, o client.Object) []reconcile.Request {
-	if name := o.GetLabels()[policyv1alpha1.GlobalNetworkPolicyLabel]; name != "" {
-		return []reconcile.Request{{NamespacedName: types.NamespacedName{Name: name}}}
-	}
-	return nil
-}
+// The request mappers are controllers/internal/hubwork's, shared by every compiler controller.
+var byPolicyLabel = hubwork.ByLabel(policyv1alpha1.GlobalNetworkPolicyLabel)
 
-func (r *GlobalNetworkPolicyReconciler) all(ctx context.Context, _ client.Object) []reconcile.Request {
-	list := &policyv1alpha1.GlobalNetworkPolicyList{}
-	if err := r.HubClient.List(ctx, list); err != nil {
-		ctrl.LoggerFrom(ctx).Error(err, "Listing GlobalNetworkPolicies")
-		return nil
-	}
-	out := make([]reconcile.Request, 0, len(list.Items))
-	for i := range list.Items {
-		out = append(out, reconcile.Request{NamespacedName: types.NamespacedName{Name: list.Items[i].Name}})
-	}
-	return out
+func (r *GlobalNetworkPolicyReconciler) all(ctx context.Context, o client.Object) []reconcile.Request {
+	return hubwork.All(r.HubClient, func() client.ObjectList { return &policyv1alpha1.GlobalNetworkPolicyList{} }, "GlobalNetworkPolicies")(ctx, o)
 }

@@ -151,3 +151,52 @@ func ReleaseDone(w *fleetv1alpha1.ClusterWork) bool {
 	}
 	return false
 }
+
+// NextWork is the Work to write for a member now, given the one on the hub (current, nil when
+// there is none) and the one the GlobalNamespace wants. When desired gives a retained namespace
+// another name (an override or spec.namespaceName changed), the old namespace is released first,
+// as a deleted GlobalNamespace's is: current is rewritten without the GlobalNamespace's label,
+// and desired follows once that is applied, so that the Work, no longer listing the old
+// namespace, leaves it to the member carrying nothing that names the GlobalNamespace. Meanwhile
+// releasing names the old namespace, and next is nil while there is nothing to write.
+func NextWork(current, desired *fleetv1alpha1.ClusterWork) (next *fleetv1alpha1.ClusterWork, releasing string, err error) {
+	if current == nil || desired.Spec.DeletionPolicy != fleetv1alpha1.DeletionPolicyOrphan {
+		return desired, "", nil
+	}
+	have, err := namespaceOf(current)
+	if err != nil {
+		return nil, "", err
+	}
+	want, err := namespaceOf(desired)
+	if err != nil {
+		return nil, "", err
+	}
+	if have == "" || have == want {
+		return desired, "", nil
+	}
+	// The old namespace's fate is decided by the policy the Work will have when it drops it.
+	old := current.DeepCopy()
+	old.Spec.DeletionPolicy = desired.Spec.DeletionPolicy
+	released, err := Released(old)
+	switch {
+	case err != nil:
+		return nil, "", err
+	case released != nil:
+		return released, have, nil
+	case !ReleaseDone(current):
+		return nil, have, nil
+	}
+	return desired, "", nil
+}
+
+// namespaceOf is the name of the namespace a GlobalNamespace's Work lists ("" when none).
+func namespaceOf(w *fleetv1alpha1.ClusterWork) (string, error) {
+	if len(w.Spec.Objects) != 1 {
+		return "", nil
+	}
+	ns := &metav1.PartialObjectMetadata{}
+	if err := json.Unmarshal(w.Spec.Objects[0].Raw, ns); err != nil {
+		return "", fmt.Errorf("read the namespace of ClusterWork %s/%s: %w", w.Namespace, w.Name, err)
+	}
+	return ns.Name, nil
+}

@@ -208,3 +208,76 @@ func TestSetStatusFollowsKstatus(t *testing.T) {
 		})
 	}
 }
+
+func TestNextWorkReleasesARenamedNamespaceFirst(t *testing.T) {
+	g := &netv1alpha1.GlobalNamespace{ObjectMeta: metav1.ObjectMeta{Name: "shop"},
+		Spec: netv1alpha1.GlobalNamespaceSpec{DeletionPolicy: netv1alpha1.NamespaceRetain}}
+	onHub, err := DesiredWork(g, "m1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	onHub.Generation = 1
+	applied := func(w *fleetv1alpha1.ClusterWork) *fleetv1alpha1.ClusterWork {
+		w = w.DeepCopy()
+		w.Status.ObservedGeneration = w.Generation
+		ns, _ := namespaceOf(w)
+		w.Status.Objects = []fleetv1alpha1.ObjectStatus{{Kind: "Namespace", Name: ns, State: fleetv1alpha1.ObjectApplied}}
+		return w
+	}
+	onHub = applied(onHub)
+	renamed := g.DeepCopy()
+	renamed.Spec.Overrides = []netv1alpha1.NamespaceOverride{{Cluster: "m1", NamespaceName: "shop-eu"}}
+	desired, _ := DesiredWork(renamed, "m1")
+
+	// Unchanged name, or no Work yet: the desired Work at once.
+	if next, rel, err := NextWork(onHub, onHub); err != nil || next != onHub || rel != "" {
+		t.Errorf("same name: %v %q %v", next, rel, err)
+	}
+	if next, rel, _ := NextWork(nil, desired); next != desired || rel != "" {
+		t.Errorf("no Work yet: %v %q", next, rel)
+	}
+
+	// Renamed: first the old namespace without the label.
+	next, rel, err := NextWork(onHub, desired)
+	if err != nil || rel != "shop" || next == nil {
+		t.Fatalf("rename, step 1: %v %q %v", next, rel, err)
+	}
+	var ns corev1.Namespace
+	if err := json.Unmarshal(next.Spec.Objects[0].Raw, &ns); err != nil {
+		t.Fatal(err)
+	}
+	if ns.Name != "shop" || ns.Labels[netv1alpha1.GlobalNamespaceLabel] != "" {
+		t.Errorf("step 1 writes namespace %q labels %v; want shop without the GlobalNamespace label", ns.Name, ns.Labels)
+	}
+
+	// Written, not applied yet: nothing to write, still releasing.
+	released := next.DeepCopy()
+	released.Generation = 2
+	if n, rel, _ := NextWork(released, desired); n != nil || rel != "shop" {
+		t.Errorf("release pending: %v %q; want nothing to write, releasing shop", n, rel)
+	}
+	// Applied (or unreachable: still waiting).
+	unreachable := released.DeepCopy()
+	unreachable.Status.Conditions = []metav1.Condition{{Type: fleetv1alpha1.AppliedCondition, Status: metav1.ConditionUnknown}}
+	if n, _, _ := NextWork(unreachable, desired); n != nil {
+		t.Errorf("member unreachable during the release: %v; want nothing to write", n)
+	}
+	if n, rel, _ := NextWork(applied(released), desired); n != desired || rel != "" {
+		t.Errorf("released: %v %q; want the renamed Work", n, rel)
+	}
+
+	// Delete policy: the old namespace is deleted with the rename; nothing to release.
+	del := renamed.DeepCopy()
+	del.Spec.DeletionPolicy = netv1alpha1.NamespaceDelete
+	desiredDel, _ := DesiredWork(del, "m1")
+	if n, rel, _ := NextWork(onHub, desiredDel); n != desiredDel || rel != "" {
+		t.Errorf("Delete policy: %v %q; want the renamed Work at once", n, rel)
+	}
+	// Retain newly set together with the rename on a Work that deleted: released first too.
+	gDel := g.DeepCopy()
+	gDel.Spec.DeletionPolicy = netv1alpha1.NamespaceDelete
+	onHubDel, _ := DesiredWork(gDel, "m1")
+	if n, rel, _ := NextWork(applied(onHubDel), desired); n == nil || rel != "shop" || n.Spec.DeletionPolicy != fleetv1alpha1.DeletionPolicyOrphan {
+		t.Errorf("Delete to Retain with a rename: %v %q; want the release under Orphan", n, rel)
+	}
+}

@@ -4,6 +4,9 @@ import (
 	"sort"
 	"sync"
 
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
 	netv1alpha1 "github.com/meridian-io/meridian/apis/networking/v1alpha1"
 )
 
@@ -38,6 +41,8 @@ func (c *Catalog) Set(namespace, name string, st *netv1alpha1.GlobalServiceStatu
 		services = map[string]netv1alpha1.GlobalServiceStatus{}
 		c.ns[namespace] = services
 	}
+	st = st.DeepCopy()
+	st.Conditions = carryConditions(old.Conditions, st.Conditions)
 	services[name] = *st
 	return !had || !equalStatus(old, *st)
 }
@@ -54,10 +59,43 @@ func (c *Catalog) Services(namespace string) []netv1alpha1.GlobalServiceStatus {
 	return out
 }
 
+// carryConditions returns want with the transition times of old where a condition's status did
+// not change (now, in whole seconds, where it did).
+func carryConditions(old, want []metav1.Condition) []metav1.Condition {
+	if len(want) == 0 {
+		return nil
+	}
+	conds := append([]metav1.Condition(nil), old...)
+	for _, c := range want {
+		meta.SetStatusCondition(&conds, c)
+	}
+	out := make([]metav1.Condition, 0, len(want))
+	for _, c := range want {
+		c := *meta.FindStatusCondition(conds, c.Type)
+		// As the hub stores it (seconds), so that the GlobalNamespace's status compares equal
+		// to what it read and is not written again.
+		c.LastTransitionTime = c.LastTransitionTime.Rfc3339Copy()
+		out = append(out, c)
+	}
+	return out
+}
+
 func equalStatus(a, b netv1alpha1.GlobalServiceStatus) bool {
 	return a.Name == b.Name && a.Type == b.Type && a.ReadyEndpoints == b.ReadyEndpoints && a.Conflict == b.Conflict &&
 		equalStrings(a.SourceClusters, b.SourceClusters) && equalStrings(a.ImportingClusters, b.ImportingClusters) &&
-		equalStrings(a.DNSNames, b.DNSNames) && equalPorts(a.Ports, b.Ports)
+		equalStrings(a.DNSNames, b.DNSNames) && equalPorts(a.Ports, b.Ports) && equalConditions(a.Conditions, b.Conditions)
+}
+
+func equalConditions(a, b []metav1.Condition) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := range a {
+		if a[i].Type != b[i].Type || a[i].Status != b[i].Status || a[i].Reason != b[i].Reason || a[i].Message != b[i].Message {
+			return false
+		}
+	}
+	return true
 }
 
 func equalStrings(a, b []string) bool {

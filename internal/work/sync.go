@@ -136,52 +136,20 @@ func (s *MemberSyncer) register(work *fleetv1alpha1.ClusterWork, manifests []*Ma
 	}
 }
 
+// syncOne reads what Decide needs about one object, decides, and carries the decision out.
 func (s *MemberSyncer) syncOne(ctx context.Context, work *fleetv1alpha1.ClusterWork, m *Manifest, unowned *unownedLister, writeTime *atomic.Int64) (st fleetv1alpha1.ObjectStatus, writes int, requeue time.Duration, err error) {
 	st = fleetv1alpha1.ObjectStatus{Group: m.Key.GroupKind.Group, Version: m.Version, Kind: m.Key.GroupKind.Kind, Namespace: m.Key.Namespace, Name: m.Key.Name}
 	pending := func(msg string, after time.Duration, cause error) (fleetv1alpha1.ObjectStatus, int, time.Duration, error) {
 		st.State, st.Message = fleetv1alpha1.ObjectPending, msg
-		return st, writes, after, cause
+		return st, 0, after, cause
 	}
 	failed := func(msg string) (fleetv1alpha1.ObjectStatus, int, time.Duration, error) {
 		st.State, st.Message = fleetv1alpha1.ObjectFailed, msg
-		return st, writes, 0, nil
+		return st, 0, 0, nil
 	}
 	if m.Err != nil {
 		return failed(m.Err.Error())
 	}
-
-	mapping, err := s.mapper.RESTMapping(m.Key.GroupKind, m.Version)
-	if err != nil {
-		if meta.IsNoMatchError(err) {
-			return pending(fmt.Sprintf("The member does not serve %s %s (yet); install its CRD or list the CRD in a Work.", m.Key.GroupKind, m.Version), pendingRetry, nil)
-		}
-		return pending(fmt.Sprintf("Looking up %s in the member failed: %v.", m.Key.GroupKind, err), 0, err)
-	}
-	namespaced := mapping.Scope.Name() == meta.RESTScopeNameNamespace
-	switch {
-	case namespaced && m.Key.Namespace == "":
-		return failed(fmt.Sprintf("%s is namespaced: set metadata.namespace.", m.Key))
-	case !namespaced && m.Key.Namespace != "":
-		return failed(fmt.Sprintf("%s is cluster-scoped: remove metadata.namespace.", m.Key))
-	}
-	ri := s.resource(mapping.Resource, m.Key.Namespace)
-	if namespaced {
-		exists, err := s.namespaceExists(ctx, m.Key.Namespace, unowned)
-		if err != nil {
-			return pending(fmt.Sprintf("Reading namespace %s from the member failed: %v.", m.Key.Namespace, err), 0, err)
-		}
-		if !exists {
-			// The namespace's arrival (when Meridian creates it) queues this Work again.
-			s.waitForNamespace(m.Key.Namespace, types.NamespacedName{Namespace: s.hubNamespace, Name: work.Name})
-			return pending(fmt.Sprintf("Namespace %s does not exist in the member yet.", m.Key.Namespace), pendingRetry, nil)
-		}
-	}
-
-	live, err := s.lookup(ctx, mapping.Resource, m.Key.Namespace, m.Key.Name)
-	if err != nil {
-		return pending("Waiting for the member's cache of "+mapping.Resource.Resource+".", 0, err)
-	}
-
 	// The apply request's body is the manifest marshalled as Digest marshals it: one encoding
 	// serves both the comparison and the request.
 	body, err := json.Marshal(m.Object.Object)
@@ -189,29 +157,26 @@ func (s *MemberSyncer) syncOne(ctx context.Context, work *fleetv1alpha1.ClusterW
 		return failed(fmt.Sprintf("%s cannot be encoded: %v.", m.Key, err))
 	}
 	digest := digestOf(body)
-	// The decision is pure (Decide); what it needs from the member is read first: the cached
-	// object Meridian owns, or else (one metadata listing per resource and namespace for every
-	// object of the pass) whether one exists that Meridian does not own.
-	state := ObjectState{Work: work.Name, Adopt: work.Spec.Adopt}
-	if live != nil {
-		state.Owned = &metav1.ObjectMeta{Annotations: live.GetAnnotations(), Labels: live.GetLabels()}
-		// inSync records what it learns: only for this Work's own object.
-		state.InSync = live.GetAnnotations()[fleetv1alpha1.WorkAnnotation] == work.Name && s.inSync(m, digest, live)
-	} else {
-		existing, err := unowned.get(ctx, mapping.Resource, m.Key.Namespace, m.Key.Name)
-		if err != nil {
-			return pending(fmt.Sprintf("Reading %s from the member failed: %v.", m.Key, err), 0, err)
-		}
-		if existing != nil {
-			state.Unowned = &existing.ObjectMeta
-		}
+	state, mapping, live, rerr := s.readState(ctx, work, m, digest, unowned)
+	if rerr != nil {
+		return pending(rerr.msg, 0, rerr.cause)
 	}
+
 	action, adopted := Decide(state)
-	retaken := action == ActionRetake
 	switch action {
+	case ActionWaitForKind:
+		return pending(fmt.Sprintf("The member does not serve %s %s (yet); install its CRD or list the CRD in a Work.", m.Key.GroupKind, m.Version), pendingRetry, nil)
+	case ActionRefuseNoNamespace:
+		return failed(fmt.Sprintf("%s is namespaced: set metadata.namespace.", m.Key))
+	case ActionRefuseNamespace:
+		return failed(fmt.Sprintf("%s is cluster-scoped: remove metadata.namespace.", m.Key))
+	case ActionWaitForNamespace:
+		// The namespace's arrival (when Meridian creates it) queues this Work again.
+		s.waitForNamespace(m.Key.Namespace, types.NamespacedName{Namespace: s.hubNamespace, Name: work.Name})
+		return pending(fmt.Sprintf("Namespace %s does not exist in the member yet.", m.Key.Namespace), pendingRetry, nil)
 	case ActionConflictOtherWork:
 		st.State = fleetv1alpha1.ObjectConflict
-		st.Message = fmt.Sprintf("%s already belongs to ClusterWork %s/%s; list it in one Work only.", m.Key, s.hubNamespace, live.GetAnnotations()[fleetv1alpha1.WorkAnnotation])
+		st.Message = fmt.Sprintf("%s already belongs to ClusterWork %s/%s; list it in one Work only.", m.Key, s.hubNamespace, state.Owned.Annotations[fleetv1alpha1.WorkAnnotation])
 		st.ConflictManagers = []string{fleetv1alpha1.FieldManager}
 		return st, 0, 0, nil
 	case ActionSkip:
@@ -227,18 +192,77 @@ func (s *MemberSyncer) syncOne(ctx context.Context, work *fleetv1alpha1.ClusterW
 			m.Key, strings.Join(st.ConflictManagers, ", "))
 		return st, 0, 0, nil
 	}
-
 	if adopted {
 		if body, err = json.Marshal(withLabel(m.Object, fleetv1alpha1.AdoptedLabel, "true").Object); err != nil {
 			return failed(fmt.Sprintf("%s cannot be encoded: %v.", m.Key, err))
 		}
 	}
+	return s.apply(ctx, work, m, mapping, body, digest, action == ActionRetake, st, writeTime)
+}
+
+// readState reads, from the member cache (or, for objects Meridian does not own, one metadata
+// listing per resource and namespace for every object of the pass), what Decide needs about one
+// object. It stops at the first fact that settles the decision. A readFailure means the member
+// (or its cache) did not answer.
+func (s *MemberSyncer) readState(ctx context.Context, work *fleetv1alpha1.ClusterWork, m *Manifest, digest string, unowned *unownedLister) (state ObjectState, mapping *meta.RESTMapping, live *unstructured.Unstructured, _ *readFailure) {
+	state = ObjectState{Work: work.Name, Adopt: work.Spec.Adopt, HasNamespace: m.Key.Namespace != ""}
+	mapping, err := s.mapper.RESTMapping(m.Key.GroupKind, m.Version)
+	if err != nil {
+		if meta.IsNoMatchError(err) {
+			state.Unserved = true
+			return state, nil, nil, nil
+		}
+		return state, nil, nil, &readFailure{fmt.Sprintf("Looking up %s in the member failed: %v.", m.Key.GroupKind, err), err}
+	}
+	state.Namespaced = mapping.Scope.Name() == meta.RESTScopeNameNamespace
+	if state.Namespaced != state.HasNamespace {
+		return state, mapping, nil, nil
+	}
+	if state.Namespaced {
+		exists, err := s.namespaceExists(ctx, m.Key.Namespace, unowned)
+		if err != nil {
+			return state, mapping, nil, &readFailure{fmt.Sprintf("Reading namespace %s from the member failed: %v.", m.Key.Namespace, err), err}
+		}
+		if state.NamespaceMissing = !exists; state.NamespaceMissing {
+			return state, mapping, nil, nil
+		}
+	}
+	live, err = s.lookup(ctx, mapping.Resource, m.Key.Namespace, m.Key.Name)
+	if err != nil {
+		return state, mapping, nil, &readFailure{"Waiting for the member's cache of " + mapping.Resource.Resource + ".", err}
+	}
+	if live != nil {
+		state.Owned = &metav1.ObjectMeta{Annotations: live.GetAnnotations(), Labels: live.GetLabels()}
+		// inSync records what it learns: only for this Work's own object.
+		state.InSync = live.GetAnnotations()[fleetv1alpha1.WorkAnnotation] == work.Name && s.inSync(m, digest, live)
+		return state, mapping, live, nil
+	}
+	existing, err := unowned.get(ctx, mapping.Resource, m.Key.Namespace, m.Key.Name)
+	if err != nil {
+		return state, mapping, nil, &readFailure{fmt.Sprintf("Reading %s from the member failed: %v.", m.Key, err), err}
+	}
+	if existing != nil {
+		state.Unowned = &existing.ObjectMeta
+	}
+	return state, mapping, nil, nil
+}
+
+// readFailure is a read of the member that did not answer: the object's status message, and the
+// cause that makes the pass retry.
+type readFailure struct {
+	msg   string
+	cause error
+}
+
+// apply writes one object to the member (retaken: and drops its orphan mark) and reports it.
+func (s *MemberSyncer) apply(ctx context.Context, work *fleetv1alpha1.ClusterWork, m *Manifest, mapping *meta.RESTMapping, body []byte, digest string, retaken bool, st fleetv1alpha1.ObjectStatus, writeTime *atomic.Int64) (fleetv1alpha1.ObjectStatus, int, time.Duration, error) {
 	// Objects of a kind that has no status, of which nothing is read back, are applied through the
 	// metadata client: the member answers with their metadata alone (protobuf), since decoding
 	// whole objects is most of what applying costs the syncer. Their projection is learned from
 	// the watch event of the apply.
 	feedback := FeedbackFor(work.Spec.StatusFeedback, m.Key)
 	metadataOnly := len(feedback) == 0 && statusless[m.Key.GroupKind] && !retaken
+	ri := s.resource(mapping.Resource, m.Key.Namespace)
 	// The member's slot is held for the requests alone; what is computed from the answer is not.
 	s.acquire()
 	began := time.Now()
@@ -246,12 +270,13 @@ func (s *MemberSyncer) syncOne(ctx context.Context, work *fleetv1alpha1.ClusterW
 	opts := metav1.PatchOptions{FieldManager: fleetv1alpha1.FieldManager, Force: &force}
 	var applied *unstructured.Unstructured
 	var appliedMeta *metav1.PartialObjectMetadata
+	var err error
 	if metadataOnly {
 		appliedMeta, err = s.metadataResource(mapping.Resource, m.Key.Namespace).Patch(ctx, m.Key.Name, types.ApplyPatchType, body, opts)
 	} else {
 		applied, err = ri.Patch(ctx, m.Key.Name, types.ApplyPatchType, body, opts)
 	}
-	writes++
+	writes := 1
 	if err == nil && retaken {
 		// The orphan mark was written by a merge patch, not by the apply: remove it the same way.
 		patch := fmt.Sprintf(`{"metadata":{"annotations":{%q:null}}}`, fleetv1alpha1.OrphanedFromAnnotation)
@@ -260,13 +285,16 @@ func (s *MemberSyncer) syncOne(ctx context.Context, work *fleetv1alpha1.ClusterW
 	}
 	writeTime.Add(int64(time.Since(began)))
 	s.release()
-	switch {
-	case apierrors.IsNotFound(err) && m.Key.Namespace != "":
-		return pending(fmt.Sprintf("Namespace %s does not exist in the member yet.", m.Key.Namespace), pendingRetry, nil)
-	case apierrors.IsInvalid(err) || apierrors.IsBadRequest(err) || apierrors.IsForbidden(err) || apierrors.IsMethodNotSupported(err):
-		return failed(fmt.Sprintf("The member refused %s: %v.", m.Key, err))
-	case err != nil:
-		return pending(fmt.Sprintf("Applying %s to the member failed: %v.", m.Key, err), 0, err)
+	switch ClassifyApply(err, m.Key.Namespace != "") {
+	case ApplyWaitForNamespace:
+		st.State, st.Message = fleetv1alpha1.ObjectPending, fmt.Sprintf("Namespace %s does not exist in the member yet.", m.Key.Namespace)
+		return st, writes, pendingRetry, nil
+	case ApplyRefused:
+		st.State, st.Message = fleetv1alpha1.ObjectFailed, fmt.Sprintf("The member refused %s: %v.", m.Key, err)
+		return st, writes, 0, nil
+	case ApplyRetry:
+		st.State, st.Message = fleetv1alpha1.ObjectPending, fmt.Sprintf("Applying %s to the member failed: %v.", m.Key, err)
+		return st, writes, 0, err
 	}
 	st.State = fleetv1alpha1.ObjectApplied
 	rec := appliedRecord{manifest: digest}
@@ -421,32 +449,30 @@ func (s *MemberSyncer) prune(ctx context.Context, work *fleetv1alpha1.ClusterWor
 func (s *MemberSyncer) pruneOne(ctx context.Context, workName string, key ObjectKey, gvr schema.GroupVersionResource, policy fleetv1alpha1.DeletionPolicy) (int, error) {
 	ri := s.resource(gvr, key.Namespace)
 	live, err := ri.Get(ctx, key.Name, metav1.GetOptions{})
-	if apierrors.IsNotFound(err) {
-		s.forgetObject(key)
-		return 0, nil
-	}
-	if err != nil {
+	if err != nil && !apierrors.IsNotFound(err) {
 		return 0, fmt.Errorf("read %s from member %s: %w", key, s.name, err)
 	}
-	if live.GetLabels()[fleetv1alpha1.ManagedByLabel] != fleetv1alpha1.ManagedByValue ||
-		live.GetAnnotations()[fleetv1alpha1.WorkAnnotation] != workName {
+	state := PruneState{Work: workName, Policy: policy}
+	if err == nil {
+		state.Live = &metav1.ObjectMeta{Labels: live.GetLabels(), Annotations: live.GetAnnotations(), DeletionTimestamp: live.GetDeletionTimestamp()}
+	}
+	action, orphanedFrom := DecidePrune(state)
+	switch action {
+	case PruneForget:
 		s.forgetObject(key)
-		return 0, nil // not ours (any more): never delete what Meridian did not create
-	}
-	if live.GetDeletionTimestamp() != nil {
 		return 0, nil
-	}
-	adopted := live.GetLabels()[fleetv1alpha1.AdoptedLabel] == "true"
-	if policy == fleetv1alpha1.DeletionPolicyOrphan || adopted {
+	case PruneWait:
+		return 0, nil
+	case PruneOrphan:
 		// An orphaned object loses Meridian's marks; one Meridian created remembers its Work, so
 		// that the Work can take it back, an adopted one does not (taking it again needs adopt).
-		orphanedFrom := any(workName)
-		if adopted {
-			orphanedFrom = nil
+		var from any
+		if orphanedFrom != "" {
+			from = orphanedFrom
 		}
 		patch := mustJSON(map[string]any{"metadata": map[string]any{
 			"labels":      map[string]any{fleetv1alpha1.ManagedByLabel: nil, fleetv1alpha1.AdoptedLabel: nil},
-			"annotations": map[string]any{fleetv1alpha1.WorkAnnotation: nil, fleetv1alpha1.OrphanedFromAnnotation: orphanedFrom},
+			"annotations": map[string]any{fleetv1alpha1.WorkAnnotation: nil, fleetv1alpha1.OrphanedFromAnnotation: from},
 		}})
 		if _, err := ri.Patch(ctx, key.Name, types.MergePatchType, []byte(patch), metav1.PatchOptions{FieldManager: fleetv1alpha1.FieldManager}); err != nil && !apierrors.IsNotFound(err) {
 			return 1, fmt.Errorf("orphan %s in member %s: %w", key, s.name, err)

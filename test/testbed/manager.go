@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"time"
 
+	"k8s.io/apimachinery/pkg/util/wait"
 	ctrl "sigs.k8s.io/controller-runtime"
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 	"sigs.k8s.io/controller-runtime/pkg/webhook"
@@ -47,13 +48,23 @@ func (b *Bed) StartManager(opts controllers.Options) (*Manager, error) {
 	m := &Manager{Manager: mgr, Members: members, cancel: cancel, done: make(chan error, 1)}
 	go func() { m.done <- mgr.Start(ctx) }()
 	if opts.EnableWebhooks {
-		deadline := time.Now().Add(30 * time.Second)
-		for mgr.GetWebhookServer().StartedChecker()(nil) != nil {
-			if time.Now().After(deadline) {
-				m.Stop()
-				return nil, errors.New("the manager's webhook server did not start within 30s")
+		// The webhook server answers its started check once it listens; a manager that failed to
+		// start ends the wait at once.
+		err := wait.PollUntilContextTimeout(ctx, 50*time.Millisecond, 30*time.Second, true, func(context.Context) (bool, error) {
+			select {
+			case err := <-m.done:
+				m.done <- err // for Stop
+				return false, fmt.Errorf("the manager stopped before its webhook server started: %w", err)
+			default:
 			}
-			time.Sleep(50 * time.Millisecond)
+			return mgr.GetWebhookServer().StartedChecker()(nil) == nil, nil
+		})
+		if err != nil {
+			m.Stop()
+			if wait.Interrupted(err) {
+				err = errors.New("the manager's webhook server did not start within 30s")
+			}
+			return nil, err
 		}
 	}
 	return m, nil

@@ -30,6 +30,18 @@ const (
 	DeletingReason = "Deleting"
 )
 
+// Condition types and reasons of a service in GlobalNamespace status.services.
+const (
+	// StatusWrittenCondition is True when every member accepted the MCS status Meridian last
+	// wrote there for the service (ServiceExport conditions, ServiceImport clusters).
+	StatusWrittenCondition = "StatusWritten"
+	// StatusWrittenReason: no member refused a status write of the service.
+	StatusWrittenReason = "StatusWritten"
+	// StatusWriteRefusedReason: a member refused a status write (its admission, RBAC or schema);
+	// the message names the member, the object and the member's answer.
+	StatusWriteRefusedReason = "StatusWriteRefused"
+)
+
 // Labels and finalizers on hub and member objects.
 const (
 	// GlobalNamespaceLabel names the GlobalNamespace a ClusterWork (on the hub) or a namespace (in

@@ -167,6 +167,13 @@ type GlobalServiceStatus struct {
 	// +optional
 	// +listType=atomic
 	DNSNames []string `json:"dnsNames,omitempty"`
+	// conditions of the service. StatusWritten says whether the members accept the
+	// ServiceExport and ServiceImport status Meridian writes there (not written where another
+	// Multi-Cluster Services implementation owns those kinds).
+	// +optional
+	// +listType=map
+	// +listMapKey=type
+	Conditions []metav1.Condition `json:"conditions,omitempty"`
 }
 
 // ServicePort is one port of an imported service.

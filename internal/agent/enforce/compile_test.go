@@ -17,9 +17,10 @@ import (
 	"github.com/meridian-io/meridian/internal/agent/enforce/enforcetest"
 	"github.com/meridian-io/meridian/internal/dataplane"
 	"github.com/meridian-io/meridian/internal/policy"
+	"github.com/meridian-io/meridian/internal/policy/policytest"
 )
 
-var unitOptions = enforcetest.Options{
+var unitOptions = policytest.Options{
 	Members: 2, MinPods: 3, MaxPods: 8, MaxPolicies: 5,
 	IP:        func(c, i int) string { return fmt.Sprintf("10.%d.0.%d", c, i+1) },
 	Ports:     []int32{53, 80, 443, 8080},
@@ -45,7 +46,7 @@ func TestAgreesWithReference(t *testing.T) {
 	cases := 0
 	for seed := int64(0); seed < 400; seed++ {
 		r := rand.New(rand.NewSource(seed))
-		f := enforcetest.Fleet(r, unitOptions)
+		f := policytest.Fleet(r, unitOptions)
 		ref, err := policy.NewModel(f)
 		if err != nil {
 			t.Fatalf("seed %d: reference: %v", seed, err)

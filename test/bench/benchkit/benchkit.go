@@ -151,6 +151,36 @@ func WaitFor(ctx context.Context, timeout, poll time.Duration, cond func() (bool
 	}
 }
 
+// WaitQuiet waits until count (a running total, such as the writes the apiservers served) stays
+// the same for quiet, polling every poll; it fails when that has not happened within timeout.
+func WaitQuiet(ctx context.Context, timeout, quiet, poll time.Duration, count func(context.Context) (float64, error)) error {
+	last, err := count(ctx)
+	if err != nil {
+		return err
+	}
+	since := time.Now()
+	return WaitFor(ctx, timeout, poll, func() (bool, error) {
+		n, err := count(ctx)
+		if err != nil {
+			return false, err
+		}
+		if n != last {
+			last, since = n, time.Now()
+		}
+		return time.Since(since) >= quiet, nil
+	})
+}
+
+// Window lets d pass (a measurement window, not a wait for state), or until ctx ends.
+func Window(ctx context.Context, d time.Duration) error {
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-time.After(d):
+		return nil
+	}
+}
+
 // Machine describes the machine: CPUs and memory.
 func Machine() string {
 	cpus := 0

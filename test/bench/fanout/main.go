@@ -156,7 +156,16 @@ func run() (reterr error) {
 		rounds = append(rounds, rd)
 	}
 
-	time.Sleep(3 * time.Second) // let the last status patches and watch events settle
+	// The last status patches and watch events settle: no write for 3 s (2 minutes at most).
+	if err := benchkit.WaitQuiet(ctx, 2*time.Minute, 3*time.Second, 250*time.Millisecond, func(ctx context.Context) (float64, error) {
+		snap, err := snapshot(ctx, all)
+		if err != nil {
+			return 0, err
+		}
+		return writes(byVerb(emptySnapshot(len(all)), snap)), nil
+	}); err != nil {
+		return fmt.Errorf("writes settling after the last round: %w", err)
+	}
 	fmt.Printf("Steady state: %d s with nothing changing\n", steady)
 	steadyWrites, err := windowWrites(ctx, all, time.Duration(steady)*time.Second)
 	if err != nil {
@@ -404,6 +413,14 @@ func snapshot(ctx context.Context, clusters []*testbed.Cluster) ([]map[string]fl
 	return out, nil
 }
 
+func emptySnapshot(n int) []map[string]float64 {
+	out := make([]map[string]float64, n)
+	for i := range out {
+		out[i] = map[string]float64{}
+	}
+	return out
+}
+
 // byVerb sums, over the clusters, the requests served between two snapshots.
 func byVerb(before, after []map[string]float64) map[string]float64 {
 	out := map[string]float64{}
@@ -433,7 +450,9 @@ func windowWrites(ctx context.Context, clusters []*testbed.Cluster, d time.Durat
 	if err != nil {
 		return 0, err
 	}
-	time.Sleep(d)
+	if err := benchkit.Window(ctx, d); err != nil {
+		return 0, err
+	}
 	after, err := snapshot(ctx, clusters)
 	if err != nil {
 		return 0, err

@@ -23,6 +23,7 @@ import (
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	discoveryv1 "k8s.io/api/discovery/v1"
+	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/intstr"
 	"k8s.io/client-go/informers"
@@ -91,6 +92,9 @@ func run() (reterr error) {
 	if err := mcsv1beta1.AddToScheme(scheme); err != nil {
 		return err
 	}
+	if err := apiextensionsv1.AddToScheme(scheme); err != nil {
+		return err
+	}
 	step("Starting a hub and %d live members (3 nodes each)", len(members))
 	opts := map[string]testbed.MemberOptions{}
 	for _, m := range members {
@@ -111,7 +115,11 @@ func run() (reterr error) {
 	if err := bed.JoinMembers(ctx, fleetv1alpha1.ProbeSettings{}, nil); err != nil {
 		return err
 	}
-	time.Sleep(10 * time.Second)
+	clusters := append([]*testbed.Cluster{bed.Hub}, bed.Member("member-1"), bed.Member("member-2"), bed.Member("member-3"))
+	// Idle means: the members joined and Meridian's writes have stopped for 3 s.
+	if err := quiet(ctx, clusters); err != nil {
+		return fmt.Errorf("manager idle after the members joined: %w", err)
+	}
 	r := result{Services: services, ReplicasPerService: replicas, Clusters: len(members), Changes: changes, SteadyStateSeconds: steady, Machine: benchkit.Machine()}
 	r.ManagerRSSIdleMiB = mgr.RSSMiB()
 
@@ -136,7 +144,20 @@ func run() (reterr error) {
 	}); err != nil {
 		return fmt.Errorf("namespace and MCS CRDs in the members: %w", err)
 	}
-	time.Sleep(2 * time.Second) // the CRDs are established
+	if err := benchkit.WaitFor(ctx, time.Minute, 20*time.Millisecond, func() (bool, error) {
+		for _, m := range members {
+			crd := &apiextensionsv1.CustomResourceDefinition{}
+			if err := bed.Member(m).Client.Get(ctx, client.ObjectKey{Name: "serviceexports.multicluster.x-k8s.io"}, crd); err != nil {
+				return false, err
+			}
+			if !established(crd) {
+				return false, nil
+			}
+		}
+		return true, nil
+	}); err != nil {
+		return fmt.Errorf("MCS CRDs established in the members: %w", err)
+	}
 	watchers := map[string]*sliceWatch{}
 	for _, m := range members {
 		w, err := watchSlices(ctx, bed.Member(m))
@@ -166,12 +187,13 @@ func run() (reterr error) {
 	r.ConvergeSeconds = time.Since(began).Seconds()
 	r.ImportedEndpointsTotal = services * replicas * len(members)
 	step("All %d Services imported into %d members with their endpoints in %.1f s", services, len(members), r.ConvergeSeconds)
-	time.Sleep(10 * time.Second)
+	if err := quiet(ctx, clusters); err != nil {
+		return fmt.Errorf("writes settling after the imports: %w", err)
+	}
 	r.ManagerRSSServicesMiB = mgr.RSSMiB()
 	r.HubAPIServerRSSMiB = apiserverRSS(bed.Hub)
 
 	step("%d endpoint changes (scaling a source Deployment up or down by one pod), one at a time", changes)
-	clusters := append([]*testbed.Cluster{bed.Hub}, bed.Member("member-1"), bed.Member("member-2"), bed.Member("member-3"))
 	before, err := snapshot(ctx, clusters)
 	if err != nil {
 		return err
@@ -229,12 +251,16 @@ func run() (reterr error) {
 	r.SourceSliceWrites = sourceSlices / float64(changes)
 
 	step("%d s of steady state", steady)
-	time.Sleep(5 * time.Second)
+	if err := quiet(ctx, clusters); err != nil {
+		return fmt.Errorf("writes settling after the changes: %w", err)
+	}
 	before, err = snapshot(ctx, clusters)
 	if err != nil {
 		return err
 	}
-	time.Sleep(time.Duration(steady) * time.Second)
+	if err := benchkit.Window(ctx, time.Duration(steady)*time.Second); err != nil {
+		return err
+	}
 	after, err = snapshot(ctx, clusters)
 	if err != nil {
 		return err
@@ -244,6 +270,32 @@ func run() (reterr error) {
 
 	printTable(r)
 	return benchkit.WriteJSON("mcs.json", r)
+}
+
+// quiet waits until Meridian's writes to hub and members (as attribute counts them) have
+// stopped for 3 s, two minutes at most.
+func quiet(ctx context.Context, clusters []*testbed.Cluster) error {
+	base, err := snapshot(ctx, clusters)
+	if err != nil {
+		return err
+	}
+	return benchkit.WaitQuiet(ctx, 2*time.Minute, 3*time.Second, 250*time.Millisecond, func(ctx context.Context) (float64, error) {
+		now, err := snapshot(ctx, clusters)
+		if err != nil {
+			return 0, err
+		}
+		hub, members, _ := attribute(base, now)
+		return hub + members, nil
+	})
+}
+
+func established(crd *apiextensionsv1.CustomResourceDefinition) bool {
+	for _, c := range crd.Status.Conditions {
+		if c.Type == apiextensionsv1.Established && c.Status == apiextensionsv1.ConditionTrue {
+			return true
+		}
+	}
+	return false
 }
 
 func name(i int) string   { return fmt.Sprintf("svc-%03d", i) }

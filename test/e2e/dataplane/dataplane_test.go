@@ -42,6 +42,7 @@ import (
 	"github.com/meridian-io/meridian/internal/agent/enforce/enforcetest"
 	"github.com/meridian-io/meridian/internal/dataplane/nettest"
 	"github.com/meridian-io/meridian/internal/policy"
+	"github.com/meridian-io/meridian/internal/policy/policytest"
 	"github.com/meridian-io/meridian/test/testbed"
 )
 
@@ -105,7 +106,7 @@ func TestDataplaneEndToEnd(t *testing.T) {
 		return m.Client.List(ctx, &memberv1alpha1.NodeAgentInfoList{})
 	}, 30*time.Second, 100*time.Millisecond).Should(Succeed())
 	g.Expect(m.Client.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: memberv1alpha1.AgentNamespace}})).To(Succeed())
-	for _, team := range enforcetest.Teams {
+	for _, team := range policytest.Teams {
 		g.Expect(m.Client.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: team, Labels: map[string]string{"team": team}}})).To(Succeed())
 	}
 
@@ -197,7 +198,7 @@ func (w testWriter) Write(p []byte) (int, error) {
 // fleet is a random fleet whose member m0 has the topology's pods and m1 some pods that exist
 // only as addresses (ClusterSet peers resolve to them).
 func fleet(r *rand.Rand, topo *nettest.Topology) policy.Fleet {
-	return enforcetest.Fleet(r, enforcetest.Options{
+	return policytest.Fleet(r, policytest.Options{
 		Members: 2, MinPods: len(topo.Pods), MaxPods: len(topo.Pods), MaxPolicies: 5,
 		IP: func(c, i int) string {
 			if c == 0 {

@@ -17,6 +17,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	fleetv1alpha1 "github.com/meridian-io/meridian/apis/fleet/v1alpha1"
+	"github.com/meridian-io/meridian/internal/names"
 	"github.com/meridian-io/meridian/test/testbed"
 )
 
@@ -200,18 +201,23 @@ var _ = Describe("MemberCluster", func() {
 		}
 		create(cluster)
 
+		// Namespace "capi-fleet" name "edge" could also be namespace "capi" name "fleet-edge": the
+		// MemberCluster's name carries a hash of both.
+		edgeMember := names.Join(fleetv1alpha1.MaxMemberClusterNameLength, "", "capi-fleet", "edge")
+		Expect(edgeMember).To(HavePrefix("capi-fleet-edge-"))
+
 		By("waiting while the control plane is not initialised")
 		Consistently(func() error {
-			return bed.Hub.Client.Get(ctx(), client.ObjectKey{Name: "capi-fleet-edge"}, &fleetv1alpha1.MemberCluster{})
+			return bed.Hub.Client.Get(ctx(), client.ObjectKey{Name: edgeMember}, &fleetv1alpha1.MemberCluster{})
 		}, bound, 200*time.Millisecond).Should(Satisfy(apierrors.IsNotFound))
 
 		By("initialising the control plane")
 		cluster.Status.Initialization.ControlPlaneInitialized = ptr.To(true)
 		Expect(bed.Hub.Client.Status().Update(ctx(), cluster)).To(Succeed())
-		Eventually(condition("capi-fleet-edge", fleetv1alpha1.ReadyCondition), bound, 200*time.Millisecond).
+		Eventually(condition(edgeMember, fleetv1alpha1.ReadyCondition), bound, 200*time.Millisecond).
 			Should(haveStatus(metav1.ConditionTrue, fleetv1alpha1.MemberReadyReason))
 		m := &fleetv1alpha1.MemberCluster{}
-		Expect(bed.Hub.Client.Get(ctx(), client.ObjectKey{Name: "capi-fleet-edge"}, m)).To(Succeed())
+		Expect(bed.Hub.Client.Get(ctx(), client.ObjectKey{Name: edgeMember}, m)).To(Succeed())
 		Expect(m.Spec.ClusterRef).To(Equal(&fleetv1alpha1.ClusterReference{Namespace: "capi-fleet", Name: "edge"}))
 
 		By("removing the join label")
@@ -219,7 +225,7 @@ var _ = Describe("MemberCluster", func() {
 		delete(cluster.Labels, fleetv1alpha1.JoinLabel)
 		Expect(bed.Hub.Client.Update(ctx(), cluster)).To(Succeed())
 		Eventually(func() error {
-			return bed.Hub.Client.Get(ctx(), client.ObjectKey{Name: "capi-fleet-edge"}, &fleetv1alpha1.MemberCluster{})
+			return bed.Hub.Client.Get(ctx(), client.ObjectKey{Name: edgeMember}, &fleetv1alpha1.MemberCluster{})
 		}, bound, 200*time.Millisecond).Should(Satisfy(apierrors.IsNotFound))
 
 		By("labelling it again and then deleting the Cluster")
@@ -227,11 +233,11 @@ var _ = Describe("MemberCluster", func() {
 		cluster.Labels = map[string]string{fleetv1alpha1.JoinLabel: "true"}
 		Expect(bed.Hub.Client.Update(ctx(), cluster)).To(Succeed())
 		Eventually(func() error {
-			return bed.Hub.Client.Get(ctx(), client.ObjectKey{Name: "capi-fleet-edge"}, &fleetv1alpha1.MemberCluster{})
+			return bed.Hub.Client.Get(ctx(), client.ObjectKey{Name: edgeMember}, &fleetv1alpha1.MemberCluster{})
 		}, bound, 200*time.Millisecond).Should(Succeed())
 		Expect(bed.Hub.Client.Delete(ctx(), cluster)).To(Succeed())
 		Eventually(func() error {
-			return bed.Hub.Client.Get(ctx(), client.ObjectKey{Name: "capi-fleet-edge"}, &fleetv1alpha1.MemberCluster{})
+			return bed.Hub.Client.Get(ctx(), client.ObjectKey{Name: edgeMember}, &fleetv1alpha1.MemberCluster{})
 		}, bound, 200*time.Millisecond).Should(Satisfy(apierrors.IsNotFound))
 	})
 })
