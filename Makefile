@@ -30,6 +30,7 @@ KUBE_SCHEDULER := $(BIN)/kube-scheduler
 KWOK := $(BIN)/kwok
 MANAGER := $(BIN)/manager
 NODE_AGENT := $(BIN)/node-agent
+KUBECTL_MERIDIAN := $(BIN)/kubectl-meridian
 AGENT_VERSION ?= dev
 
 # Stamps record which tools-module inputs a binary was built from, so a changed go.mod rebuilds it.
@@ -145,8 +146,9 @@ test-unit: ## Unit tests only (no control planes).
 ##@ Build and run
 
 .PHONY: build
-build: ## Build the manager and the node agent.
+build: ## Build the manager, the node agent and the kubectl plugin (bin/kubectl-meridian: put bin/ on PATH for `kubectl meridian`).
 	$(GO) build -trimpath -o $(MANAGER) ./cmd/manager
+	$(GO) build -trimpath -o $(KUBECTL_MERIDIAN) ./cmd/kubectl-meridian
 	$(GO) build -trimpath -ldflags '-X main.version=$(AGENT_VERSION)' -o $(NODE_AGENT) ./cmd/node-agent
 
 .PHONY: node-agent
