@@ -30,6 +30,7 @@ KUBE_SCHEDULER := $(BIN)/kube-scheduler
 KWOK := $(BIN)/kwok
 MANAGER := $(BIN)/manager
 NODE_AGENT := $(BIN)/node-agent
+KUBECTL_MERIDIAN := $(BIN)/kubectl-meridian
 AGENT_VERSION ?= dev
 
 # Stamps record which tools-module inputs a binary was built from, so a changed go.mod rebuilds it.
@@ -130,6 +131,10 @@ bench-live: test-tools ## Measure live members: start time, memory, and one memb
 bench-mcs: build test-tools ## Service discovery over 3 live members: endpoint propagation p50/p99, writes per change, memory (BENCH_SERVICES, BENCH_CHANGES, BENCH_QUICK=1); writes bench/out/mcs.json.
 	$(GO) run ./test/bench/mcs
 
+.PHONY: bench-policy
+bench-policy: build test-tools ## GlobalNetworkPolicy over 3 live members (Antrea, ClusterNetworkPolicy, Meridian forms): policy change and pod churn to members p50/p99, writes, memory (BENCH_PODS, BENCH_POLICIES, BENCH_CHANGES, BENCH_CHURN, BENCH_QUICK=1); writes bench/out/policy.json.
+	$(GO) run ./test/bench/policy
+
 .PHONY: bench
 bench: build $(KUBE_APISERVER) $(ETCD) ## Fan-out benchmark of the work engine (BENCH_N, BENCH_M, BENCH_PER_WORK, BENCH_RUNS, BENCH_CPUS=split|shared, BENCH_QUICK=1); writes bench/out/fanout.json.
 	$(GO) run ./test/bench/fanout
@@ -145,8 +150,9 @@ test-unit: ## Unit tests only (no control planes).
 ##@ Build and run
 
 .PHONY: build
-build: ## Build the manager and the node agent.
+build: ## Build the manager, the node agent and the kubectl plugin (bin/kubectl-meridian: put bin/ on PATH for `kubectl meridian`).
 	$(GO) build -trimpath -o $(MANAGER) ./cmd/manager
+	$(GO) build -trimpath -o $(KUBECTL_MERIDIAN) ./cmd/kubectl-meridian
 	$(GO) build -trimpath -ldflags '-X main.version=$(AGENT_VERSION)' -o $(NODE_AGENT) ./cmd/node-agent
 
 .PHONY: node-agent

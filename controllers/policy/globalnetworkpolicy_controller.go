@@ -34,8 +34,11 @@ type GlobalNetworkPolicyReconciler struct {
 	// HubReader reads ClusterWorks (with their status) from the hub.
 	HubReader client.Reader
 	Inventory *inventory.Inventory
-	// Events re-queue policies on inventory changes (see Handlers).
+	// Events re-queue policies on inventory changes (see Handlers) and after a compilation
+	// changed their Works.
 	Events chan event.GenericEvent
+	// Compiled holds each member's last compilation.
+	Compiled compile.Cache
 }
 
 // +kubebuilder:rbac:groups=policy.meridian.io,resources=globalnetworkpolicies,verbs=get;list;watch
@@ -132,11 +135,16 @@ func (r *GlobalNetworkPolicyReconciler) member(ctx context.Context, g *policyv1a
 	in := compile.MemberInput(member, p.tiers, p.members, p.policies)
 	in.Namespaces = r.Inventory.Namespaces(member)
 	in.Pods = r.Inventory.Pods(compile.PeerClusters(in))
-	m, err := compile.Compile(form, in)
+	m, changed, err := r.Compiled.Compile(form, in)
 	if err != nil {
 		return policyv1alpha1.ClusterPolicyStatus{Cluster: member, Form: form, Enforcement: policyv1alpha1.EnforcementExact, Phase: policyv1alpha1.PhaseFailed, Message: err.Error()}, err
 	}
-	desired := m.Works[g.Name]
+	for _, name := range changed {
+		if name != g.Name {
+			r.enqueue(ctx, name)
+		}
+	}
+	desired := m.Works[g.Name].DeepCopy() // m is shared by the cache
 	w := current
 	switch {
 	case desired == nil && current != nil:
@@ -154,7 +162,7 @@ func (r *GlobalNetworkPolicyReconciler) member(ctx context.Context, g *policyv1a
 		}
 	}
 	if m.Shared != nil {
-		if err := r.writeShared(ctx, m.Shared); err != nil {
+		if err := r.writeShared(ctx, m.Shared.DeepCopy()); err != nil {
 			return compile.ClusterStatus(member, form, m.Enforcement[g.Name], w), err
 		}
 	}
@@ -208,14 +216,7 @@ func (r *GlobalNetworkPolicyReconciler) patchStatus(ctx context.Context, before,
 // namespaces matter to all placed on it); pod churn re-queues only the policies whose ClusterSet
 // peers select the pod before or after the change.
 func (r *GlobalNetworkPolicyReconciler) Handlers(ctx context.Context, hub client.Reader) inventory.Handlers {
-	send := func(name string) {
-		e := event.GenericEvent{Object: &policyv1alpha1.GlobalNetworkPolicy{}}
-		e.Object.SetName(name)
-		select {
-		case r.Events <- e:
-		case <-ctx.Done():
-		}
-	}
+	send := func(name string) { r.enqueue(ctx, name) }
 	list := func() []policyv1alpha1.GlobalNetworkPolicy {
 		l := &policyv1alpha1.GlobalNetworkPolicyList{}
 		if err := hub.List(ctx, l); err != nil {
@@ -245,11 +246,30 @@ func (r *GlobalNetworkPolicyReconciler) Handlers(ctx context.Context, hub client
 	}
 }
 
-// SetupWithManager registers the reconciler. Any policy's or tier's change re-queues every
-// policy (they share the members' priorities), as do MemberCluster label changes (placements);
+// enqueue re-queues a policy by name.
+func (r *GlobalNetworkPolicyReconciler) enqueue(ctx context.Context, name string) {
+	e := event.GenericEvent{Object: &policyv1alpha1.GlobalNetworkPolicy{}}
+	e.Object.SetName(name)
+	select {
+	case r.Events <- e:
+	case <-ctx.Done():
+	}
+}
+
+// SetupWithManager registers the reconciler. A policy's change re-queues the policies whose Works
+// it changed (its own compilation of each member names them, see compile.Cache); a policy created,
+// deleted or moved to other members (its placement), a tier's change and MemberCluster label
+// changes (placements) re-queue every policy, as those change members the policy's own pass does
+// not compile;
 // a policy's Works re-queue it (their status is its phase); the inventory's events come through
 // Events.
 func (r *GlobalNetworkPolicyReconciler) SetupWithManager(mgr ctrl.Manager) error {
+	placementChanged := predicate.Funcs{
+		UpdateFunc: func(e event.UpdateEvent) bool {
+			o, n := e.ObjectOld.(*policyv1alpha1.GlobalNetworkPolicy), e.ObjectNew.(*policyv1alpha1.GlobalNetworkPolicy)
+			return !equality.Semantic.DeepEqual(o.Spec.Placement, n.Spec.Placement)
+		},
+	}
 	memberChanged := predicate.Funcs{
 		UpdateFunc: func(e event.UpdateEvent) bool {
 			return !equality.Semantic.DeepEqual(e.ObjectOld.GetLabels(), e.ObjectNew.GetLabels()) ||
@@ -258,7 +278,7 @@ func (r *GlobalNetworkPolicyReconciler) SetupWithManager(mgr ctrl.Manager) error
 	}
 	return ctrl.NewControllerManagedBy(mgr).
 		For(&policyv1alpha1.GlobalNetworkPolicy{}, builder.WithPredicates(predicate.GenerationChangedPredicate{})).
-		Watches(&policyv1alpha1.GlobalNetworkPolicy{}, handler.EnqueueRequestsFromMapFunc(r.all), builder.WithPredicates(predicate.GenerationChangedPredicate{})).
+		Watches(&policyv1alpha1.GlobalNetworkPolicy{}, handler.EnqueueRequestsFromMapFunc(r.all), builder.WithPredicates(placementChanged)).
 		Watches(&policyv1alpha1.Tier{}, handler.EnqueueRequestsFromMapFunc(r.all)).
 		Watches(&fleetv1alpha1.ClusterWork{}, handler.EnqueueRequestsFromMapFunc(byPolicyLabel), builder.OnlyMetadata).
 		Watches(&fleetv1alpha1.MemberCluster{}, handler.EnqueueRequestsFromMapFunc(r.all), builder.WithPredicates(memberChanged)).

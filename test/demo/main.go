@@ -194,6 +194,11 @@ func run() (reterr error) {
 		return err
 	}
 
+	// GlobalNetworkPolicy: tiered policies across both members and a trace (policy.go).
+	if err := policyDemo(ctx, bed, root, bin, out, hubKubeconfig, kubectl); err != nil {
+		return fmt.Errorf("policy step: %w", err)
+	}
+
 	fmt.Printf("\nKubeconfigs of the hub and the members are in %s:\n", kubeconfigs)
 	fmt.Printf("  %s --kubeconfig %s get memberclusters -o wide\n", filepath.Join(bin, "kubectl"), hubKubeconfig)
 	fmt.Printf("  %s --kubeconfig %s get nodes,pods -A -o wide\n", filepath.Join(bin, "kubectl"), filepath.Join(kubeconfigs, "member-1.kubeconfig"))

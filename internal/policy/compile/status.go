@@ -11,6 +11,7 @@ import (
 
 	fleetv1alpha1 "github.com/meridian-io/meridian/apis/fleet/v1alpha1"
 	policyv1alpha1 "github.com/meridian-io/meridian/apis/policy/v1alpha1"
+	"github.com/meridian-io/meridian/internal/conditions"
 	"github.com/meridian-io/meridian/internal/policy/translate"
 )
 
@@ -109,15 +110,14 @@ func SetStatus(g *policyv1alpha1.GlobalNetworkPolicy, clusters []policyv1alpha1.
 	g.Status.Forms = strings.Join(forms, ",")
 	g.Status.Enforcement = weakest
 
-	gen := g.Generation
+	// conditions.Set removes a Reconciling or Stalled that is not True (kstatus, as Flux checks it).
 	set := func(t string, s metav1.ConditionStatus, reason, msg string) {
-		apimeta.SetStatusCondition(&g.Status.Conditions, metav1.Condition{Type: t, Status: s, Reason: reason, Message: msg, ObservedGeneration: gen})
+		conditions.Set(&g.Status.Conditions, metav1.Condition{Type: t, Status: s, Reason: reason, Message: msg, ObservedGeneration: g.Generation})
 	}
-	drop := func(t string) { apimeta.RemoveStatusCondition(&g.Status.Conditions, t) }
 	switch {
 	case o.Reason != "":
 		set(policyv1alpha1.StalledCondition, metav1.ConditionTrue, o.Reason, o.Message)
-		drop(policyv1alpha1.ReconcilingCondition)
+		set(policyv1alpha1.ReconcilingCondition, metav1.ConditionFalse, o.Reason, o.Message)
 		set(policyv1alpha1.ReadyCondition, metav1.ConditionFalse, o.Reason, o.Message)
 	case len(failed) > 0:
 		reason := policyv1alpha1.ApplyFailedReason
@@ -128,24 +128,26 @@ func SetStatus(g *policyv1alpha1.GlobalNetworkPolicy, clusters []policyv1alpha1.
 			}
 		}
 		set(policyv1alpha1.StalledCondition, metav1.ConditionTrue, reason, msg)
-		drop(policyv1alpha1.ReconcilingCondition)
+		set(policyv1alpha1.ReconcilingCondition, metav1.ConditionFalse, reason, msg)
 		set(policyv1alpha1.ReadyCondition, metav1.ConditionFalse, reason, msg)
 	case len(clusters) == 0:
-		drop(policyv1alpha1.StalledCondition)
-		drop(policyv1alpha1.ReconcilingCondition)
-		set(policyv1alpha1.ReadyCondition, metav1.ConditionTrue, policyv1alpha1.NoClustersReason, "The placement selects no MemberCluster.")
+		msg := "The placement selects no MemberCluster."
+		set(policyv1alpha1.StalledCondition, metav1.ConditionFalse, policyv1alpha1.NoClustersReason, msg)
+		set(policyv1alpha1.ReconcilingCondition, metav1.ConditionFalse, policyv1alpha1.NoClustersReason, msg)
+		set(policyv1alpha1.ReadyCondition, metav1.ConditionTrue, policyv1alpha1.NoClustersReason, msg)
 	case len(pending) > 0:
 		reason, msg := policyv1alpha1.PendingReason, fmt.Sprintf("Waiting for %s to realize the policy.", strings.Join(pending, ", "))
 		if len(o.Unreachable) > 0 {
 			reason, msg = policyv1alpha1.MembersUnreachableReason, fmt.Sprintf("Waiting for %s to be reachable again.", strings.Join(o.Unreachable, ", "))
 		}
-		drop(policyv1alpha1.StalledCondition)
+		set(policyv1alpha1.StalledCondition, metav1.ConditionFalse, reason, msg)
 		set(policyv1alpha1.ReconcilingCondition, metav1.ConditionTrue, reason, msg)
 		set(policyv1alpha1.ReadyCondition, metav1.ConditionFalse, reason, msg)
 	default:
-		drop(policyv1alpha1.StalledCondition)
-		drop(policyv1alpha1.ReconcilingCondition)
-		set(policyv1alpha1.ReadyCondition, metav1.ConditionTrue, policyv1alpha1.RealizedReason, fmt.Sprintf("Realized in %d clusters.", realized))
+		msg := fmt.Sprintf("Realized in %d clusters.", realized)
+		set(policyv1alpha1.StalledCondition, metav1.ConditionFalse, policyv1alpha1.RealizedReason, msg)
+		set(policyv1alpha1.ReconcilingCondition, metav1.ConditionFalse, policyv1alpha1.RealizedReason, msg)
+		set(policyv1alpha1.ReadyCondition, metav1.ConditionTrue, policyv1alpha1.RealizedReason, msg)
 	}
 }
 

@@ -1,0 +1,76 @@
+package compile
+
+import (
+	"fmt"
+	"testing"
+
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/intstr"
+
+	fleetv1alpha1 "github.com/meridian-io/meridian/apis/fleet/v1alpha1"
+	policyv1alpha1 "github.com/meridian-io/meridian/apis/policy/v1alpha1"
+	"github.com/meridian-io/meridian/internal/policy/translate"
+)
+
+// benchInput is make bench-policy's fleet as member a sees it: 100 policies over 40 apps, every
+// fourth with a ClusterSet peer, and 1,000 pods in three members.
+func benchInput() translate.Input {
+	var tiers []policyv1alpha1.Tier
+	for _, t := range policyv1alpha1.DefaultTiers {
+		tiers = append(tiers, tier(t.Name, t.Priority))
+	}
+	members := []fleetv1alpha1.MemberCluster{memberCluster("a", nil), memberCluster("b", nil), memberCluster("c", nil)}
+	app := func(i int) *metav1.LabelSelector {
+		return &metav1.LabelSelector{MatchLabels: map[string]string{"app": fmt.Sprintf("app-%02d", i%40)}}
+	}
+	var policies []policyv1alpha1.GlobalNetworkPolicy
+	for i := range 100 {
+		g := policyv1alpha1.GlobalNetworkPolicy{Spec: policyv1alpha1.GlobalNetworkPolicySpec{
+			Tier: []string{"securityops", "platform", "application"}[i%3], Priority: int32(i),
+			Placement: fleetv1alpha1.Placement{ClusterSelector: &metav1.LabelSelector{}},
+			AppliedTo: policyv1alpha1.AppliedTo{PodSelector: app(i)},
+		}}
+		g.Name = fmt.Sprintf("pol-%03d", i)
+		r := policyv1alpha1.Rule{Name: "r", Action: policyv1alpha1.ActionAllow, Peers: []policyv1alpha1.Peer{{PodSelector: app(i + 1)}},
+			Ports: []policyv1alpha1.Port{{Port: new(intstr.FromInt32(int32(1000 + i)))}}}
+		switch i % 4 {
+		case 0:
+			r.Peers[0].Scope = policyv1alpha1.ScopeClusterSet
+			g.Spec.Egress = []policyv1alpha1.Rule{r}
+		case 1:
+			r.Action = policyv1alpha1.ActionDrop
+			g.Spec.Egress = []policyv1alpha1.Rule{r}
+		default:
+			g.Spec.Ingress = []policyv1alpha1.Rule{r}
+		}
+		policies = append(policies, g)
+	}
+	in := MemberInput("a", tiers, members, policies)
+	in.Namespaces = []translate.Namespace{{Name: "bench"}}
+	for i := range 1000 {
+		in.Pods = append(in.Pods, translate.InventoryPod{Cluster: []string{"a", "b", "c"}[i%3], Namespace: "bench",
+			Labels: map[string]string{"app": fmt.Sprintf("app-%02d", i%40)}, IP: fmt.Sprintf("198.18.%d.%d", i/250, i%250+1)})
+	}
+	return in
+}
+
+func BenchmarkCompile(b *testing.B) {
+	in := benchInput()
+	for _, form := range []policyv1alpha1.Form{policyv1alpha1.FormAntrea, policyv1alpha1.FormClusterNetworkPolicy, policyv1alpha1.FormMeridian} {
+		b.Run(string(form), func(b *testing.B) {
+			for b.Loop() {
+				if _, err := Compile(form, in); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+	b.Run("cached", func(b *testing.B) {
+		c := &Cache{}
+		for b.Loop() {
+			if _, _, err := c.Compile(policyv1alpha1.FormAntrea, in); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+}
