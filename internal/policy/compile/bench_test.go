@@ -74,3 +74,21 @@ func BenchmarkCompile(b *testing.B) {
 		}
 	})
 }
+
+func BenchmarkChanged(b *testing.B) {
+	in := benchInput()
+	a, err := Compile(policyv1alpha1.FormAntrea, in)
+	if err != nil {
+		b.Fatal(err)
+	}
+	in.Policies[0].Spec.Egress[0].Ports = []policyv1alpha1.Port{{Port: new(intstr.FromInt32(443))}}
+	c, err := Compile(policyv1alpha1.FormAntrea, in)
+	if err != nil {
+		b.Fatal(err)
+	}
+	for b.Loop() {
+		if got := Changed(a, c); len(got) != 1 {
+			b.Fatalf("changed %v", got)
+		}
+	}
+}

@@ -1,6 +1,7 @@
 package compile
 
 import (
+	"bytes"
 	"crypto/sha256"
 	"encoding/json"
 	"maps"
@@ -86,8 +87,19 @@ func sameWork(a, b *fleetv1alpha1.ClusterWork) bool {
 	if a == nil || b == nil {
 		return a == b
 	}
-	// Both come from Compile's own encoding: equal specs are equal bytes.
-	return equality.Semantic.DeepEqual(a.Spec, b.Spec) && maps.Equal(a.Labels, b.Labels)
+	// Both come from Compile's own encoding: equal objects are equal bytes, compared as such
+	// (reflection over the bytes cost more than the compilation itself).
+	if len(a.Spec.Objects) != len(b.Spec.Objects) || !maps.Equal(a.Labels, b.Labels) {
+		return false
+	}
+	for i := range a.Spec.Objects {
+		if !bytes.Equal(a.Spec.Objects[i].Raw, b.Spec.Objects[i].Raw) {
+			return false
+		}
+	}
+	as, bs := a.Spec, b.Spec
+	as.Objects, bs.Objects = nil, nil
+	return equality.Semantic.DeepEqual(as, bs)
 }
 
 // Forget drops a member's compilation (the member is gone).

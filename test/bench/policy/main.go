@@ -23,6 +23,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
+	"net"
+	"net/http"
 	"os"
 	"path/filepath"
 	"sort"
@@ -100,8 +103,10 @@ type result struct {
 	RSSPodsMiB       float64 `json:"manager_rss_mib_with_pods"`
 	RSSPoliciesMiB   float64 `json:"manager_rss_mib_with_pods_and_policies"`
 	ManagerCPUSecond float64 `json:"manager_cpu_seconds_during_policy_changes"`
-	Load             string  `json:"load_average"`
-	Machine          string  `json:"machine"`
+	// BaselineCPUSecond: the manager's CPU over the baseline's ClusterWork changes.
+	BaselineCPUSecond float64 `json:"manager_cpu_seconds_during_baseline_changes"`
+	Load              string  `json:"load_average"`
+	Machine           string  `json:"machine"`
 }
 
 func main() {
@@ -143,7 +148,13 @@ func run() (reterr error) {
 	if err := installForms(bed); err != nil {
 		return err
 	}
-	mgr, err := benchkit.StartManager(bed, "policy-manager.log")
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return err
+	}
+	pprofAddr := l.Addr().String()
+	l.Close()
+	mgr, err := benchkit.StartManager(bed, "policy-manager.log", "--pprof-bind-address="+pprofAddr)
 	if err != nil {
 		return err
 	}
@@ -226,6 +237,7 @@ func run() (reterr error) {
 		return err
 	}
 	cpu0 := benchkit.CPUSeconds(mgr.PID())
+	profiled := profile(ctx, pprofAddr, 20*time.Second, "policy-manager-cpu.pprof")
 	var policySamples []time.Duration
 	for k := range changes {
 		i := (k * 7) % policies
@@ -244,6 +256,9 @@ func run() (reterr error) {
 		}
 	}
 	r.ManagerCPUSecond = benchkit.CPUSeconds(mgr.PID()) - cpu0
+	if err := <-profiled; err != nil {
+		step("No CPU profile of the manager: %v", err)
+	}
 	time.Sleep(3 * time.Second) // status writes of the last change
 	after, err := snapshot(ctx, clusters)
 	if err != nil {
@@ -265,6 +280,7 @@ func run() (reterr error) {
 	if err != nil {
 		return err
 	}
+	cpu0 = benchkit.CPUSeconds(mgr.PID())
 	var baseSamples []time.Duration
 	for k := 1; k <= changes; k++ {
 		changed := time.Now()
@@ -279,6 +295,7 @@ func run() (reterr error) {
 			baseSamples = append(baseSamples, t.Sub(changed))
 		}
 	}
+	r.BaselineCPUSecond = benchkit.CPUSeconds(mgr.PID()) - cpu0
 	time.Sleep(3 * time.Second)
 	after, err = snapshot(ctx, clusters)
 	if err != nil {
@@ -362,6 +379,39 @@ func run() (reterr error) {
 
 	printTable(r)
 	return benchkit.WriteJSON("policy.json", r)
+}
+
+// profile fetches a CPU profile of the manager over d into bench/out/<name>, in the background.
+func profile(ctx context.Context, addr string, d time.Duration, name string) <-chan error {
+	done := make(chan error, 1)
+	go func() {
+		done <- func() error {
+			req, err := http.NewRequestWithContext(ctx, http.MethodGet, fmt.Sprintf("http://%s/debug/pprof/profile?seconds=%d", addr, int(d.Seconds())), nil)
+			if err != nil {
+				return err
+			}
+			resp, err := http.DefaultClient.Do(req)
+			if err != nil {
+				return err
+			}
+			defer resp.Body.Close()
+			if resp.StatusCode != http.StatusOK {
+				return fmt.Errorf("pprof answered %s", resp.Status)
+			}
+			dir, err := benchkit.OutDir()
+			if err != nil {
+				return err
+			}
+			f, err := os.Create(filepath.Join(dir, name))
+			if err != nil {
+				return err
+			}
+			defer f.Close()
+			_, err = io.Copy(f, resp.Body)
+			return err
+		}()
+	}()
+	return done
 }
 
 func app(a int) string         { return fmt.Sprintf("app-%02d", a) }
@@ -830,7 +880,7 @@ func printTable(r result) {
 	row("hub change -> member object, max ms", ms(r.PolicyMaxMs), ms(r.BaselineMaxMs))
 	row("member writes per change per member", f2(r.MemberWrites), f2(r.BaselineMemberW))
 	row("hub writes per change (ClusterWorks, policy status)", f2(r.HubWrites), f2(r.BaselineHubWrites))
-	row("manager CPU seconds over the policy changes", f2(r.ManagerCPUSecond), "")
+	row("manager CPU seconds over the changes", f2(r.ManagerCPUSecond), f2(r.BaselineCPUSecond))
 	row(fmt.Sprintf("pod change -> peers in other members, p50 ms (%d)", r.ChurnSamples), ms(r.ChurnP50Ms), ms(r.BaselineP50Ms))
 	row("pod change -> peers in other members, p99 ms", ms(r.ChurnP99Ms), ms(r.BaselineP99Ms))
 	row("pod change -> peers in other members, max ms", ms(r.ChurnMaxMs), ms(r.BaselineMaxMs))
