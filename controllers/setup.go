@@ -164,6 +164,9 @@ func Setup(ctx context.Context, mgr ctrl.Manager, opts Options) (*membercache.Ca
 	if err := mgr.Add(&policyctrl.DefaultTiers{HubClient: mgr.GetClient()}); err != nil {
 		return nil, err
 	}
+	if err := (&policyctrl.TierReconciler{HubClient: mgr.GetClient()}).SetupWithManager(mgr); err != nil {
+		return nil, fmt.Errorf("set up the Tier controller: %w", err)
+	}
 
 	if err := (&fleet.AgentConfigReconciler{HubClient: mgr.GetClient(), HubReader: mgr.GetAPIReader()}).SetupWithManager(mgr); err != nil {
 		return nil, fmt.Errorf("set up the AgentConfig controller: %w", err)

@@ -29,7 +29,11 @@ var _ = BeforeSuite(func(ctx SpecContext) {
 	ctrl.SetLogger(zap.New(zap.WriteTo(GinkgoWriter), zap.UseDevMode(true)))
 	scheme, err := controllers.NewScheme()
 	Expect(err).NotTo(HaveOccurred())
-	bed, err = testbed.Start(ctx, testbed.Options{Members: []string{memberName}, Scheme: scheme, Webhooks: true})
+	bed, err = testbed.Start(ctx, testbed.Options{
+		Members:       []string{memberName, agentMember, liveMember},
+		MemberOptions: map[string]testbed.MemberOptions{liveMember: {Live: true, Nodes: 1}},
+		Scheme:        scheme, Webhooks: true,
+	})
 	if bed != nil {
 		DeferCleanup(bed.Stop)
 	}
