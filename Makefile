@@ -173,8 +173,8 @@ docker-build: ## Build the manager and node agent images (needs a Docker engine)
 	docker build --target node-agent --build-arg AGENT_VERSION=$(AGENT_VERSION) -t $(AGENT_IMG) .
 
 .PHONY: clean
-clean:
-	rm -rf $(BIN)
+clean: ## Remove what the build, the demo and the installer wrote here (bin/, dist/, demo-out/, bench/out/).
+	rm -rf $(BIN) dist demo-out bench/out
 
 .PHONY: help
 help: ## Show the targets.

@@ -28,6 +28,7 @@ import (
 	"github.com/meridian-io/meridian/internal/mcs"
 	"github.com/meridian-io/meridian/internal/membercache"
 	policyinventory "github.com/meridian-io/meridian/internal/policy/inventory"
+	"github.com/meridian-io/meridian/internal/statusmetrics"
 	fleetwebhook "github.com/meridian-io/meridian/internal/webhook/fleet/v1alpha1"
 	netwebhook "github.com/meridian-io/meridian/internal/webhook/networking/v1alpha1"
 	policywebhook "github.com/meridian-io/meridian/internal/webhook/policy/v1alpha1"
@@ -47,6 +48,11 @@ type Options struct {
 	MaxConcurrentReconciles int
 	// WorkersPerMember sync that many ClusterWorks of one member at a time.
 	WorkersPerMember int
+	// ArgoCDClusterSecretsNamespace, when set, makes the manager keep an Argo CD cluster Secret
+	// there for each Ready MemberCluster (docs/gitops.md).
+	ArgoCDClusterSecretsNamespace string
+	// ArgoCDClusterSecretsGrace is how long a member may stay unready before its Secret goes.
+	ArgoCDClusterSecretsGrace time.Duration
 }
 
 // DefaultOptions are the manager's defaults.
@@ -56,10 +62,11 @@ func DefaultOptions() Options {
 		StatusRefreshInterval: 5 * time.Minute,
 		// No client-side limit: concurrency towards a member is bounded by its workers and
 		// probers, and the member's own priority and fairness is the real limit.
-		MemberQPS:               -1,
-		MemberBurst:             0,
-		MaxConcurrentReconciles: 4,
-		WorkersPerMember:        8,
+		MemberQPS:                 -1,
+		MemberBurst:               0,
+		MaxConcurrentReconciles:   4,
+		WorkersPerMember:          8,
+		ArgoCDClusterSecretsGrace: 5 * time.Minute,
 	}
 }
 
@@ -93,7 +100,8 @@ func Setup(ctx context.Context, mgr ctrl.Manager, opts Options) (*membercache.Ca
 	if err := mgr.Add(members); err != nil {
 		return nil, err
 	}
-	works := &workctrl.ClusterWorkReconciler{HubClient: mgr.GetClient(), HubReader: mgr.GetAPIReader(), Members: members}
+	works := &workctrl.ClusterWorkReconciler{HubClient: mgr.GetClient(), HubReader: mgr.GetAPIReader(), Members: members,
+		Recorder: mgr.GetEventRecorder("meridian-clusterwork")}
 	works.Engine = work.NewEngine(opts.WorkersPerMember, works.Process)
 	if err := mgr.Add(works.Engine); err != nil {
 		return nil, err
@@ -124,6 +132,28 @@ func Setup(ctx context.Context, mgr ctrl.Manager, opts Options) (*membercache.Ca
 		MaxConcurrentReconciles: opts.MaxConcurrentReconciles,
 	}).SetupWithManager(ctx, mgr); err != nil {
 		return nil, fmt.Errorf("set up the MemberCluster controller: %w", err)
+	}
+	if opts.ArgoCDClusterSecretsNamespace != "" {
+		healthEvents := make(chan event.TypedGenericEvent[*fleetv1alpha1.MemberCluster], 1024)
+		members.Subscribe(membercache.Funcs{HealthChanged: func(member string, _ membercache.Health) {
+			e := event.TypedGenericEvent[*fleetv1alpha1.MemberCluster]{Object: &fleetv1alpha1.MemberCluster{}}
+			e.Object.Name = member
+			select {
+			case healthEvents <- e:
+			case <-ctx.Done():
+			}
+		}})
+		if err := (&fleet.ArgoCDClusterReconciler{
+			HubClient:    mgr.GetClient(),
+			HubReader:    mgr.GetAPIReader(),
+			Members:      members,
+			HealthEvents: healthEvents,
+			Recorder:     mgr.GetEventRecorder("meridian-argocd"),
+			Namespace:    opts.ArgoCDClusterSecretsNamespace,
+			Grace:        opts.ArgoCDClusterSecretsGrace,
+		}).SetupWithManager(mgr); err != nil {
+			return nil, fmt.Errorf("set up the Argo CD cluster Secret controller: %w", err)
+		}
 	}
 
 	catalog := mcs.NewCatalog()
@@ -164,6 +194,9 @@ func Setup(ctx context.Context, mgr ctrl.Manager, opts Options) (*membercache.Ca
 	if err := mgr.Add(&policyctrl.DefaultTiers{HubClient: mgr.GetClient()}); err != nil {
 		return nil, err
 	}
+	if err := (&policyctrl.TierReconciler{HubClient: mgr.GetClient()}).SetupWithManager(mgr); err != nil {
+		return nil, fmt.Errorf("set up the Tier controller: %w", err)
+	}
 
 	if err := (&fleet.AgentConfigReconciler{HubClient: mgr.GetClient(), HubReader: mgr.GetAPIReader()}).SetupWithManager(mgr); err != nil {
 		return nil, fmt.Errorf("set up the AgentConfig controller: %w", err)
@@ -181,6 +214,8 @@ func Setup(ctx context.Context, mgr ctrl.Manager, opts Options) (*membercache.Ca
 	}).SetupWithManager(mgr); err != nil {
 		return nil, fmt.Errorf("set up Cluster API discovery: %w", err)
 	}
+
+	statusmetrics.Default.SetReader(mgr.GetClient())
 
 	if opts.EnableWebhooks {
 		if err := fleetwebhook.SetupMemberClusterWebhookWithManager(mgr); err != nil {

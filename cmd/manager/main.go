@@ -44,6 +44,10 @@ func main() {
 	flag.IntVar(&opts.MemberBurst, "member-burst", opts.MemberBurst, "Burst of requests the manager may send to each member.")
 	flag.IntVar(&opts.WorkersPerMember, "work-workers-per-member", opts.WorkersPerMember, "ClusterWorks synced at a time per member cluster.")
 	flag.IntVar(&opts.MaxConcurrentReconciles, "membercluster-workers", opts.MaxConcurrentReconciles, "Workers of the MemberCluster controller.")
+	flag.StringVar(&opts.ArgoCDClusterSecretsNamespace, "argocd-cluster-secrets-namespace", "",
+		"Keep an Argo CD cluster Secret in this namespace (Argo CD's) for each Ready MemberCluster, labelled with its labels; off when empty.")
+	flag.DurationVar(&opts.ArgoCDClusterSecretsGrace, "argocd-cluster-secrets-grace", opts.ArgoCDClusterSecretsGrace,
+		"How long a MemberCluster may stay unready before its Argo CD cluster Secret is removed.")
 	zapOpts := zap.Options{}
 	zapOpts.BindFlags(flag.CommandLine)
 	flag.Parse()

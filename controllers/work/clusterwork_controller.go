@@ -10,11 +10,13 @@ import (
 	"strings"
 	"time"
 
+	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	kerrors "k8s.io/apimachinery/pkg/util/errors"
+	"k8s.io/client-go/tools/events"
 	"k8s.io/klog/v2"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/builder"
@@ -45,6 +47,8 @@ type ClusterWorkReconciler struct {
 	HubReader client.Reader
 	Members   *membercache.Cache
 	Engine    *work.Engine
+	// Recorder records the Work's transitions a user acts on: applied and ready, stalled.
+	Recorder events.EventRecorder
 
 	memberEvents chan event.TypedGenericEvent[*metav1.PartialObjectMetadata]
 }
@@ -134,7 +138,29 @@ func (r *ClusterWorkReconciler) Process(ctx context.Context, s *work.MemberSynce
 		reterr = kerrors.NewAggregate([]error{res.Err, fmt.Errorf("patch status of ClusterWork %s: %w", klog.KObj(w), err)})
 		return 0, reterr
 	}
+	r.recordTransitions(w, before)
 	return res.RequeueAfter, res.Err
+}
+
+// recordTransitions sends an Event when the Work turned Ready (everything applied and available)
+// or Stalled (a conflict or a refused object, which needs a person), once per transition.
+func (r *ClusterWorkReconciler) recordTransitions(w *fleetv1alpha1.ClusterWork, before *fleetv1alpha1.ClusterWorkStatus) {
+	if r.Recorder == nil {
+		return
+	}
+	turned := func(t string) *metav1.Condition {
+		c := meta.FindStatusCondition(w.Status.Conditions, t)
+		if c == nil || c.Status != metav1.ConditionTrue || meta.IsStatusConditionTrue(before.Conditions, t) {
+			return nil
+		}
+		return c
+	}
+	if c := turned(fleetv1alpha1.ReadyCondition); c != nil {
+		r.Recorder.Eventf(w, nil, corev1.EventTypeNormal, "Applied", "Sync", "%s", c.Message)
+	}
+	if c := turned(fleetv1alpha1.StalledCondition); c != nil {
+		r.Recorder.Eventf(w, nil, corev1.EventTypeWarning, c.Reason, "Sync", "%s", c.Message)
+	}
 }
 
 func (r *ClusterWorkReconciler) reportNotConnected(ctx context.Context, w *fleetv1alpha1.ClusterWork, reason, message string) error {

@@ -271,6 +271,15 @@ func (c *Cache) Health(name string) (Health, bool) {
 	return e.health, true
 }
 
+// Verified says whether the member's current connection uses this kubeconfig and its latest
+// probe, made with it, succeeded: the credentials are known to work, not just believed to.
+func (c *Cache) Verified(name string, kubeconfig []byte) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	e, ok := c.members[name]
+	return ok && e.member.Fingerprint == fingerprint(kubeconfig, e.opts) && e.health.Reachable && !e.health.ProbeTime.IsZero()
+}
+
 // Member returns the member's current connection, or nil when it is not connected.
 func (c *Cache) Member(name string) *Member {
 	c.mu.Lock()

@@ -66,6 +66,7 @@ func (e *Engine) MemberDisconnected(name string) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	e.stopLocked(name)
+	forgetMemberMetrics(name)
 }
 
 // MemberHealthChanged does nothing: the ClusterWork controller reads health per pass.

@@ -160,7 +160,9 @@ func (s *MemberSyncer) worker(process ProcessFunc) {
 		if shutdown {
 			return
 		}
+		start := time.Now()
 		after, err := process(s.ctx, s, key)
+		observePass(s.name, start, err)
 		switch {
 		case err != nil:
 			s.queue.AddRateLimited(key)

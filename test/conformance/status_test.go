@@ -18,6 +18,7 @@ import (
 // checker. Reconciling and Stalled are negative for every kind.
 var negativePolarity = map[string][]string{
 	"fleet.meridian.io/ClusterWork": {"Degraded"},
+	"fleet.meridian.io/AgentConfig": {"Degraded"},
 }
 
 // knownIssues are the ways a kind falls short today, asserted exactly so that a fix (or a new

@@ -26,11 +26,17 @@ type Manager struct {
 // StartManager runs the manager with every controller (and, when the bed serves webhooks, the
 // webhooks) against the hub, and waits until its webhook server answers.
 func (b *Bed) StartManager(opts controllers.Options) (*Manager, error) {
+	return b.StartManagerServingMetrics(opts, "0")
+}
+
+// StartManagerServingMetrics is StartManager with the metrics endpoint on metricsAddr (plain
+// HTTP, /metrics), as the manager binary serves it; "0" turns it off.
+func (b *Bed) StartManagerServingMetrics(opts controllers.Options, metricsAddr string) (*Manager, error) {
 	opts.EnableWebhooks = b.Hub.Webhook != nil
 	mgrOpts := ctrl.Options{
 		Scheme:  b.Hub.Client.Scheme(),
 		Cache:   controllers.CacheOptions(),
-		Metrics: metricsserver.Options{BindAddress: "0"},
+		Metrics: metricsserver.Options{BindAddress: metricsAddr},
 	}
 	if w := b.Hub.Webhook; w != nil {
 		mgrOpts.WebhookServer = webhook.NewServer(webhook.Options{Host: w.Host, Port: w.Port, CertDir: w.CertDir})

@@ -64,3 +64,9 @@ const (
 	// Tiers); its GlobalNetworkPolicyLabel is empty.
 	SharedWorkName = "gnp-shared"
 )
+
+// Reasons of Tier conditions.
+const (
+	// TierAcceptedReason: the manager has seen the tier; policies may use it.
+	TierAcceptedReason = "TierAccepted"
+)

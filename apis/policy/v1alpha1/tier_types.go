@@ -69,7 +69,7 @@ type TierStatus struct {
 // by their own priority. A tier that a policy uses cannot be deleted.
 // +kubebuilder:object:root=true
 // +kubebuilder:subresource:status
-// +kubebuilder:resource:scope=Cluster,categories=meridian
+// +kubebuilder:resource:scope=Cluster,shortName=mtier,categories=meridian
 // +kubebuilder:validation:XValidation:rule="size(self.metadata.name) <= 63",message="metadata.name must be at most 63 characters: it names the tier in the members"
 // +kubebuilder:printcolumn:name="Priority",type=integer,JSONPath=`.spec.priority`
 // +kubebuilder:printcolumn:name="Policies",type=integer,JSONPath=`.status.policies`

@@ -18,13 +18,19 @@ import (
 
 	fleetv1alpha1 "github.com/meridian-io/meridian/apis/fleet/v1alpha1"
 	netv1alpha1 "github.com/meridian-io/meridian/apis/networking/v1alpha1"
+	policyv1alpha1 "github.com/meridian-io/meridian/apis/policy/v1alpha1"
 	"github.com/meridian-io/meridian/test/testbed"
 )
 
-// memberName is the one bare member the suite joins; unreachableMember is a MemberCluster whose
-// kubeconfig points at a closed loopback port.
+// memberName is the bare member most states use; agentMember a second bare member for the
+// AgentConfig states (one AgentConfig holds a cluster, and the agent's objects must not change what
+// member-1 offers the other kinds); liveMember runs Kubernetes' controllers and a kwok node, so that
+// the agent's DaemonSet becomes ready. unreachableMember is a MemberCluster whose kubeconfig points
+// at a closed loopback port.
 const (
 	memberName        = "member-1"
+	agentMember       = "member-2"
+	liveMember        = "live-1"
 	unreachableMember = "unreachable"
 )
 
@@ -40,7 +46,7 @@ type kind struct {
 
 // state is one situation a kind's controller reports. Its name is the testdata file's name, and
 // its prefix says what every tool should read: ready-* Current/Healthy, progressing-* InProgress/
-// Progressing, stalled-* Failed/Degraded.
+// Progressing, stalled-* Failed/Degraded, suspended-* (a paused rollout) InProgress/Suspended.
 type state struct {
 	name string
 	// readyReason is the Ready condition's reason once the controller has reported the state.
@@ -110,6 +116,73 @@ var kinds = []kind{
 			{name: "stalled-conflict", readyReason: netv1alpha1.ConflictReason, create: func(ctx context.Context) client.Object {
 				Expect(bed.Member(memberName).Client.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "gitops-theirs"}})).To(Succeed())
 				return create(ctx, globalNamespace("gitops-theirs", memberName))
+			}},
+		},
+	},
+	{
+		gvk:      fleetv1alpha1.GroupVersion.WithKind("AgentConfig"),
+		resource: "agentconfigs.fleet.meridian.io",
+		states: []state{
+			// The live member's DaemonSet controller runs the agent's pod on its kwok node.
+			{name: "ready", readyReason: fleetv1alpha1.RolloutCompleteReason, create: func(ctx context.Context) client.Object {
+				return create(ctx, agentConfig("gitops-ready", liveMember))
+			}},
+			{name: "progressing-unreachable", readyReason: fleetv1alpha1.RolloutProgressingReason, create: func(ctx context.Context) client.Object {
+				ensureUnreachableMember(ctx)
+				return create(ctx, agentConfig("gitops-unreachable", unreachableMember))
+			}},
+			// A bare member has no DaemonSet controller: its agents never report ready, and the
+			// rollout stops at the deadline.
+			{name: "stalled-progress-deadline", readyReason: fleetv1alpha1.ProgressDeadlineExceededReason, create: func(ctx context.Context) client.Object {
+				ac := agentConfig("gitops-deadline", agentMember)
+				ac.Spec.Rollout.ProgressDeadlineSeconds = 10
+				return create(ctx, ac)
+			}},
+			// Paused before its first wave: the selected cluster keeps what it runs.
+			{name: "suspended-paused", readyReason: fleetv1alpha1.RolloutPausedReason, create: func(ctx context.Context) client.Object {
+				create(ctx, memberCluster("paused-target", testbed.KubeconfigSecretName(agentMember)))
+				ac := agentConfig("gitops-paused", "paused-target")
+				ac.Spec.Rollout.Paused = true
+				return create(ctx, ac)
+			}},
+		},
+	},
+	{
+		gvk:      policyv1alpha1.GroupVersion.WithKind("Tier"),
+		resource: "tiers.policy.meridian.io",
+		states: []state{
+			// A tier has nothing to wait for and nothing that can fail on the hub.
+			{name: "ready", readyReason: policyv1alpha1.TierAcceptedReason, create: func(ctx context.Context) client.Object {
+				tier := create(ctx, &policyv1alpha1.Tier{ObjectMeta: metav1.ObjectMeta{Name: "gitops"},
+					Spec: policyv1alpha1.TierSpec{Priority: 120, Description: "Policies of the gitops suite."}})
+				create(ctx, allowPolicy("gitops-tiered", "gitops", memberName))
+				// The saved object says how many policies the tier orders: wait for the count.
+				Eventually(func(g Gomega) {
+					g.Expect(bed.Hub.Client.Get(ctx, client.ObjectKeyFromObject(tier), tier)).To(Succeed())
+					g.Expect(tier.(*policyv1alpha1.Tier).Status.Policies).To(BeEquivalentTo(1))
+				}, timeout, poll).Should(Succeed())
+				return tier
+			}},
+		},
+	},
+	{
+		gvk:      policyv1alpha1.GroupVersion.WithKind("GlobalNetworkPolicy"),
+		resource: "globalnetworkpolicies.policy.meridian.io",
+		states: []state{
+			// member-1 serves no policy CRDs: NetworkPolicy is its form, which holds Allow rules.
+			{name: "ready", readyReason: policyv1alpha1.RealizedReason, create: func(ctx context.Context) client.Object {
+				return create(ctx, allowPolicy("gitops-ready", policyv1alpha1.TierApplication, memberName))
+			}},
+			{name: "progressing-unreachable", readyReason: policyv1alpha1.MembersUnreachableReason, create: func(ctx context.Context) client.Object {
+				ensureUnreachableMember(ctx)
+				return create(ctx, allowPolicy("gitops-unreachable", policyv1alpha1.TierApplication, unreachableMember))
+			}},
+			// NetworkPolicy cannot drop: nothing weaker is written, and the policy needs a person.
+			// In the baseline tier, so that no Allow of the other states comes after the Drop.
+			{name: "stalled-unsupported", readyReason: policyv1alpha1.UnsupportedReason, create: func(ctx context.Context) client.Object {
+				p := allowPolicy("gitops-unsupported", policyv1alpha1.TierBaseline, memberName)
+				p.Spec.Ingress[0].Action = policyv1alpha1.ActionDrop
+				return create(ctx, p)
 			}},
 		},
 	},
@@ -188,6 +261,32 @@ func globalNamespace(name string, clusters ...string) *netv1alpha1.GlobalNamespa
 	return &netv1alpha1.GlobalNamespace{
 		ObjectMeta: metav1.ObjectMeta{Name: name},
 		Spec:       netv1alpha1.GlobalNamespaceSpec{Placement: fleetv1alpha1.Placement{ClusterNames: clusters}},
+	}
+}
+
+func agentConfig(name string, clusters ...string) *fleetv1alpha1.AgentConfig {
+	return &fleetv1alpha1.AgentConfig{
+		ObjectMeta: metav1.ObjectMeta{Name: name},
+		Spec: fleetv1alpha1.AgentConfigSpec{
+			Placement: fleetv1alpha1.Placement{ClusterNames: clusters},
+			Image:     "meridian-node-agent:v0.1.0",
+			Version:   "v0.1.0",
+		},
+	}
+}
+
+// allowPolicy lets the web pods of the clusters take connections from their db pods.
+func allowPolicy(name, tier string, clusters ...string) *policyv1alpha1.GlobalNetworkPolicy {
+	return &policyv1alpha1.GlobalNetworkPolicy{
+		ObjectMeta: metav1.ObjectMeta{Name: name},
+		Spec: policyv1alpha1.GlobalNetworkPolicySpec{
+			Tier:      tier,
+			Priority:  10,
+			Placement: fleetv1alpha1.Placement{ClusterNames: clusters},
+			AppliedTo: policyv1alpha1.AppliedTo{PodSelector: &metav1.LabelSelector{MatchLabels: map[string]string{"app": "web"}}},
+			Ingress: []policyv1alpha1.Rule{{Name: "from-db", Action: policyv1alpha1.ActionAllow,
+				Peers: []policyv1alpha1.Peer{{PodSelector: &metav1.LabelSelector{MatchLabels: map[string]string{"app": "db"}}}}}},
+		},
 	}
 }
 

@@ -81,8 +81,11 @@ func wantStatus(name string) status.Status {
 		return status.InProgressStatus
 	case strings.HasPrefix(name, "stalled"):
 		return status.FailedStatus
+	case strings.HasPrefix(name, "suspended"):
+		// kstatus has no paused state: a paused rollout is work not done (Reconciling=True).
+		return status.InProgressStatus
 	}
-	panic("state names start with ready, progressing or stalled: " + name)
+	panic("state names start with ready, progressing, stalled or suspended: " + name)
 }
 
 func getObject(g Gomega, k kind, key client.ObjectKey) *unstructured.Unstructured {

@@ -10,6 +10,8 @@ import (
 
 	. "github.com/onsi/ginkgo/v2"
 	. "github.com/onsi/gomega"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
 
@@ -29,13 +31,21 @@ var _ = BeforeSuite(func(ctx SpecContext) {
 	ctrl.SetLogger(zap.New(zap.WriteTo(GinkgoWriter), zap.UseDevMode(true)))
 	scheme, err := controllers.NewScheme()
 	Expect(err).NotTo(HaveOccurred())
-	bed, err = testbed.Start(ctx, testbed.Options{Members: []string{memberName}, Scheme: scheme, Webhooks: true})
+	bed, err = testbed.Start(ctx, testbed.Options{
+		Members:       []string{memberName, agentMember, liveMember},
+		MemberOptions: map[string]testbed.MemberOptions{liveMember: {Live: true, Nodes: 1}},
+		Scheme:        scheme, Webhooks: true,
+	})
 	if bed != nil {
 		DeferCleanup(bed.Stop)
 	}
 	Expect(err).NotTo(HaveOccurred())
 	Expect(bed.WriteKubeconfigs(bed.Dir())).To(Succeed())
-	mgr, err := bed.StartManager(controllers.DefaultOptions())
+	Expect(bed.Hub.Client.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: argoNamespace}})).To(Succeed())
+	opts := controllers.DefaultOptions()
+	opts.ArgoCDClusterSecretsNamespace, opts.ArgoCDClusterSecretsGrace = argoNamespace, argoGrace
+	metricsAddr = freeLoopbackAddr()
+	mgr, err := bed.StartManagerServingMetrics(opts, metricsAddr)
 	Expect(err).NotTo(HaveOccurred())
 	DeferCleanup(mgr.Stop)
 	Expect(bed.JoinMembers(ctx, fleetv1alpha1.ProbeSettings{IntervalSeconds: 1, TimeoutSeconds: 1},

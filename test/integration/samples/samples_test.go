@@ -1,0 +1,106 @@
+// Package samples_test applies config/samples, as written, to a hub with Meridian's webhooks and
+// manager and two live members named as the samples expect, and checks that every sample is
+// accepted and becomes Ready.
+package samples_test
+
+import (
+	"context"
+	"fmt"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	. "github.com/onsi/ginkgo/v2"
+	. "github.com/onsi/gomega"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/log/zap"
+	"sigs.k8s.io/yaml"
+
+	"github.com/meridian-io/meridian/controllers"
+	"github.com/meridian-io/meridian/test/testbed"
+)
+
+var bed *testbed.Bed
+
+func TestSamples(t *testing.T) {
+	RegisterFailHandler(Fail)
+	RunSpecs(t, "config/samples applied as written")
+}
+
+var _ = BeforeSuite(func(ctx SpecContext) {
+	ctrl.SetLogger(zap.New(zap.WriteTo(GinkgoWriter), zap.UseDevMode(true)))
+	scheme, err := controllers.NewScheme()
+	Expect(err).NotTo(HaveOccurred())
+	// The samples' MemberClusters name Secrets member-1-kubeconfig and member-2-kubeconfig in
+	// meridian-system, which the test bed writes for its members.
+	bed, err = testbed.Start(ctx, testbed.Options{
+		Members:       []string{"member-1", "member-2"},
+		MemberOptions: map[string]testbed.MemberOptions{"member-1": {Live: true, Nodes: 1}, "member-2": {Live: true, Nodes: 1}},
+		Scheme:        scheme, Webhooks: true,
+	})
+	if bed != nil {
+		DeferCleanup(bed.Stop)
+	}
+	Expect(err).NotTo(HaveOccurred())
+	Expect(bed.WriteKubeconfigs(bed.Dir())).To(Succeed())
+	mgr, err := bed.StartManager(controllers.DefaultOptions())
+	Expect(err).NotTo(HaveOccurred())
+	DeferCleanup(mgr.Stop)
+}, NodeTimeout(4*time.Minute))
+
+var _ = It("accepts every sample and brings each to Ready", func(ctx SpecContext) {
+	samples := filepath.Join(testbed.RepoRoot(), "config", "samples")
+	out, err := kubectl(ctx, "kustomize", samples)
+	Expect(err).NotTo(HaveOccurred())
+	var objects []string
+	for _, doc := range strings.Split(out, "\n---\n") {
+		var m struct {
+			APIVersion string `json:"apiVersion"`
+			Kind       string `json:"kind"`
+			Metadata   struct {
+				Name string `json:"name"`
+			} `json:"metadata"`
+		}
+		Expect(yaml.Unmarshal([]byte(doc), &m)).To(Succeed())
+		group := strings.Split(m.APIVersion, "/")[0]
+		objects = append(objects, strings.ToLower(m.Kind)+"."+group+"/"+m.Metadata.Name)
+	}
+	Expect(objects).To(HaveLen(6), "the samples: %v", objects)
+
+	By("waiting for the default tiers, which the manager creates when it starts (a policy naming a tier that does not exist yet is refused)")
+	Eventually(func() error {
+		_, err := kubectl(ctx, "get", "tier", "platform")
+		return err
+	}).WithContext(ctx).WithTimeout(2 * time.Minute).WithPolling(500 * time.Millisecond).Should(Succeed())
+
+	By("applying them as a user would, in one go")
+	_, err = kubectl(ctx, "apply", "--server-side", "-k", samples)
+	Expect(err).NotTo(HaveOccurred())
+
+	for _, o := range objects {
+		By("waiting for " + o)
+		// A sample that does not become Ready fails with its conditions, which say why.
+		if _, err := kubectl(ctx, "wait", "--for=condition=Ready", o, "--timeout=240s"); err != nil {
+			conds, _ := kubectl(ctx, "get", o, "-o", "jsonpath={.status.conditions}")
+			Fail(fmt.Sprintf("%s is not Ready: %v\nconditions: %s", o, err, conds))
+		}
+	}
+	out, err = kubectl(ctx, "get", "meridian")
+	Expect(err).NotTo(HaveOccurred())
+	GinkgoWriter.Println(out)
+}, SpecTimeout(8*time.Minute))
+
+func kubectl(ctx context.Context, args ...string) (string, error) {
+	args = append([]string{"--kubeconfig", filepath.Join(bed.Dir(), "hub.kubeconfig")}, args...)
+	out, err := exec.CommandContext(ctx, filepath.Join(testbed.BinDir(), "kubectl"), args...).Output()
+	if err != nil {
+		var stderr []byte
+		if ee, ok := err.(*exec.ExitError); ok {
+			stderr = ee.Stderr
+		}
+		return "", fmt.Errorf("kubectl %s: %w: %s", strings.Join(args[2:], " "), err, stderr)
+	}
+	return string(out), nil
+}
