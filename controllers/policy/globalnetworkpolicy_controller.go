@@ -279,7 +279,9 @@ func (r *GlobalNetworkPolicyReconciler) SetupWithManager(mgr ctrl.Manager) error
 	return ctrl.NewControllerManagedBy(mgr).
 		For(&policyv1alpha1.GlobalNetworkPolicy{}, builder.WithPredicates(predicate.GenerationChangedPredicate{})).
 		Watches(&policyv1alpha1.GlobalNetworkPolicy{}, handler.EnqueueRequestsFromMapFunc(r.all), builder.WithPredicates(placementChanged)).
-		Watches(&policyv1alpha1.Tier{}, handler.EnqueueRequestsFromMapFunc(r.all)).
+		// A Tier's spec (its priority) orders every policy; its status (written by the Tier
+		// controller) changes nothing here.
+		Watches(&policyv1alpha1.Tier{}, handler.EnqueueRequestsFromMapFunc(r.all), builder.WithPredicates(predicate.GenerationChangedPredicate{})).
 		Watches(&fleetv1alpha1.ClusterWork{}, handler.EnqueueRequestsFromMapFunc(byPolicyLabel), builder.OnlyMetadata).
 		Watches(&fleetv1alpha1.MemberCluster{}, handler.EnqueueRequestsFromMapFunc(r.all), builder.WithPredicates(memberChanged)).
 		WatchesRawSource(source.Channel(r.Events, &handler.EnqueueRequestForObject{})).

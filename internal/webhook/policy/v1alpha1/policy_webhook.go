@@ -84,8 +84,14 @@ func (v GlobalNetworkPolicyValidator) validate(ctx context.Context, g *policyv1a
 			}
 			sort.Strings(names)
 		}
+		hint := "or use one of: " + strings.Join(names, ", ")
+		if len(names) == 0 {
+			// The manager creates the default tiers when it starts; a policy applied just before
+			// (a fresh install applied in one go) finds none.
+			hint = "no Tier exists yet: the manager creates the default tiers when it starts, so wait for `kubectl get tiers` to list them and apply again"
+		}
 		errs = append(errs, field.NotFound(field.NewPath("spec", "tier"),
-			fmt.Sprintf("%s: create the Tier first, or use one of: %s", g.TierName(), strings.Join(names, ", "))))
+			fmt.Sprintf("%s: create the Tier first, %s", g.TierName(), hint)))
 	} else if err != nil {
 		return nil, apierrors.NewInternalError(fmt.Errorf("read Tier %s: %w", g.TierName(), err))
 	} else if tier.IsBaseline() {

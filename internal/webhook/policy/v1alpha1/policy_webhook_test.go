@@ -136,6 +136,14 @@ func TestUnknownTier(t *testing.T) {
 	}
 }
 
+func TestNoTierYet(t *testing.T) {
+	v := GlobalNetworkPolicyValidator{HubReader: hub(t)}
+	_, err := v.ValidateCreate(context.Background(), valid())
+	if err == nil || !strings.Contains(err.Error(), "no Tier exists yet: the manager creates the default tiers when it starts") {
+		t.Fatalf("got %v", err)
+	}
+}
+
 func TestPassInBaselineWarns(t *testing.T) {
 	v := GlobalNetworkPolicyValidator{HubReader: hub(t, tier("baseline", 253))}
 	g := valid()
