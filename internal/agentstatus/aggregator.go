@@ -10,6 +10,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/fields"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/client-go/dynamic/dynamicinformer"
@@ -135,7 +136,11 @@ func equalPtr[T comparable](a, b *T) bool {
 func (a *Aggregator) syncKinds(m *member) {
 	served := map[schema.GroupVersionResource]bool{}
 	for _, o := range m.crds.GetStore().List() {
-		name := o.(interface{ GetName() string }).GetName()
+		u, ok := o.(*unstructured.Unstructured)
+		if !ok || u.Object["established"] != true {
+			continue
+		}
+		name := u.GetName()
 		for gvr := range kinds {
 			if name == gvr.Resource+"."+gvr.Group {
 				served[gvr] = true

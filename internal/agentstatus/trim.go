@@ -38,13 +38,24 @@ func TrimLease(o any) (any, error) {
 	}, nil
 }
 
-// TrimCRD keeps a CustomResourceDefinition's name: <plural>.<group> says which kind it serves.
+// TrimCRD keeps a CustomResourceDefinition's name (<plural>.<group> says which kind it serves)
+// and whether it is established (served), as a top-level "established".
 func TrimCRD(o any) (any, error) {
 	u, ok := o.(*unstructured.Unstructured)
 	if !ok {
 		return o, nil
 	}
-	out := &unstructured.Unstructured{}
+	if _, trimmed := u.Object["established"]; trimmed {
+		return u, nil
+	}
+	established := false
+	conds, _, _ := unstructured.NestedSlice(u.Object, "status", "conditions")
+	for _, c := range conds {
+		if m, ok := c.(map[string]any); ok && m["type"] == "Established" && m["status"] == "True" {
+			established = true
+		}
+	}
+	out := &unstructured.Unstructured{Object: map[string]any{"established": established}}
 	out.SetAPIVersion(u.GetAPIVersion())
 	out.SetKind(u.GetKind())
 	out.SetName(u.GetName())
