@@ -130,6 +130,10 @@ bench-live: test-tools ## Measure live members: start time, memory, and one memb
 bench-mcs: build test-tools ## Service discovery over 3 live members: endpoint propagation p50/p99, writes per change, memory (BENCH_SERVICES, BENCH_CHANGES, BENCH_QUICK=1); writes bench/out/mcs.json.
 	$(GO) run ./test/bench/mcs
 
+.PHONY: bench-agents
+bench-agents: build test-tools ## Node agents over 3 live members × 200 simulated nodes (one agent per node in one process, heartbeat 10 s): hub and member writes per minute, memory (BENCH_NODES, BENCH_STEADY, BENCH_QUICK=1); writes bench/out/agents.json.
+	$(GO) run ./test/bench/agents
+
 .PHONY: bench
 bench: build $(KUBE_APISERVER) $(ETCD) ## Fan-out benchmark of the work engine (BENCH_N, BENCH_M, BENCH_PER_WORK, BENCH_RUNS, BENCH_CPUS=split|shared, BENCH_QUICK=1); writes bench/out/fanout.json.
 	$(GO) run ./test/bench/fanout
