@@ -7,14 +7,14 @@ import (
 	"path/filepath"
 	"time"
 
-	"github.com/meridian-io/meridian/internal/agent/agenttest"
+	"github.com/meridian-io/meridian/internal/agent/agenttest/kubelet"
 	"github.com/meridian-io/meridian/test/testbed"
 )
 
 // showAgents is the demo's node agent step. The AgentConfig in config/samples installs the agent
 // on both members (ClusterWorks → the DaemonSet, whose pods the members' controllers and kwok
 // run). kwok runs no containers, so the agents themselves run here, in the demo process, one per
-// simulated node, as the tests run them (agenttest.Kubelet: a token bound to the node's pod, the
+// simulated node, as the tests run them (kubelet.Kubelet: a token bound to the node's pod, the
 // ConfigMap as a mounted folder, the agent's own code). It waits for the rollout to complete and
 // prints the hub's view. The returned stop ends the agents.
 func showAgents(ctx context.Context, bed *testbed.Bed, out string, kubectl func(args ...string) error) (stop func(), err error) {
@@ -28,7 +28,7 @@ func showAgents(ctx context.Context, bed *testbed.Bed, out string, kubectl func(
 	runCtx, cancel := context.WithCancel(context.Background())
 	var done []chan error
 	for i, m := range bed.Members {
-		k := &agenttest.Kubelet{Config: m.Config, Dir: filepath.Join(out, "agents", m.Name), HostPrefix: fmt.Sprintf("127.0.%d.", 10+i), Log: log}
+		k := &kubelet.Kubelet{Config: m.Config, Dir: filepath.Join(out, "agents", m.Name), HostPrefix: fmt.Sprintf("127.0.%d.", 10+i), Log: log}
 		d := make(chan error, 1)
 		go func() { d <- k.Run(runCtx) }()
 		done = append(done, d)

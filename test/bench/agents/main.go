@@ -1,7 +1,7 @@
 // Command agents measures the node agents' load on the hub and the members: three live members of
 // N simulated nodes each (default 200), an AgentConfig installing the agent on all of them (its
 // DaemonSet's pods from the members' controllers and kwok), and one real agent per node, all in
-// this process (agenttest.Kubelet: each with its node's name and a token bound to its node's pod,
+// this process (kubelet.Kubelet: each with its node's name and a token bound to its node's pod,
 // running internal/agent as cmd/node-agent's main does, without the nftables dataplane: one
 // process cannot hold 600 nodes' tables), heartbeating every 10 s. It measures, in steady state
 // and while a tenth of each member's agents are killed and restarted: hub writes per minute by
@@ -34,7 +34,7 @@ import (
 
 	fleetv1alpha1 "github.com/meridian-io/meridian/apis/fleet/v1alpha1"
 	"github.com/meridian-io/meridian/controllers"
-	"github.com/meridian-io/meridian/internal/agent/agenttest"
+	"github.com/meridian-io/meridian/internal/agent/agenttest/kubelet"
 	"github.com/meridian-io/meridian/test/bench/benchkit"
 	"github.com/meridian-io/meridian/test/testbed"
 )
@@ -123,10 +123,10 @@ func run() (reterr error) {
 	}
 	defer os.RemoveAll(dir)
 	agentsCtx, stopAgents := context.WithCancel(context.Background())
-	kubelets := map[string]*agenttest.Kubelet{}
+	kubelets := map[string]*kubelet.Kubelet{}
 	var done []chan error
 	for i, m := range members {
-		k := &agenttest.Kubelet{Config: bed.Member(m).Config, Dir: filepath.Join(dir, m), HostPrefix: fmt.Sprintf("127.1.%d.", i+1), Period: time.Second}
+		k := &kubelet.Kubelet{Config: bed.Member(m).Config, Dir: filepath.Join(dir, m), HostPrefix: fmt.Sprintf("127.1.%d.", i+1), Period: time.Second}
 		kubelets[m] = k
 		d := make(chan error, 1)
 		go func() { d <- k.Run(agentsCtx) }()

@@ -5,7 +5,7 @@ package agent_test
 // kwok run the agent's pods. Which cluster gets a change when is read from the hub's Works and
 // checked against the DaemonSets in the members themselves.
 //
-// The node agents run for real, one per simulated node, in this process (agenttest.Kubelet plays
+// The node agents run for real, one per simulated node, in this process (kubelet.Kubelet plays
 // the kubelet's token, volume and container parts that kwok does not): their Leases and
 // NodeAgentInfos are what the hub aggregates into each MemberCluster's status.agents and the
 // AgentConfig's per-cluster status. These agents play a build that knows no feature gate (an
@@ -31,14 +31,14 @@ import (
 
 	fleetv1alpha1 "github.com/meridian-io/meridian/apis/fleet/v1alpha1"
 	memberv1alpha1 "github.com/meridian-io/meridian/apis/member/v1alpha1"
-	"github.com/meridian-io/meridian/internal/agent/agenttest"
+	"github.com/meridian-io/meridian/internal/agent/agenttest/kubelet"
 	"github.com/meridian-io/meridian/internal/agentconfig"
 )
 
 var _ = Describe("AgentConfig rollout across members", Ordered, func() {
 	var (
 		ac       *fleetv1alpha1.AgentConfig
-		kubelets = map[string]*agenttest.Kubelet{}
+		kubelets = map[string]*kubelet.Kubelet{}
 	)
 
 	BeforeAll(func() {
@@ -48,7 +48,7 @@ var _ = Describe("AgentConfig rollout across members", Ordered, func() {
 		ctx, cancel := context.WithCancel(context.Background())
 		DeferCleanup(cancel)
 		for i, name := range []string{"member-2", "member-3"} {
-			k := &agenttest.Kubelet{Config: bed.Member(name).Config, Dir: filepath.Join(dir, name), HostPrefix: fmt.Sprintf("127.0.%d.", 20+i),
+			k := &kubelet.Kubelet{Config: bed.Member(name).Config, Dir: filepath.Join(dir, name), HostPrefix: fmt.Sprintf("127.0.%d.", 20+i),
 				KnownGates: []string{}, Log: GinkgoWriter}
 			kubelets[name] = k
 			done := make(chan error, 1)

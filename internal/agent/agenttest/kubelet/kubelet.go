@@ -1,4 +1,6 @@
-package agenttest
+// Package kubelet plays, in tests, the demo and benchmarks, the parts of a node's kubelet that
+// kwok does not play for Meridian's node agent: it runs one real agent per DaemonSet pod.
+package kubelet
 
 import (
 	"context"
@@ -22,6 +24,7 @@ import (
 	memberv1alpha1 "github.com/meridian-io/meridian/apis/member/v1alpha1"
 	"github.com/meridian-io/meridian/internal/agent"
 	"github.com/meridian-io/meridian/internal/agent/agentfile"
+	"github.com/meridian-io/meridian/internal/agent/agenttest"
 )
 
 // The agent install's names (internal/agentconfig), repeated here so that this package does not
@@ -195,14 +198,14 @@ func (k *Kubelet) sync(ctx context.Context, cs kubernetes.Interface) error {
 		dir := filepath.Join(k.Dir, node)
 		if r != nil {
 			if r.files != sum { // the kubelet updates a mounted ConfigMap in place
-				if err := WriteConfigMapDir(dir, files); err != nil {
+				if err := agenttest.WriteConfigMapDir(dir, files); err != nil {
 					return err
 				}
 				r.files = sum
 			}
 			continue
 		}
-		if err := WriteConfigMapDir(dir, files); err != nil {
+		if err := agenttest.WriteConfigMapDir(dir, files); err != nil {
 			return err
 		}
 		if err := k.start(ctx, cs, node, p, dir, sum); err != nil {
