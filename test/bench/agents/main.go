@@ -94,6 +94,15 @@ func run() (reterr error) {
 	if err != nil {
 		return err
 	}
+	// Each agent watches its config folder with inotify: one instance per agent, and the kernel's
+	// default limit (128 per user) would stop the agents beyond it, as it would not on real nodes.
+	if raw, err := os.ReadFile("/proc/sys/fs/inotify/max_user_instances"); err == nil {
+		var have int
+		_, _ = fmt.Sscan(string(raw), &have)
+		if need := len(members)*nodes + 200; have < need {
+			return fmt.Errorf("fs.inotify.max_user_instances is %d; the %d agents need one inotify instance each: raise it (sysctl -w fs.inotify.max_user_instances=%d)", have, len(members)*nodes, need)
+		}
+	}
 	step("Starting a hub and %d live members of %d nodes each", len(members), nodes)
 	opts := map[string]testbed.MemberOptions{}
 	for _, m := range members {
@@ -122,11 +131,20 @@ func run() (reterr error) {
 		return err
 	}
 	defer os.RemoveAll(dir)
+	out, err := benchkit.OutDir()
+	if err != nil {
+		return err
+	}
+	agentLog, err := os.Create(filepath.Join(out, "agents-agents.log"))
+	if err != nil {
+		return err
+	}
+	defer agentLog.Close()
 	agentsCtx, stopAgents := context.WithCancel(context.Background())
 	kubelets := map[string]*kubelet.Kubelet{}
 	var done []chan error
 	for i, m := range members {
-		k := &kubelet.Kubelet{Config: bed.Member(m).Config, Dir: filepath.Join(dir, m), HostPrefix: fmt.Sprintf("127.1.%d.", i+1), Period: time.Second}
+		k := &kubelet.Kubelet{Config: bed.Member(m).Config, Dir: filepath.Join(dir, m), HostPrefix: fmt.Sprintf("127.1.%d.", i+1), Period: time.Second, Log: agentLog}
 		kubelets[m] = k
 		d := make(chan error, 1)
 		go func() { d <- k.Run(agentsCtx) }()

@@ -67,7 +67,9 @@ type running struct {
 	pod    types.UID
 	files  [32]byte
 	cancel context.CancelFunc
-	done   chan error
+	// exited is closed when the agent's Run returned, with its error in err.
+	exited chan struct{}
+	err    error
 }
 
 // Run plays the kubelets until ctx ends, then stops every agent.
@@ -197,6 +199,17 @@ func (k *Kubelet) sync(ctx context.Context, cs kubernetes.Interface) error {
 		}
 		dir := filepath.Join(k.Dir, node)
 		if r != nil {
+			select {
+			case <-r.exited: // the container exited: a kubelet starts it again
+				fmt.Fprintf(k.Log, "kubelet: the agent of node %s exited (%v); starting it again\n", node, r.err)
+				k.mu.Lock()
+				delete(k.agents, node)
+				k.mu.Unlock()
+				r = nil
+			default:
+			}
+		}
+		if r != nil {
 			if r.files != sum { // the kubelet updates a mounted ConfigMap in place
 				if err := agenttest.WriteConfigMapDir(dir, files); err != nil {
 					return err
@@ -246,8 +259,8 @@ func (k *Kubelet) start(ctx context.Context, cs kubernetes.Interface, node strin
 		return err
 	}
 	runCtx, cancel := context.WithCancel(context.Background())
-	r := &running{pod: p.UID, files: files, cancel: cancel, done: make(chan error, 1)}
-	go func() { r.done <- a.Run(runCtx) }()
+	r := &running{pod: p.UID, files: files, cancel: cancel, exited: make(chan struct{})}
+	go func() { r.err = a.Run(runCtx); close(r.exited) }()
 	k.mu.Lock()
 	k.agents[node] = r
 	k.starts[node]++
@@ -258,7 +271,7 @@ func (k *Kubelet) start(ctx context.Context, cs kubernetes.Interface, node strin
 func (r *running) stop() {
 	r.cancel()
 	select {
-	case <-r.done:
+	case <-r.exited:
 	case <-time.After(30 * time.Second):
 	}
 }
