@@ -135,6 +135,10 @@ bench-mcs: build test-tools ## Service discovery over 3 live members: endpoint p
 bench-policy: build test-tools ## GlobalNetworkPolicy over 3 live members (Antrea, ClusterNetworkPolicy, Meridian forms): policy change and pod churn to members p50/p99, writes, memory (BENCH_PODS, BENCH_POLICIES, BENCH_CHANGES, BENCH_CHURN, BENCH_QUICK=1); writes bench/out/policy.json.
 	$(GO) run ./test/bench/policy
 
+.PHONY: bench-agents
+bench-agents: build test-tools ## Node agents over 3 live members × 200 simulated nodes (one agent per node in one process, heartbeat 10 s): hub and member writes per minute, memory (BENCH_NODES, BENCH_STEADY, BENCH_QUICK=1); writes bench/out/agents.json.
+	$(GO) run ./test/bench/agents
+
 .PHONY: bench
 bench: build $(KUBE_APISERVER) $(ETCD) ## Fan-out benchmark of the work engine (BENCH_N, BENCH_M, BENCH_PER_WORK, BENCH_RUNS, BENCH_CPUS=split|shared, BENCH_QUICK=1); writes bench/out/fanout.json.
 	$(GO) run ./test/bench/fanout

@@ -25,6 +25,7 @@ import (
 	"github.com/meridian-io/meridian/controllers/networking"
 	policyctrl "github.com/meridian-io/meridian/controllers/policy"
 	workctrl "github.com/meridian-io/meridian/controllers/work"
+	"github.com/meridian-io/meridian/internal/agentstatus"
 	"github.com/meridian-io/meridian/internal/mcs"
 	"github.com/meridian-io/meridian/internal/membercache"
 	policyinventory "github.com/meridian-io/meridian/internal/policy/inventory"
@@ -198,6 +199,24 @@ func Setup(ctx context.Context, mgr ctrl.Manager, opts Options) (*membercache.Ca
 		return nil, fmt.Errorf("set up the Tier controller: %w", err)
 	}
 
+	agentEvents := make(chan event.TypedGenericEvent[*fleetv1alpha1.MemberCluster], 1024)
+	aggregator := agentstatus.New(func(member string) {
+		e := event.TypedGenericEvent[*fleetv1alpha1.MemberCluster]{Object: &fleetv1alpha1.MemberCluster{}}
+		e.Object.Name = member
+		select {
+		case agentEvents <- e:
+		case <-ctx.Done():
+		}
+	}, nil)
+	if err := mgr.Add(aggregator); err != nil {
+		return nil, err
+	}
+	members.Subscribe(aggregator)
+	if err := (&fleet.AgentStatusReconciler{
+		HubClient: mgr.GetClient(), Aggregator: aggregator, Reporter: &agentstatus.Reporter{HubClient: mgr.GetClient()}, Events: agentEvents,
+	}).SetupWithManager(mgr); err != nil {
+		return nil, fmt.Errorf("set up the agent status controller: %w", err)
+	}
 	if err := (&fleet.AgentConfigReconciler{HubClient: mgr.GetClient(), HubReader: mgr.GetAPIReader()}).SetupWithManager(mgr); err != nil {
 		return nil, fmt.Errorf("set up the AgentConfig controller: %w", err)
 	}

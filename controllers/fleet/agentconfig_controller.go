@@ -77,7 +77,8 @@ func (r *AgentConfigReconciler) Reconcile(ctx context.Context, req ctrl.Request)
 			return ctrl.Result{}, r.terminal(ctx, before, ac, fleetv1alpha1.ClusterFailedReason, err.Error())
 		}
 		compiled[name] = m
-		states = append(states, agentconfig.StateFromWork(name, m.Revision, works[name]))
+		states = append(states, agentconfig.StateFromWork(name, m.Revision, works[name]).
+			WithAgents(byName[name].Status.Agents, ac.Name, ac.Spec.Version, m.ConfigHash))
 	}
 	now := r.Clock.Now()
 	plan, err := agentconfig.PlanRollout(ac.Spec.Rollout, states, now)
@@ -234,7 +235,7 @@ func (r *AgentConfigReconciler) patchStatus(ctx context.Context, before, after *
 
 // SetupWithManager registers the reconciler: an AgentConfig is queued again when its spec changes,
 // when its Works change (their status says how the DaemonSets fare), and every AgentConfig when
-// a MemberCluster's labels or existence change, or another AgentConfig's placement does.
+// a MemberCluster's labels, agents summary or existence change, or another AgentConfig's placement does.
 func (r *AgentConfigReconciler) SetupWithManager(mgr ctrl.Manager) error {
 	if r.Clock == nil {
 		r.Clock = clock.RealClock{}
@@ -242,6 +243,7 @@ func (r *AgentConfigReconciler) SetupWithManager(mgr ctrl.Manager) error {
 	memberChanged := predicate.Funcs{
 		UpdateFunc: func(e event.UpdateEvent) bool {
 			return !equality.Semantic.DeepEqual(e.ObjectOld.GetLabels(), e.ObjectNew.GetLabels()) ||
+				!equality.Semantic.DeepEqual(e.ObjectOld.(*fleetv1alpha1.MemberCluster).Status.Agents, e.ObjectNew.(*fleetv1alpha1.MemberCluster).Status.Agents) ||
 				!e.ObjectOld.GetDeletionTimestamp().Equal(e.ObjectNew.GetDeletionTimestamp())
 		},
 	}

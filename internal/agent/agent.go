@@ -11,7 +11,9 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/fsnotify/fsnotify"
@@ -35,7 +37,7 @@ import (
 // LeaseDurationFactor is the Lease's duration in heartbeat intervals: kubelets renew a 40 s Lease
 // every 10 s. The hub counts an agent stale after three intervals without a renewal, before the
 // Lease itself expires.
-const LeaseDurationFactor = 4
+const LeaseDurationFactor = memberv1alpha1.AgentLeaseDurationFactor
 
 // Options configure one agent.
 type Options struct {
@@ -61,6 +63,10 @@ type Options struct {
 	ResyncPeriod time.Duration
 	// Clock; default the real one.
 	Clock clock.WithTicker
+	// KnownGates, when set, are the only feature gates this agent accepts (default: every gate of
+	// this build). An agent of an older build knows fewer gates, and version skew is how a config
+	// the hub accepts gets refused on a node: tests set it to play such an agent.
+	KnownGates []string
 	// Dataplane, when set, enforces the member's policies on the node (cmd/node-agent always
 	// sets it); unset, the agent reports DataplaneReady=False, reason DataplaneDisabled.
 	Dataplane *DataplaneOptions
@@ -77,6 +83,8 @@ type Agent struct {
 	config     agentfile.Config
 	configHash string
 	configCond metav1.Condition
+	// refusedHash is the hash of the file last refused while configCond is False.
+	refusedHash string
 	// healthErr is why the agent is not healthy, if it is not.
 	healthErr error
 
@@ -237,13 +245,17 @@ func (a *Agent) reload() bool {
 		return false
 	}
 	cfg, err := agentfile.Parse(data)
+	if err == nil {
+		err = a.checkGates(cfg)
+	}
 	if err != nil {
+		a.refusedHash = hash
 		a.metrics.reloads.WithLabelValues("invalid").Inc()
 		return a.setConfigCond(metav1.ConditionFalse, memberv1alpha1.InvalidConfigReason,
 			fmt.Sprintf("The config file %s (hash %s) is invalid: %v; %s.", a.opts.ConfigPath, hash, err, a.keeping()), false)
 	}
 	changed := hash != a.configHash
-	a.config, a.configHash = cfg, hash
+	a.config, a.configHash, a.refusedHash = cfg, hash, ""
 	a.metrics.reloads.WithLabelValues("loaded").Inc()
 	a.metrics.setConfig(hash)
 	if changed {
@@ -252,6 +264,24 @@ func (a *Agent) reload() bool {
 	a.setConfigCond(metav1.ConditionTrue, memberv1alpha1.ConfigLoadedReason,
 		fmt.Sprintf("Running the config file %s (hash %s).", a.opts.ConfigPath, hash), changed)
 	return changed
+}
+
+// checkGates refuses gates this agent does not know (Options.KnownGates).
+func (a *Agent) checkGates(cfg agentfile.Config) error {
+	if a.opts.KnownGates == nil {
+		return nil
+	}
+	var unknown []string
+	for g := range cfg.FeatureGates {
+		if !slices.Contains(a.opts.KnownGates, g) {
+			unknown = append(unknown, g)
+		}
+	}
+	if len(unknown) == 0 {
+		return nil
+	}
+	slices.Sort(unknown)
+	return fmt.Errorf("featureGates: unknown gates %s; this agent (%s) knows: %s", strings.Join(unknown, ", "), a.opts.Version, strings.Join(a.opts.KnownGates, ", "))
 }
 
 func (a *Agent) keeping() string {
@@ -361,6 +391,10 @@ func (a *Agent) desiredInfo(current *memberv1alpha1.NodeAgentInfo) *memberv1alph
 	}
 	d.Version = a.opts.Version
 	d.ConfigHash = a.configHash
+	d.RefusedConfigHash = ""
+	if a.configCond.Status == metav1.ConditionFalse {
+		d.RefusedConfigHash = a.refusedHash
+	}
 	d.EnforcementMode = a.config.EnforcementMode
 	now := metav1.NewTime(a.opts.Clock.Now())
 	set := func(c metav1.Condition) {

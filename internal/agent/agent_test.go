@@ -119,6 +119,37 @@ func TestReloadKeepsTheLastGoodConfig(t *testing.T) {
 	}
 }
 
+// An agent of an older build (KnownGates without the gate) refuses a file the hub rendered, keeps
+// its last good config and names the refused file's hash in its NodeAgentInfo.
+func TestOlderAgentRefusesAnUnknownGateAndNamesTheFile(t *testing.T) {
+	dir := t.TempDir()
+	good := configFile(t, "enforcementMode: Enforce\n")
+	if err := agenttest.WriteConfigMapDir(dir, map[string][]byte{agentfile.FileName: good}); err != nil {
+		t.Fatal(err)
+	}
+	a := newTestAgent(t, dir, fakeClient(t, &counts{}))
+	a.opts.KnownGates = []string{}
+	a.reload()
+	gated := configFile(t, "enforcementMode: Enforce\nfeatureGates: {ProcessMetrics: true}\n")
+	if err := agenttest.WriteConfigMapDir(dir, map[string][]byte{agentfile.FileName: gated}); err != nil {
+		t.Fatal(err)
+	}
+	if a.reload() {
+		t.Fatal("a file with a gate this agent does not know changed the config in force")
+	}
+	info := a.desiredInfo(nil)
+	if info.ConfigHash != agentfile.Hash(good) || info.RefusedConfigHash != agentfile.Hash(gated) || !strings.Contains(a.configCond.Message, "unknown gates ProcessMetrics") {
+		t.Fatalf("config %q refused %q cond %+v", info.ConfigHash, info.RefusedConfigHash, a.configCond)
+	}
+	a.opts.KnownGates = nil // this build knows the gate
+	if err := agenttest.WriteConfigMapDir(dir, map[string][]byte{agentfile.FileName: append(gated, '\n')}); err != nil {
+		t.Fatal(err)
+	}
+	if !a.reload() || a.desiredInfo(nil).RefusedConfigHash != "" {
+		t.Fatalf("a valid file left refusedConfigHash %q", a.desiredInfo(nil).RefusedConfigHash)
+	}
+}
+
 func TestMissingFileRunsDefaultsAndSaysSo(t *testing.T) {
 	a := newTestAgent(t, t.TempDir(), fakeClient(t, &counts{}))
 	a.reload()

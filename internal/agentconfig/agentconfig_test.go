@@ -255,7 +255,14 @@ func fmtWaves(w [][]string) string {
 func TestPlanRollout(t *testing.T) {
 	now := time.Date(2026, 1, 1, 12, 0, 0, 0, time.UTC)
 	done := func(n string) ClusterState {
-		return ClusterState{Name: n, HasRevision: true, Since: now.Add(-time.Minute), Observed: true, Desired: 3, Updated: 3, Ready: 3}
+		return ClusterState{Name: n, HasRevision: true, Since: now.Add(-time.Minute), Observed: true, Desired: 3, Updated: 3, Ready: 3,
+			Agents: &fleetv1alpha1.AgentSummary{Desired: 3, UpToDate: 3, Ready: 3}}
+	}
+	// dsOnly: the DaemonSet says done, the agents themselves do not yet (one still on the old config).
+	dsOnly := func(n string) ClusterState {
+		s := done(n)
+		s.Agents = &fleetv1alpha1.AgentSummary{Desired: 3, UpToDate: 2, Ready: 3}
+		return s
 	}
 	old := func(n string) ClusterState {
 		return ClusterState{Name: n, Desired: 3, Updated: 3, Ready: 3, Observed: true}
@@ -289,6 +296,8 @@ func TestPlanRollout(t *testing.T) {
 			states: []ClusterState{progressing("a", time.Minute), old("b"), old("c")}, phase: "Progressing", wave: 0, requeue: 9 * time.Minute},
 		{name: "a DaemonSet status from before the change does not count as done", rollout: deadline,
 			states: []ClusterState{unobserved("a"), old("b")}, phase: "Progressing", wave: 0, requeue: 10*time.Minute - time.Second},
+		{name: "the second wave waits while the DaemonSet is done but an agent still reports the old config", rollout: deadline,
+			states: []ClusterState{dsOnly("a"), old("b")}, phase: "Progressing", wave: 0, requeue: 9 * time.Minute},
 		{name: "the second wave starts when the first is done", rollout: deadline,
 			states: []ClusterState{done("a"), old("b"), old("c")}, update: "b", phase: "Progressing", wave: 1},
 		{name: "waves by percentage", rollout: fleetv1alpha1.AgentRollout{WaveSize: ptr.To(intstr.FromString("50%"))},
@@ -296,9 +305,9 @@ func TestPlanRollout(t *testing.T) {
 		{name: "complete", rollout: deadline,
 			states: []ClusterState{done("a"), done("b")}, phase: "Complete", reason: "RolloutComplete", wave: 2},
 		{name: "a failed cluster stalls the rollout and later waves keep the old config", rollout: deadline,
-			states: []ClusterState{done("a"), failed("b"), old("c")}, phase: "Stalled", reason: "ClusterFailed", wave: 1, inMessage: "cluster b failed: node n-1: ConfigValid=False"},
+			states: []ClusterState{done("a"), failed("b"), old("c")}, phase: "Stalled", reason: "ConfigInvalid", wave: 1, inMessage: "cluster b failed: node n-1: ConfigValid=False"},
 		{name: "a failed cluster stalls even its own wave's pending clusters", rollout: fleetv1alpha1.AgentRollout{WaveSize: ptr.To(intstr.FromInt32(2))},
-			states: []ClusterState{failed("a"), old("b")}, phase: "Stalled", reason: "ClusterFailed", wave: 0},
+			states: []ClusterState{failed("a"), old("b")}, phase: "Stalled", reason: "ConfigInvalid", wave: 0},
 		{name: "a passed deadline stalls the rollout", rollout: deadline,
 			states: []ClusterState{progressing("a", 11*time.Minute), old("b")}, phase: "Stalled", reason: "ProgressDeadlineExceeded", wave: 0, inMessage: "1/3 agents updated"},
 		{name: "failurePolicy Continue goes on past a failed cluster", rollout: fleetv1alpha1.AgentRollout{FailurePolicy: fleetv1alpha1.RolloutContinue},

@@ -357,7 +357,7 @@ func DesiredWork(ac *fleetv1alpha1.AgentConfig, member string, m *Member) (*flee
 			Name:        WorkName(ac),
 			Namespace:   fleetv1alpha1.MemberClusterNamespacePrefix + member,
 			Labels:      map[string]string{fleetv1alpha1.AgentConfigLabel: ac.Name, fleetv1alpha1.MemberClusterLabel: member},
-			Annotations: map[string]string{RevisionAnnotation: m.Revision},
+			Annotations: map[string]string{RevisionAnnotation: m.Revision, fleetv1alpha1.AgentVersionAnnotation: ac.Spec.Version, fleetv1alpha1.AgentWorkConfigHashAnnotation: m.ConfigHash},
 			Finalizers:  []string{fleetv1alpha1.WorkFinalizer},
 		},
 		Spec: fleetv1alpha1.ClusterWorkSpec{

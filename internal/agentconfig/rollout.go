@@ -25,14 +25,35 @@ type ClusterState struct {
 	// Desired, Updated and Ready count the cluster's agents: nodes that should run one, agents on
 	// the revision, ready agents.
 	Desired, Updated, Ready int32
+	// Agents is the member's agents summary as the hub aggregated it for this revision (nil until
+	// the summary is about it): the agents themselves, by their Leases and NodeAgentInfos.
+	Agents *fleetv1alpha1.AgentSummary
 	// Failed: an agent refused the revision's config (ConfigValid=False), Message says why.
 	Failed  bool
 	Message string
 }
 
-// Done says the cluster runs the revision on every node, all ready.
+// Done says the cluster runs the revision on every node, all ready: the DaemonSet says so, and
+// so do the agents themselves (each reports the revision's version and config hash, with a fresh
+// Lease).
 func (s ClusterState) Done() bool {
-	return s.HasRevision && s.Observed && !s.Failed && s.Updated == s.Desired && s.Ready == s.Desired
+	return s.HasRevision && s.Observed && !s.Failed && s.Updated == s.Desired && s.Ready == s.Desired &&
+		s.Agents != nil && s.Agents.UpToDate == s.Agents.Desired && s.Agents.Ready == s.Agents.Desired
+}
+
+// WithAgents adds the member's agents summary to the state when it is about the revision (the
+// AgentConfig, version and config hash it counts against are the revision's). Agents that
+// refused the revision's config fail the cluster.
+func (s ClusterState) WithAgents(sum *fleetv1alpha1.AgentSummary, agentConfig, version, configHash string) ClusterState {
+	if !s.HasRevision || sum == nil || sum.AgentConfig != agentConfig || sum.Version != version || sum.ConfigHash != configHash {
+		return s
+	}
+	s.Agents = sum
+	if sum.ConfigInvalid > 0 {
+		s.Failed = true
+		s.Message = fmt.Sprintf("%d of %d agents refused the config (ConfigValid=False) and keep their last good one. %s", sum.ConfigInvalid, sum.Desired, sum.Message)
+	}
+	return s
 }
 
 // Plan is the rollout's next step.
@@ -103,6 +124,9 @@ func PlanRollout(r fleetv1alpha1.AgentRollout, states []ClusterState, now time.T
 			case s.Done():
 			case now.Sub(s.Since) >= deadline:
 				p.Failed[name] = fmt.Sprintf("%d/%d agents updated and %d ready after the progress deadline of %s", s.Updated, s.Desired, s.Ready, deadline)
+				if s.Agents != nil {
+					p.Failed[name] += fmt.Sprintf(" (the agents themselves: %d/%d up to date, %d ready, %d stale)", s.Agents.UpToDate, s.Agents.Desired, s.Agents.Ready, s.Agents.Stale)
+				}
 			default:
 				progressing = append(progressing, name)
 				left := s.Since.Add(deadline).Sub(now)
@@ -142,7 +166,7 @@ func PlanRollout(r fleetv1alpha1.AgentRollout, states []ClusterState, now time.T
 func failReason(failed map[string]string, states map[string]ClusterState) string {
 	for name := range failed {
 		if states[name].Failed {
-			return fleetv1alpha1.ClusterFailedReason
+			return fleetv1alpha1.ConfigInvalidReason
 		}
 	}
 	return fleetv1alpha1.ProgressDeadlineExceededReason

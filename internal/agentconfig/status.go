@@ -48,6 +48,10 @@ func StateFromWork(name, revision string, w *fleetv1alpha1.ClusterWork) ClusterS
 // ClusterStatus is one cluster's line of the AgentConfig's status.
 func ClusterStatus(s ClusterState, wave int, version, configHash string, plan Plan, w *fleetv1alpha1.ClusterWork) fleetv1alpha1.AgentClusterStatus {
 	out := fleetv1alpha1.AgentClusterStatus{Cluster: s.Name, Wave: int32(wave), Desired: s.Desired, Updated: s.Updated, Ready: s.Ready}
+	if s.Agents != nil {
+		// The agents' own reports, as aggregated on the MemberCluster, over the DaemonSet's view.
+		out.Desired, out.Updated, out.Ready, out.Stale = s.Agents.Desired, s.Agents.UpToDate, s.Agents.Ready, s.Agents.Stale
+	}
 	if s.HasRevision {
 		out.Version, out.ConfigHash = version, configHash
 	}
@@ -58,7 +62,12 @@ func ClusterStatus(s ClusterState, wave int, version, configHash string, plan Pl
 		out.Phase = fleetv1alpha1.AgentClusterUpdated
 	case s.HasRevision:
 		out.Phase = fleetv1alpha1.AgentClusterProgressing
-		out.Message = fmt.Sprintf("%d/%d agents updated, %d ready.", s.Updated, s.Desired, s.Ready)
+		out.Message = fmt.Sprintf("%d/%d agents updated, %d ready.", out.Updated, out.Desired, out.Ready)
+		if s.Agents == nil {
+			out.Message += " Waiting for the agents' own reports of this revision."
+		} else if s.Agents.Message != "" {
+			out.Message += " " + s.Agents.Message
+		}
 		if c := meta.FindStatusCondition(workConditions(w), fleetv1alpha1.AppliedCondition); c != nil && c.Status == metav1.ConditionUnknown {
 			out.Phase, out.Message = fleetv1alpha1.AgentClusterUnreachable, c.Message
 		}

@@ -1,6 +1,7 @@
 package agentconfig
 
 import (
+	"strings"
 	"testing"
 	"time"
 
@@ -54,8 +55,23 @@ func TestStateFromWork(t *testing.T) {
 				{Name: FeedbackDesired, Value: "3"}, {Name: FeedbackUpdated, Value: "3"}, {Name: FeedbackReady, Value: "3"}},
 		}}},
 	}
-	if s := StateFromWork("a", "r2", w); !s.Done() || !s.Since.Equal(since) {
+	agents := &fleetv1alpha1.AgentSummary{AgentConfig: "ac", Version: "v1", ConfigHash: "h2", Desired: 3, UpToDate: 3, Ready: 3}
+	if s := StateFromWork("a", "r2", w).WithAgents(agents, "ac", "v1", "h2"); !s.Done() || !s.Since.Equal(since) {
 		t.Fatalf("a Work on the revision with every agent ready: %+v", s)
+	}
+	if s := StateFromWork("a", "r2", w); s.Done() {
+		t.Fatal("done by the DaemonSet alone, without the agents' own reports")
+	}
+	if s := StateFromWork("a", "r2", w).WithAgents(agents, "ac", "v1", "h1"); s.Done() || s.Agents != nil {
+		t.Fatal("a summary counted against another config hash counts for this revision")
+	}
+	refused := agents.DeepCopy()
+	refused.ConfigInvalid, refused.UpToDate, refused.Message = 1, 2, "The agent of node n1 refused its config: bad gate"
+	if s := StateFromWork("a", "r2", w).WithAgents(refused, "ac", "v1", "h2"); !s.Failed || s.Done() || !strings.Contains(s.Message, "1 of 3 agents refused the config") || !strings.Contains(s.Message, "bad gate") {
+		t.Fatalf("agents refusing the revision's config do not fail the cluster: %+v", s)
+	}
+	if s := StateFromWork("a", "r3", w).WithAgents(refused, "ac", "v1", "h2"); s.Failed {
+		t.Fatal("a cluster not handed the revision fails by the agents' refusal")
 	}
 	if s := StateFromWork("a", "r3", w); s.HasRevision {
 		t.Fatal("a Work on another revision counts as having it")

@@ -199,6 +199,13 @@ func run() (reterr error) {
 		return fmt.Errorf("policy step: %w", err)
 	}
 
+	// Node agents (issue 18): their own step, see agents.go.
+	stopAgents, err := showAgents(ctx, bed, out, kubectl)
+	defer stopAgents()
+	if err != nil {
+		return err
+	}
+
 	fmt.Printf("\nKubeconfigs of the hub and the members are in %s:\n", kubeconfigs)
 	fmt.Printf("  %s --kubeconfig %s get memberclusters -o wide\n", filepath.Join(bin, "kubectl"), hubKubeconfig)
 	fmt.Printf("  %s --kubeconfig %s get nodes,pods -A -o wide\n", filepath.Join(bin, "kubectl"), filepath.Join(kubeconfigs, "member-1.kubeconfig"))

@@ -359,8 +359,11 @@ const (
 	RolloutPausedReason = "RolloutPaused"
 	// ProgressDeadlineExceededReason: a cluster did not report its agents updated and ready in time.
 	ProgressDeadlineExceededReason = "ProgressDeadlineExceeded"
-	// ClusterFailedReason: an agent of a cluster refused its config.
+	// ClusterFailedReason: a cluster's install could not be compiled.
 	ClusterFailedReason = "ClusterFailed"
+	// ConfigInvalidReason: agents of a cluster that was handed the revision refused its config
+	// file (ConfigValid=False); they keep their last good config.
+	ConfigInvalidReason = "ConfigInvalid"
 	// AgentConfigConflictReason: another AgentConfig selects one of the clusters.
 	AgentConfigConflictReason = "AgentConfigConflict"
 	// NoClustersSelectedReason: the placement selects no cluster.
@@ -373,6 +376,10 @@ const (
 const (
 	// AgentConfigLabel names the AgentConfig a ClusterWork carries.
 	AgentConfigLabel = "fleet.meridian.io/agent-config"
+	// AgentVersionAnnotation and AgentWorkConfigHashAnnotation on a ClusterWork say which agent
+	// version and config hash the member's agents should report, for the hub's aggregation.
+	AgentVersionAnnotation        = "agent.meridian.io/version"
+	AgentWorkConfigHashAnnotation = "agent.meridian.io/config-hash"
 	// AgentConfigHashAnnotation on the agent's pod template holds the hash of its config file, so
 	// that a changed config rolls the DaemonSet.
 	AgentConfigHashAnnotation = "agent.meridian.io/config-hash"

@@ -117,6 +117,73 @@ type NodeSummary struct {
 	Summary string `json:"summary"`
 }
 
+// AgentVersionCount is how many agents run one version.
+type AgentVersionCount struct {
+	// version the agents report.
+	Version string `json:"version"`
+	// agents that report it.
+	Agents int32 `json:"agents"`
+}
+
+// AgentSummary counts a member's Meridian node agents. An agent is ready when its Lease is fresh
+// (renewed within three heartbeat intervals) and it reports itself healthy; stale when its Lease
+// was not renewed for three intervals; up to date when it runs the version and config hash of the
+// AgentConfig revision the member was handed.
+type AgentSummary struct {
+	// agentConfig is the AgentConfig whose revision the member was handed ("" when none).
+	// +optional
+	AgentConfig string `json:"agentConfig,omitempty"`
+	// version the agents should run (the revision's).
+	// +optional
+	Version string `json:"version,omitempty"`
+	// configHash of the config file the agents should run (the revision's).
+	// +optional
+	ConfigHash string `json:"configHash,omitempty"`
+	// desired is the number of the member's nodes: each should run an agent.
+	Desired int32 `json:"desired"`
+	// ready agents.
+	Ready int32 `json:"ready"`
+	// upToDate agents run the version and config hash above.
+	UpToDate int32 `json:"upToDate"`
+	// stale agents have not renewed their Lease for three heartbeat intervals.
+	Stale int32 `json:"stale"`
+	// configInvalid agents refused the config file they were given (ConfigValid=False) and keep
+	// running their last good one.
+	ConfigInvalid int32 `json:"configInvalid"`
+	// versions the agents report, with how many run each.
+	// +optional
+	// +listType=map
+	// +listMapKey=version
+	Versions []AgentVersionCount `json:"versions,omitempty"`
+	// message names the first problem found, with its node: a stale Lease, a refused config.
+	// +optional
+	Message string `json:"message,omitempty"`
+	// summary is "ready/desired", for printing.
+	Summary string `json:"summary"`
+	// antrea summarises Antrea's agents and controller where Antrea runs in the member (its
+	// AntreaAgentInfo and AntreaControllerInfo kinds are served).
+	// +optional
+	Antrea *AntreaSummary `json:"antrea,omitempty"`
+}
+
+// AntreaSummary counts Antrea's agents from their AntreaAgentInfo reports (crd.antrea.io/v1beta1).
+type AntreaSummary struct {
+	// agents report an AntreaAgentInfo.
+	Agents int32 `json:"agents"`
+	// ready agents say AgentHealthy=True with a heartbeat within three of Antrea's report intervals.
+	Ready int32 `json:"ready"`
+	// versions the agents report.
+	// +optional
+	// +listType=map
+	// +listMapKey=version
+	Versions []AgentVersionCount `json:"versions,omitempty"`
+	// controllerVersion is the version the antrea-controller reports ("" without one).
+	// +optional
+	ControllerVersion string `json:"controllerVersion,omitempty"`
+	// controllerReady: the controller says ControllerHealthy=True with a fresh heartbeat.
+	ControllerReady bool `json:"controllerReady"`
+}
+
 // MemberClusterStatus is what the hub last learned of the member.
 type MemberClusterStatus struct {
 	// observedGeneration is the spec generation the status describes.
@@ -141,6 +208,12 @@ type MemberClusterStatus struct {
 	// +optional
 	Nodes *NodeSummary `json:"nodes,omitempty"`
 
+	// agents summarises the member's node agents (Meridian's, and Antrea's where it runs), as the
+	// hub last aggregated them from the member's Leases and agent reports. Written at most once
+	// per heartbeat interval however many nodes change.
+	// +optional
+	Agents *AgentSummary `json:"agents,omitempty"`
+
 	// lastProbeTime is when the hub last probed the member successfully or not. To keep a healthy
 	// fleet silent it is written when the probe result changes and otherwise at most once per
 	// status refresh interval of the manager (default 5m).
@@ -155,7 +228,10 @@ type MemberClusterStatus struct {
 // +kubebuilder:printcolumn:name="Ready",type=string,JSONPath=`.status.conditions[?(@.type=="Ready")].status`
 // +kubebuilder:printcolumn:name="Version",type=string,JSONPath=`.status.kubernetesVersion`
 // +kubebuilder:printcolumn:name="Nodes",type=string,JSONPath=`.status.nodes.summary`
+// +kubebuilder:printcolumn:name="Agents",type=string,JSONPath=`.status.agents.summary`
 // +kubebuilder:printcolumn:name="Age",type=date,JSONPath=`.metadata.creationTimestamp`
+// +kubebuilder:printcolumn:name="Agents-Updated",type=integer,priority=1,JSONPath=`.status.agents.upToDate`
+// +kubebuilder:printcolumn:name="Agents-Stale",type=integer,priority=1,JSONPath=`.status.agents.stale`
 // +kubebuilder:printcolumn:name="Reachable",type=string,priority=1,JSONPath=`.status.conditions[?(@.type=="Reachable")].status`
 // +kubebuilder:printcolumn:name="Reason",type=string,priority=1,JSONPath=`.status.conditions[?(@.type=="Reachable")].reason`
 // +kubebuilder:printcolumn:name="Namespace",type=string,priority=1,JSONPath=`.status.namespace`

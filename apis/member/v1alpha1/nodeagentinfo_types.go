@@ -95,6 +95,11 @@ type NodeAgentInfo struct {
 	// +optional
 	ConfigHash string `json:"configHash,omitempty"`
 
+	// refusedConfigHash is the hash of the config file the agent last refused while ConfigValid
+	// is False (empty otherwise), so that the hub knows which revision was refused.
+	// +optional
+	RefusedConfigHash string `json:"refusedConfigHash,omitempty"`
+
 	// enforcementMode in force: Enforce or Audit.
 	// +optional
 	EnforcementMode string `json:"enforcementMode,omitempty"`
@@ -128,6 +133,10 @@ type NodeAgentInfoList struct {
 func init() {
 	SchemeBuilder.Register(&NodeAgentInfo{}, &NodeAgentInfoList{})
 }
+
+// AgentLeaseDurationFactor is an agent Lease's duration in heartbeat intervals: kubelets renew a
+// 40 s Lease every 10 s. The hub reads an agent's interval back from its Lease's duration.
+const AgentLeaseDurationFactor = 4
 
 // AgentLeaseName is the name of the Lease the agent of a node renews.
 func AgentLeaseName(node string) string { return AgentLeasePrefix + node }
