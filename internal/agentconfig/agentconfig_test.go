@@ -91,11 +91,15 @@ func TestCompileMember(t *testing.T) {
 	for _, o := range m.Objects {
 		kinds = append(kinds, o.GetKind())
 	}
-	want := "Namespace CustomResourceDefinition ServiceAccount ClusterRole ClusterRoleBinding Role RoleBinding ValidatingAdmissionPolicy ValidatingAdmissionPolicyBinding ConfigMap DaemonSet"
+	want := "Namespace CustomResourceDefinition CustomResourceDefinition ServiceAccount ClusterRole ClusterRoleBinding Role RoleBinding ValidatingAdmissionPolicy ValidatingAdmissionPolicyBinding ConfigMap DaemonSet"
 	if strings.Join(kinds, " ") != want {
 		t.Fatalf("kinds %v, want %s", kinds, want)
 	}
 	if crd := m.Objects[1]; crd.GetName() != NodeAgentInfoCRDName {
+		t.Fatalf("CRD %s", crd.GetName())
+	}
+	// With the agent, the member serves MemberNetworkPolicy: the hub chooses the exact form.
+	if crd := m.Objects[2]; crd.GetName() != MemberNetworkPolicyCRDName {
 		t.Fatalf("CRD %s", crd.GetName())
 	}
 

@@ -42,6 +42,10 @@ const (
 	ConfigMountPath = "/etc/meridian-agent"
 	// NodeAgentInfoCRDName is the CRD the agent writes.
 	NodeAgentInfoCRDName = "nodeagentinfos.member.meridian.io"
+	// MemberNetworkPolicyCRDName is the CRD of the policies the agent enforces. Installed with
+	// the agent, it makes the hub choose Meridian's exact form for the member (docs/policy.md):
+	// the agent is then the member's implementation of GlobalNetworkPolicies.
+	MemberNetworkPolicyCRDName = "membernetworkpolicies.member.meridian.io"
 	// NodeNameExtra is the user-info extra key that carries the node name of a service account
 	// token bound to a pod (Kubernetes 1.32+, ServiceAccountTokenPodNodeInfo).
 	NodeNameExtra = "authentication.kubernetes.io/node-name"
@@ -136,15 +140,10 @@ func Compile(ac *fleetv1alpha1.AgentConfig, member *fleetv1alpha1.MemberCluster)
 	hash := agentfile.Hash(file)
 	out := &Member{ConfigFile: file, ConfigHash: hash, Settings: settings, Revision: Revision(ac.Spec.Image, ac.Spec.Version, hash)}
 
-	crd, err := membercrds.CRD(NodeAgentInfoCRDName)
-	if err != nil {
-		return nil, err
-	}
 	ns := memberv1alpha1.AgentNamespace
 	typed := []runtime.Object{
 		&corev1.Namespace{TypeMeta: tm("v1", "Namespace"), ObjectMeta: metav1.ObjectMeta{Name: ns}},
 	}
-	out.Objects = append(out.Objects, crd)
 	typed = append(typed,
 		&corev1.ServiceAccount{TypeMeta: tm("v1", "ServiceAccount"), ObjectMeta: metav1.ObjectMeta{Name: AgentName, Namespace: ns}},
 		&rbacv1.ClusterRole{
@@ -198,9 +197,17 @@ func Compile(ac *fleetv1alpha1.AgentConfig, member *fleetv1alpha1.MemberCluster)
 		unstructured.RemoveNestedField(u.Object, "spec", "template", "metadata", "creationTimestamp")
 		unstructured.RemoveNestedField(u.Object, "status")
 		out.Objects = append(out.Objects, u)
+		if o == typed[0] {
+			// The namespace first, the CRDs next: the order the syncer applies in anyway.
+			for _, name := range []string{NodeAgentInfoCRDName, MemberNetworkPolicyCRDName} {
+				crd, err := membercrds.CRD(name)
+				if err != nil {
+					return nil, err
+				}
+				out.Objects = append(out.Objects, crd)
+			}
+		}
 	}
-	// The namespace first, the CRD second: the order the syncer applies in anyway.
-	out.Objects[0], out.Objects[1] = out.Objects[1], out.Objects[0]
 	return out, nil
 }
 

@@ -11,9 +11,11 @@ import (
 	"time"
 
 	. "github.com/onsi/gomega"
+	networkingv1 "k8s.io/api/networking/v1"
 	"k8s.io/apimachinery/pkg/api/equality"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
@@ -61,8 +63,8 @@ func TestHubToKernel(t *testing.T) {
 	e.put = func(t *testing.T, g Gomega, f policy.Fleet) (policy.Fleet, enforcetest.Member) {
 		return putOnHub(t, g, ctx, e, hub, f)
 	}
-	// The member serves MemberNetworkPolicy before it joins: its form is Meridian's from the start.
-	e.prepareMember(g, ctx, m, base)
+	// The member CRDs come with the agent, from an AgentConfig on the hub (below).
+	e.prepareMember(g, ctx, m, base, false)
 
 	opts := controllers.DefaultOptions()
 	opts.EnableWebhooks = false
@@ -81,6 +83,46 @@ func TestHubToKernel(t *testing.T) {
 	g.Eventually(func() error {
 		return hub.Get(ctx, client.ObjectKey{Name: policyv1alpha1.TierBaseline}, &policyv1alpha1.Tier{})
 	}, 60*time.Second, 100*time.Millisecond).Should(Succeed())
+
+	t.Run("installing the agent switches the member to the Meridian form", func(t *testing.T) {
+		g := NewWithT(t)
+		// Before the agent, the member serves no MemberNetworkPolicy: an all-Allow policy is
+		// written as NetworkPolicies (Restricted).
+		before := handWritten(base).Policies[0].DeepCopy()
+		before.Name = "before-the-agent"
+		before.Spec.Ingress[0].Action = policyv1alpha1.ActionAllow
+		g.Expect(hub.Create(ctx, before)).To(Succeed())
+		formOf := func(g Gomega) policyv1alpha1.ClusterPolicyStatus {
+			gnp := &policyv1alpha1.GlobalNetworkPolicy{}
+			g.Expect(hub.Get(ctx, client.ObjectKeyFromObject(before), gnp)).To(Succeed())
+			g.Expect(gnp.Status.Clusters).To(HaveLen(1))
+			return gnp.Status.Clusters[0]
+		}
+		g.Eventually(formOf, 60*time.Second, 100*time.Millisecond).Should(And(
+			HaveField("Form", policyv1alpha1.FormNetworkPolicy), HaveField("Phase", policyv1alpha1.PhaseRealized)))
+		np := &networkingv1.NetworkPolicy{}
+		g.Expect(m.Client.Get(ctx, client.ObjectKey{Namespace: "shop", Name: "meridian-" + before.Name}, np)).To(Succeed())
+
+		ac := &fleetv1alpha1.AgentConfig{ObjectMeta: metav1.ObjectMeta{Name: "agents"}, Spec: fleetv1alpha1.AgentConfigSpec{
+			Placement: fleetv1alpha1.Placement{ClusterSelector: &metav1.LabelSelector{}},
+			Image:     "registry.invalid/meridian-node-agent:e2e", Version: "e2e",
+			Config: fleetv1alpha1.AgentSettings{EnforcementMode: fleetv1alpha1.EnforcementEnforce, HeartbeatIntervalSeconds: 10,
+				MetricsPort: 9465, DropLogging: fleetv1alpha1.DropLogging{RatePerSecond: 100}},
+		}}
+		g.Expect(hub.Create(ctx, ac)).To(Succeed())
+		e.waitServed(g, ctx)
+		g.Eventually(formOf, 60*time.Second, 100*time.Millisecond).Should(And(
+			HaveField("Form", policyv1alpha1.FormMeridian), HaveField("Enforcement", policyv1alpha1.EnforcementExact),
+			HaveField("Phase", policyv1alpha1.PhaseRealized)))
+		g.Eventually(func() error {
+			return m.Client.Get(ctx, client.ObjectKey{Name: before.Name}, &memberv1alpha1.MemberNetworkPolicy{})
+		}, 60*time.Second, 100*time.Millisecond).Should(Succeed())
+		// The NetworkPolicy form is gone from the member: the Work holds the new form only.
+		g.Eventually(func() bool {
+			return apierrors.IsNotFound(m.Client.Get(ctx, client.ObjectKeyFromObject(np), &networkingv1.NetworkPolicy{}))
+		}, 60*time.Second, 100*time.Millisecond).Should(BeTrue())
+	})
+	// The agents in this process stand for the DaemonSet's pods (the member has no kubelets).
 	e.startAgents(g, ctx, m)
 
 	t.Run("hand-written", func(t *testing.T) { e.check(t, handWritten(base)) })

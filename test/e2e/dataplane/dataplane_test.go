@@ -94,22 +94,20 @@ func newTopology(t *testing.T) *nettest.Topology {
 	return topo
 }
 
-// prepareMember installs the member CRDs and creates the agent's namespace, the teams'
-// namespaces and base's pods of the cluster. The test plays the kubelet: pods with their node,
-// address, labels and named ports; the same pods in every fleet, only the policies change.
-func (e *env) prepareMember(g Gomega, ctx context.Context, m *testbed.Cluster, base policy.Fleet) {
-	for _, name := range []string{"membernetworkpolicies.member.meridian.io", "nodeagentinfos.member.meridian.io"} {
-		crd, err := membercrds.CRD(name)
-		g.Expect(err).NotTo(HaveOccurred())
-		g.Expect(m.Client.Create(ctx, crd)).To(Succeed())
+// prepareMember, with install, installs the member CRDs and the agent's namespace (as the
+// AgentConfig's Work would); it creates the teams' namespaces and base's pods of the cluster. The
+// test plays the kubelet: pods with their node, address, labels and named ports; the same pods in
+// every fleet, only the policies change.
+func (e *env) prepareMember(g Gomega, ctx context.Context, m *testbed.Cluster, base policy.Fleet, install bool) {
+	if install {
+		for _, name := range []string{"membernetworkpolicies.member.meridian.io", "nodeagentinfos.member.meridian.io"} {
+			crd, err := membercrds.CRD(name)
+			g.Expect(err).NotTo(HaveOccurred())
+			g.Expect(m.Client.Create(ctx, crd)).To(Succeed())
+		}
+		e.waitServed(g, ctx)
+		g.Expect(m.Client.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: memberv1alpha1.AgentNamespace}})).To(Succeed())
 	}
-	g.Eventually(func() error {
-		return m.Client.List(ctx, &memberv1alpha1.MemberNetworkPolicyList{})
-	}, 30*time.Second, 100*time.Millisecond).Should(Succeed())
-	g.Eventually(func() error {
-		return m.Client.List(ctx, &memberv1alpha1.NodeAgentInfoList{})
-	}, 30*time.Second, 100*time.Millisecond).Should(Succeed())
-	g.Expect(m.Client.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: memberv1alpha1.AgentNamespace}})).To(Succeed())
 	for _, team := range enforcetest.Teams {
 		g.Expect(m.Client.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: team, Labels: map[string]string{"team": team}}})).To(Succeed())
 	}
@@ -122,6 +120,16 @@ func (e *env) prepareMember(g Gomega, ctx context.Context, m *testbed.Cluster, b
 		p.Status = status
 		g.Expect(m.Client.Status().Update(ctx, p)).To(Succeed())
 	}
+}
+
+// waitServed waits until the member serves the member CRDs.
+func (e *env) waitServed(g Gomega, ctx context.Context) {
+	g.Eventually(func() error {
+		return e.member.List(ctx, &memberv1alpha1.MemberNetworkPolicyList{})
+	}, 60*time.Second, 100*time.Millisecond).Should(Succeed())
+	g.Eventually(func() error {
+		return e.member.List(ctx, &memberv1alpha1.NodeAgentInfoList{})
+	}, 60*time.Second, 100*time.Millisecond).Should(Succeed())
 }
 
 // startAgents runs one agent per node, in-process, its table in its node's namespace, until the
@@ -176,7 +184,7 @@ func TestDataplaneEndToEnd(t *testing.T) {
 		return f, mem
 	}
 	base := fleet(rand.New(rand.NewSource(1)), topo, 2)
-	e.prepareMember(g, ctx, m, base)
+	e.prepareMember(g, ctx, m, base, true)
 	e.startAgents(g, ctx, m)
 
 	t.Run("hand-written", func(t *testing.T) { e.check(t, handWritten(base)) })
