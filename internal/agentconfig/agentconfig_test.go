@@ -119,7 +119,7 @@ func TestCompileMember(t *testing.T) {
 		}
 	}
 	// Least privilege: write its NodeAgentInfo; only list and watch what the dataplane compiles.
-	wantGrants := "member.meridian.io/nodeagentinfos:get,create,update member.meridian.io/membernetworkpolicies:list,watch networking.k8s.io/networkpolicies:list,watch /pods:list,watch /namespaces:list,watch"
+	wantGrants := "member.meridian.io/nodeagentinfos:get,list,watch,create,update member.meridian.io/membernetworkpolicies:list,watch member.meridian.io/membernetworkpolicies/status:patch networking.k8s.io/networkpolicies:list,watch /pods:list,watch /namespaces:list,watch"
 	if got := strings.Join(grants, " "); got != wantGrants {
 		t.Errorf("ClusterRole grants %s, want %s", got, wantGrants)
 	}

@@ -162,7 +162,8 @@ func Compile(ac *fleetv1alpha1.AgentConfig, member *fleetv1alpha1.MemberCluster)
 		&rbacv1.Role{
 			TypeMeta:   tm("rbac.authorization.k8s.io/v1", "Role"),
 			ObjectMeta: metav1.ObjectMeta{Name: AgentName, Namespace: ns},
-			Rules:      []rbacv1.PolicyRule{{APIGroups: []string{"coordination.k8s.io"}, Resources: []string{"leases"}, Verbs: []string{"get", "create", "update"}}},
+			// list, watch: the elected agent reads every agent's Lease to count the live ones.
+			Rules: []rbacv1.PolicyRule{{APIGroups: []string{"coordination.k8s.io"}, Resources: []string{"leases"}, Verbs: []string{"get", "list", "watch", "create", "update"}}},
 		},
 		&rbacv1.RoleBinding{
 			TypeMeta:   tm("rbac.authorization.k8s.io/v1", "RoleBinding"),
@@ -217,8 +218,10 @@ func Compile(ac *fleetv1alpha1.AgentConfig, member *fleetv1alpha1.MemberCluster)
 // that selectors resolve over.
 func AgentClusterRules() []rbacv1.PolicyRule {
 	return []rbacv1.PolicyRule{
-		{APIGroups: []string{memberv1alpha1.GroupVersion.Group}, Resources: []string{"nodeagentinfos"}, Verbs: []string{"get", "create", "update"}},
+		{APIGroups: []string{memberv1alpha1.GroupVersion.Group}, Resources: []string{"nodeagentinfos"}, Verbs: []string{"get", "list", "watch", "create", "update"}},
 		{APIGroups: []string{memberv1alpha1.GroupVersion.Group}, Resources: []string{"membernetworkpolicies"}, Verbs: []string{"list", "watch"}},
+		// The elected agent writes each policy's realization (nodes realized / desired).
+		{APIGroups: []string{memberv1alpha1.GroupVersion.Group}, Resources: []string{"membernetworkpolicies/status"}, Verbs: []string{"patch"}},
 		{APIGroups: []string{"networking.k8s.io"}, Resources: []string{"networkpolicies"}, Verbs: []string{"list", "watch"}},
 		{APIGroups: []string{""}, Resources: []string{"pods", "namespaces"}, Verbs: []string{"list", "watch"}},
 	}
@@ -274,8 +277,12 @@ func ownNodePolicy() *admissionregistrationv1.ValidatingAdmissionPolicy {
 					MessageExpression: "'the Meridian node agent of node ' + variables.nodeName + ' may write only NodeAgentInfo ' + variables.nodeName + ', not ' + variables.name",
 				},
 				{
-					Expression:        fmt.Sprintf("variables.nodeName == '' || request.resource.resource != 'leases' || variables.name == '%s' + variables.nodeName", memberv1alpha1.AgentLeasePrefix),
-					MessageExpression: fmt.Sprintf("'the Meridian node agent of node ' + variables.nodeName + ' may write only Lease %s' + variables.nodeName + ', not ' + variables.name", memberv1alpha1.AgentLeasePrefix),
+					// Besides its own Lease, the election Lease of the realization writer, only with
+					// itself as holder (or none: a release). Taking it costs nothing but who reports.
+					Expression: fmt.Sprintf("variables.nodeName == '' || request.resource.resource != 'leases' || variables.name == '%s' + variables.nodeName || "+
+						"(variables.name == '%s' && request.operation != 'DELETE' && (!has(object.spec.holderIdentity) || object.spec.holderIdentity in ['', variables.nodeName]))",
+						memberv1alpha1.AgentLeasePrefix, memberv1alpha1.RealizationLeaseName),
+					MessageExpression: fmt.Sprintf("'the Meridian node agent of node ' + variables.nodeName + ' may write only Lease %s' + variables.nodeName + ' and hold Lease %s itself, not write ' + variables.name", memberv1alpha1.AgentLeasePrefix, memberv1alpha1.RealizationLeaseName),
 				},
 			},
 		},

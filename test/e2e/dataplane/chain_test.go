@@ -11,6 +11,7 @@ import (
 	"time"
 
 	. "github.com/onsi/gomega"
+	admissionregistrationv1 "k8s.io/api/admissionregistration/v1"
 	networkingv1 "k8s.io/api/networking/v1"
 	"k8s.io/apimachinery/pkg/api/equality"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -25,6 +26,7 @@ import (
 	policyv1alpha1 "github.com/meridian-io/meridian/apis/policy/v1alpha1"
 	"github.com/meridian-io/meridian/controllers"
 	"github.com/meridian-io/meridian/internal/agent/enforce/enforcetest"
+	"github.com/meridian-io/meridian/internal/agentconfig"
 	"github.com/meridian-io/meridian/internal/policy"
 	"github.com/meridian-io/meridian/internal/policy/compile"
 	"github.com/meridian-io/meridian/test/testbed"
@@ -111,6 +113,10 @@ func TestHubToKernel(t *testing.T) {
 		}}
 		g.Expect(hub.Create(ctx, ac)).To(Succeed())
 		e.waitServed(g, ctx)
+		// The member accepted the admission policy (its CEL compiles on this apiserver).
+		g.Eventually(func() error {
+			return m.Client.Get(ctx, client.ObjectKey{Name: agentconfig.OwnNodePolicyName}, &admissionregistrationv1.ValidatingAdmissionPolicy{})
+		}, 60*time.Second, 100*time.Millisecond).Should(Succeed())
 		g.Eventually(formOf, 60*time.Second, 100*time.Millisecond).Should(And(
 			HaveField("Form", policyv1alpha1.FormMeridian), HaveField("Enforcement", policyv1alpha1.EnforcementExact),
 			HaveField("Phase", policyv1alpha1.PhaseRealized)))
@@ -124,11 +130,22 @@ func TestHubToKernel(t *testing.T) {
 	})
 	// The agents in this process stand for the DaemonSet's pods (the member has no kubelets).
 	e.startAgents(g, ctx, m)
+	e.realized = func(t *testing.T, g Gomega, f policy.Fleet) { hubShowsNodes(g, ctx, hub, f, len(topo.Nodes)) }
 
 	t.Run("hand-written", func(t *testing.T) { e.check(t, handWritten(base)) })
 	for _, seed := range []int64{2, 3} {
 		t.Run(fmt.Sprintf("random seed %d", seed), func(t *testing.T) { e.check(t, reseed(base, seed, topo)) })
 	}
+	t.Run("a new generation that changes nothing in the kernel is realized", func(t *testing.T) {
+		g := NewWithT(t)
+		f := handWritten(base)
+		e.check(t, f)
+		programmed := dataplaneGenerations(g, ctx, e)
+		// The only policy of its tier: a new priority is a new generation, the same table.
+		f.Policies[1].Spec.Priority = 5
+		e.check(t, f)
+		g.Expect(dataplaneGenerations(g, ctx, e)).To(Equal(programmed), "the table was reprogrammed")
+	})
 	t.Run("update then delete on the hub", func(t *testing.T) {
 		f := handWritten(base)
 		e.check(t, f)
@@ -237,6 +254,35 @@ func putOnHub(t *testing.T, g Gomega, ctx context.Context, e *env, hub client.Cl
 		}, 60*time.Second, 100*time.Millisecond).Should(Succeed(), "GlobalNetworkPolicy %s", p.Name)
 	}
 	return f, mem
+}
+
+// hubShowsNodes waits until the hub reports every policy of f placed on the member enforced by
+// all its nodes (the MemberNetworkPolicy's status, read back through the Work).
+func hubShowsNodes(g Gomega, ctx context.Context, hub client.Client, f policy.Fleet, nodes int) {
+	for _, p := range f.Policies {
+		g.Eventually(func(g Gomega) {
+			gnp := &policyv1alpha1.GlobalNetworkPolicy{}
+			g.Expect(hub.Get(ctx, client.ObjectKey{Name: p.Name}, gnp)).To(Succeed())
+			g.Expect(gnp.Status.ObservedGeneration).To(Equal(gnp.Generation))
+			for _, c := range gnp.Status.Clusters {
+				g.Expect(c.NodesRealized).To(HaveValue(BeEquivalentTo(nodes)), "cluster %s: %s", c.Cluster, c.Message)
+				g.Expect(c.NodesDesired).To(HaveValue(BeEquivalentTo(nodes)))
+				g.Expect(c.Phase).To(Equal(policyv1alpha1.PhaseRealized))
+			}
+		}, 60*time.Second, 100*time.Millisecond).Should(Succeed(), "GlobalNetworkPolicy %s", p.Name)
+	}
+}
+
+// dataplaneGenerations are the nodes' last programmed table generations.
+func dataplaneGenerations(g Gomega, ctx context.Context, e *env) map[string]int64 {
+	out := map[string]int64{}
+	for _, n := range e.topo.Nodes {
+		info := &memberv1alpha1.NodeAgentInfo{}
+		g.Expect(e.member.Get(ctx, client.ObjectKey{Name: nodeName(n)}, info)).To(Succeed())
+		g.Expect(info.Dataplane).NotTo(BeNil())
+		out[info.Name] = info.Dataplane.Generation
+	}
+	return out
 }
 
 func keys[V any](m map[string]V) []string {

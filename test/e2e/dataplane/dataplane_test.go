@@ -63,6 +63,8 @@ type env struct {
 	// put makes the member hold the cluster's objects of f (written directly, or through the
 	// hub) and returns f as it now holds (defaults applied) and the member's objects.
 	put func(t *testing.T, g Gomega, f policy.Fleet) (policy.Fleet, enforcetest.Member)
+	// realized, if set, checks the hub's view once the member reports f realized.
+	realized func(t *testing.T, g Gomega, f policy.Fleet)
 	// toAudit switches each agent's config file to Audit.
 	toAudit []func() error
 	// audit: the agents run in Audit mode, so every connection must connect.
@@ -335,6 +337,20 @@ func (e *env) check(t *testing.T, f policy.Fleet) {
 			g.Expect(info.EnforcementMode).To(Equal(mode))
 			g.Expect(c.Message).To(ContainSubstring("mode " + mode))
 		}, 60*time.Second, 100*time.Millisecond).Should(Succeed(), "node %s", n.Name)
+	}
+	// The elected agent folds the nodes' reports into each policy's status.
+	for _, p := range live {
+		g.Eventually(func(g Gomega) {
+			cur := &memberv1alpha1.MemberNetworkPolicy{}
+			g.Expect(e.member.Get(ctx, client.ObjectKeyFromObject(&p), cur)).To(Succeed())
+			g.Expect(cur.Status.ObservedGeneration).To(Equal(cur.Generation))
+			g.Expect(cur.Status.NodesDesired).To(BeEquivalentTo(len(e.topo.Nodes)))
+			g.Expect(cur.Status.NodesRealized).To(BeEquivalentTo(len(e.topo.Nodes)))
+			g.Expect(meta.IsStatusConditionTrue(cur.Status.Conditions, memberv1alpha1.PolicyReadyCondition)).To(BeTrue())
+		}, 60*time.Second, 100*time.Millisecond).Should(Succeed(), "status of MemberNetworkPolicy %s", p.Name)
+	}
+	if e.realized != nil {
+		e.realized(t, g, f)
 	}
 
 	ref, err := policy.NewModel(f)
