@@ -282,7 +282,7 @@ func ownNodePolicy() *admissionregistrationv1.ValidatingAdmissionPolicy {
 					Expression: fmt.Sprintf("variables.nodeName == '' || request.resource.resource != 'leases' || variables.name == '%s' + variables.nodeName || "+
 						"(variables.name == '%s' && request.operation != 'DELETE' && (!has(object.spec.holderIdentity) || object.spec.holderIdentity in ['', variables.nodeName]))",
 						memberv1alpha1.AgentLeasePrefix, memberv1alpha1.RealizationLeaseName),
-					MessageExpression: fmt.Sprintf("'the Meridian node agent of node ' + variables.nodeName + ' may write only Lease %s' + variables.nodeName + ' and hold Lease %s itself, not write ' + variables.name", memberv1alpha1.AgentLeasePrefix, memberv1alpha1.RealizationLeaseName),
+					MessageExpression: fmt.Sprintf("'the Meridian node agent of node ' + variables.nodeName + ' may write only Lease %s' + variables.nodeName + ', not ' + variables.name + ' (and hold Lease %s as itself)'", memberv1alpha1.AgentLeasePrefix, memberv1alpha1.RealizationLeaseName),
 				},
 			},
 		},
