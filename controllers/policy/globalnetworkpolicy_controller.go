@@ -49,8 +49,10 @@ type GlobalNetworkPolicyReconciler struct {
 // Reconcile writes the policy's Works where they differ and sets its status.
 func (r *GlobalNetworkPolicyReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
 	g := &policyv1alpha1.GlobalNetworkPolicy{}
-	if err := r.HubClient.Get(ctx, req.NamespacedName, g); err != nil {
-		return ctrl.Result{}, client.IgnoreNotFound(err)
+	if err := r.HubClient.Get(ctx, req.NamespacedName, g); apierrors.IsNotFound(err) {
+		return ctrl.Result{}, r.deleteWorks(ctx, req.Name)
+	} else if err != nil {
+		return ctrl.Result{}, err
 	}
 	if !g.DeletionTimestamp.IsZero() {
 		return ctrl.Result{}, nil // its Works are owned by it: the garbage collector removes them
@@ -196,6 +198,25 @@ func (r *GlobalNetworkPolicyReconciler) works(ctx context.Context, name string) 
 		}
 	}
 	return out, nil
+}
+
+// deleteWorks removes a deleted policy's Works. The garbage collector would (the policy owns
+// them), but a hub without one (a bare control plane) would then keep the policy in force in
+// every member; deleting them here does not depend on it.
+func (r *GlobalNetworkPolicyReconciler) deleteWorks(ctx context.Context, name string) error {
+	works, err := r.works(ctx, name)
+	if err != nil {
+		return err
+	}
+	var errs []error
+	for _, w := range works {
+		if w.DeletionTimestamp.IsZero() {
+			if err := r.HubClient.Delete(ctx, w); client.IgnoreNotFound(err) != nil {
+				errs = append(errs, fmt.Errorf("delete ClusterWork %s/%s: %w", w.Namespace, w.Name, err))
+			}
+		}
+	}
+	return kerrors.NewAggregate(errs)
 }
 
 // terminal reports a problem retrying will not fix as Stalled and waits for a new spec.

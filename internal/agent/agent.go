@@ -156,7 +156,11 @@ func (a *Agent) Run(ctx context.Context) error {
 		dpCtx, stopDP := context.WithCancel(ctx)
 		dpDone := make(chan struct{})
 		go func() { defer close(dpDone); a.dp.run(dpCtx) }()
-		defer func() { stopDP(); <-dpDone }()
+		r := &realizer{cfg: a.opts.Dataplane.RESTConfig, node: a.opts.NodeName, namespace: a.opts.Namespace,
+			opts: a.opts.Dataplane.Realization, log: a.log.WithName("realization"), writes: a.metrics.statusWrites.Inc}
+		realizeDone := make(chan struct{})
+		go func() { defer close(realizeDone); r.run(dpCtx) }()
+		defer func() { stopDP(); <-dpDone; <-realizeDone }()
 	}
 	serverErrs := make(chan error, 1)
 	a.applyConfig(ctx, serverErrs)

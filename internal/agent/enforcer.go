@@ -36,6 +36,8 @@ type DataplaneOptions struct {
 	// Debounce is how long the agent waits after a change for more before it programs; default
 	// 100ms.
 	Debounce time.Duration
+	// Realization tunes the writer of the policies' status (the agents elect one per member).
+	Realization RealizationOptions
 }
 
 // dpState is the dataplane's state as the Run loop reports it.

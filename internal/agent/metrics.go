@@ -21,6 +21,7 @@ type metrics struct {
 	heartbeatFailures prometheus.Counter
 	reloads           *prometheus.CounterVec
 	infoWrites        prometheus.Counter
+	statusWrites      prometheus.Counter
 	configInfo        *prometheus.GaugeVec
 	process           []prometheus.Collector
 	processOn         bool
@@ -37,6 +38,8 @@ func newMetrics() *metrics {
 			Name: "meridian_agent_config_reads_total", Help: "Reads of a new config file, by result (loaded, invalid, unreadable)."}, []string{"result"}),
 		infoWrites: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "meridian_agent_nodeagentinfo_writes_total", Help: "Writes of the node's NodeAgentInfo."}),
+		statusWrites: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "meridian_agent_policy_status_writes_total", Help: "Writes of MemberNetworkPolicy status by this agent while it held the realization Lease."}),
 		configInfo: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "meridian_agent_config_info", Help: "1 for the hash of the config file in force."}, []string{"hash"}),
 		process: []prometheus.Collector{
@@ -44,7 +47,7 @@ func newMetrics() *metrics {
 			collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 		},
 	}
-	m.registry.MustRegister(m.heartbeats, m.heartbeatFailures, m.reloads, m.infoWrites, m.configInfo)
+	m.registry.MustRegister(m.heartbeats, m.heartbeatFailures, m.reloads, m.infoWrites, m.statusWrites, m.configInfo)
 	return m
 }
 

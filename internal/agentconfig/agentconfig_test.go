@@ -91,11 +91,15 @@ func TestCompileMember(t *testing.T) {
 	for _, o := range m.Objects {
 		kinds = append(kinds, o.GetKind())
 	}
-	want := "Namespace CustomResourceDefinition ServiceAccount ClusterRole ClusterRoleBinding Role RoleBinding ValidatingAdmissionPolicy ValidatingAdmissionPolicyBinding ConfigMap DaemonSet"
+	want := "Namespace CustomResourceDefinition CustomResourceDefinition ServiceAccount ClusterRole ClusterRoleBinding Role RoleBinding ValidatingAdmissionPolicy ValidatingAdmissionPolicyBinding ConfigMap DaemonSet"
 	if strings.Join(kinds, " ") != want {
 		t.Fatalf("kinds %v, want %s", kinds, want)
 	}
 	if crd := m.Objects[1]; crd.GetName() != NodeAgentInfoCRDName {
+		t.Fatalf("CRD %s", crd.GetName())
+	}
+	// With the agent, the member serves MemberNetworkPolicy: the hub chooses the exact form.
+	if crd := m.Objects[2]; crd.GetName() != MemberNetworkPolicyCRDName {
 		t.Fatalf("CRD %s", crd.GetName())
 	}
 
@@ -115,7 +119,7 @@ func TestCompileMember(t *testing.T) {
 		}
 	}
 	// Least privilege: write its NodeAgentInfo; only list and watch what the dataplane compiles.
-	wantGrants := "member.meridian.io/nodeagentinfos:get,create,update member.meridian.io/membernetworkpolicies:list,watch networking.k8s.io/networkpolicies:list,watch /pods:list,watch /namespaces:list,watch"
+	wantGrants := "member.meridian.io/nodeagentinfos:get,list,watch,create,update member.meridian.io/membernetworkpolicies:list,watch member.meridian.io/membernetworkpolicies/status:patch networking.k8s.io/networkpolicies:list,watch /pods:list,watch /namespaces:list,watch"
 	if got := strings.Join(grants, " "); got != wantGrants {
 		t.Errorf("ClusterRole grants %s, want %s", got, wantGrants)
 	}

@@ -42,6 +42,10 @@ const (
 	ConfigMountPath = "/etc/meridian-agent"
 	// NodeAgentInfoCRDName is the CRD the agent writes.
 	NodeAgentInfoCRDName = "nodeagentinfos.member.meridian.io"
+	// MemberNetworkPolicyCRDName is the CRD of the policies the agent enforces. Installed with
+	// the agent, it makes the hub choose Meridian's exact form for the member (docs/policy.md):
+	// the agent is then the member's implementation of GlobalNetworkPolicies.
+	MemberNetworkPolicyCRDName = "membernetworkpolicies.member.meridian.io"
 	// NodeNameExtra is the user-info extra key that carries the node name of a service account
 	// token bound to a pod (Kubernetes 1.32+, ServiceAccountTokenPodNodeInfo).
 	NodeNameExtra = "authentication.kubernetes.io/node-name"
@@ -136,15 +140,10 @@ func Compile(ac *fleetv1alpha1.AgentConfig, member *fleetv1alpha1.MemberCluster)
 	hash := agentfile.Hash(file)
 	out := &Member{ConfigFile: file, ConfigHash: hash, Settings: settings, Revision: Revision(ac.Spec.Image, ac.Spec.Version, hash)}
 
-	crd, err := membercrds.CRD(NodeAgentInfoCRDName)
-	if err != nil {
-		return nil, err
-	}
 	ns := memberv1alpha1.AgentNamespace
 	typed := []runtime.Object{
 		&corev1.Namespace{TypeMeta: tm("v1", "Namespace"), ObjectMeta: metav1.ObjectMeta{Name: ns}},
 	}
-	out.Objects = append(out.Objects, crd)
 	typed = append(typed,
 		&corev1.ServiceAccount{TypeMeta: tm("v1", "ServiceAccount"), ObjectMeta: metav1.ObjectMeta{Name: AgentName, Namespace: ns}},
 		&rbacv1.ClusterRole{
@@ -163,7 +162,8 @@ func Compile(ac *fleetv1alpha1.AgentConfig, member *fleetv1alpha1.MemberCluster)
 		&rbacv1.Role{
 			TypeMeta:   tm("rbac.authorization.k8s.io/v1", "Role"),
 			ObjectMeta: metav1.ObjectMeta{Name: AgentName, Namespace: ns},
-			Rules:      []rbacv1.PolicyRule{{APIGroups: []string{"coordination.k8s.io"}, Resources: []string{"leases"}, Verbs: []string{"get", "create", "update"}}},
+			// list, watch: the elected agent reads every agent's Lease to count the live ones.
+			Rules: []rbacv1.PolicyRule{{APIGroups: []string{"coordination.k8s.io"}, Resources: []string{"leases"}, Verbs: []string{"get", "list", "watch", "create", "update"}}},
 		},
 		&rbacv1.RoleBinding{
 			TypeMeta:   tm("rbac.authorization.k8s.io/v1", "RoleBinding"),
@@ -198,9 +198,17 @@ func Compile(ac *fleetv1alpha1.AgentConfig, member *fleetv1alpha1.MemberCluster)
 		unstructured.RemoveNestedField(u.Object, "spec", "template", "metadata", "creationTimestamp")
 		unstructured.RemoveNestedField(u.Object, "status")
 		out.Objects = append(out.Objects, u)
+		if o == typed[0] {
+			// The namespace first, the CRDs next: the order the syncer applies in anyway.
+			for _, name := range []string{NodeAgentInfoCRDName, MemberNetworkPolicyCRDName} {
+				crd, err := membercrds.CRD(name)
+				if err != nil {
+					return nil, err
+				}
+				out.Objects = append(out.Objects, crd)
+			}
+		}
 	}
-	// The namespace first, the CRD second: the order the syncer applies in anyway.
-	out.Objects[0], out.Objects[1] = out.Objects[1], out.Objects[0]
 	return out, nil
 }
 
@@ -210,8 +218,10 @@ func Compile(ac *fleetv1alpha1.AgentConfig, member *fleetv1alpha1.MemberCluster)
 // that selectors resolve over.
 func AgentClusterRules() []rbacv1.PolicyRule {
 	return []rbacv1.PolicyRule{
-		{APIGroups: []string{memberv1alpha1.GroupVersion.Group}, Resources: []string{"nodeagentinfos"}, Verbs: []string{"get", "create", "update"}},
+		{APIGroups: []string{memberv1alpha1.GroupVersion.Group}, Resources: []string{"nodeagentinfos"}, Verbs: []string{"get", "list", "watch", "create", "update"}},
 		{APIGroups: []string{memberv1alpha1.GroupVersion.Group}, Resources: []string{"membernetworkpolicies"}, Verbs: []string{"list", "watch"}},
+		// The elected agent writes each policy's realization (nodes realized / desired).
+		{APIGroups: []string{memberv1alpha1.GroupVersion.Group}, Resources: []string{"membernetworkpolicies/status"}, Verbs: []string{"patch"}},
 		{APIGroups: []string{"networking.k8s.io"}, Resources: []string{"networkpolicies"}, Verbs: []string{"list", "watch"}},
 		{APIGroups: []string{""}, Resources: []string{"pods", "namespaces"}, Verbs: []string{"list", "watch"}},
 	}
@@ -267,8 +277,12 @@ func ownNodePolicy() *admissionregistrationv1.ValidatingAdmissionPolicy {
 					MessageExpression: "'the Meridian node agent of node ' + variables.nodeName + ' may write only NodeAgentInfo ' + variables.nodeName + ', not ' + variables.name",
 				},
 				{
-					Expression:        fmt.Sprintf("variables.nodeName == '' || request.resource.resource != 'leases' || variables.name == '%s' + variables.nodeName", memberv1alpha1.AgentLeasePrefix),
-					MessageExpression: fmt.Sprintf("'the Meridian node agent of node ' + variables.nodeName + ' may write only Lease %s' + variables.nodeName + ', not ' + variables.name", memberv1alpha1.AgentLeasePrefix),
+					// Besides its own Lease, the election Lease of the realization writer, only with
+					// itself as holder (or none: a release). Taking it costs nothing but who reports.
+					Expression: fmt.Sprintf("variables.nodeName == '' || request.resource.resource != 'leases' || variables.name == '%s' + variables.nodeName || "+
+						"(variables.name == '%s' && request.operation != 'DELETE' && (!has(object.spec.holderIdentity) || object.spec.holderIdentity in ['', variables.nodeName]))",
+						memberv1alpha1.AgentLeasePrefix, memberv1alpha1.RealizationLeaseName),
+					MessageExpression: fmt.Sprintf("'the Meridian node agent of node ' + variables.nodeName + ' may write only Lease %s' + variables.nodeName + ', not ' + variables.name + ' (and hold Lease %s as itself)'", memberv1alpha1.AgentLeasePrefix, memberv1alpha1.RealizationLeaseName),
 				},
 			},
 		},

@@ -80,12 +80,31 @@ type MemberNetworkPolicySpec struct {
 	Egress []MemberRule `json:"egress,omitempty"`
 }
 
-// MemberNetworkPolicyStatus is written by Meridian's node agents.
+// The Ready condition of a MemberNetworkPolicy and its reasons.
+const (
+	// PolicyReadyCondition is True when every node running a live agent enforces the policy's
+	// current generation.
+	PolicyReadyCondition = "Ready"
+	// PolicyRealizedReason: every such node enforces it.
+	PolicyRealizedReason = "Realized"
+	// PolicyRealizingReason: some nodes do not enforce this generation yet (the message names them).
+	PolicyRealizingReason = "Realizing"
+	// PolicyNoAgentsReason: no node runs a live agent, so nothing enforces the policy.
+	PolicyNoAgentsReason = "NoAgents"
+)
+
+// RealizationLeaseName is the Lease (in the agent's namespace) by which the agents of a member
+// elect the one that writes every MemberNetworkPolicy's status.
+const RealizationLeaseName = "meridian-realization"
+
+// MemberNetworkPolicyStatus is written by one of Meridian's node agents (elected): it folds every
+// node's NodeAgentInfo into one status per policy, at most one write per policy per interval.
 type MemberNetworkPolicyStatus struct {
-	// observedGeneration is the spec generation the agents enforce.
+	// observedGeneration is the spec generation the counts are about.
 	// +optional
 	ObservedGeneration int64 `json:"observedGeneration,omitempty"`
-	// nodesRealized counts the nodes that enforce this generation; nodesDesired those that should.
+	// nodesRealized counts the nodes that enforce this generation; nodesDesired those that should:
+	// the nodes whose agent's Lease is current.
 	// +optional
 	NodesRealized int32 `json:"nodesRealized,omitempty"`
 	// +optional

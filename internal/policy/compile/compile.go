@@ -139,18 +139,31 @@ func desiredWork(cluster, policy string, form policyv1alpha1.Form, objs []client
 		}
 		w.Spec.Objects = append(w.Spec.Objects, fleetv1alpha1.WorkObject{RawExtension: runtime.RawExtension{Raw: raw}})
 	}
-	if form == policyv1alpha1.FormAntrea && policy != "" {
+	switch {
+	case policy == "":
+	case form == policyv1alpha1.FormAntrea:
 		// Antrea reports how many nodes enforce each policy.
 		w.Spec.StatusFeedback = []fleetv1alpha1.FeedbackRule{{Group: antrea.Group, Kind: "ClusterNetworkPolicy", Fields: []fleetv1alpha1.FeedbackField{
 			{Name: NodesRealizedField, JSONPath: ".status.currentNodesRealized"},
 			{Name: NodesDesiredField, JSONPath: ".status.desiredNodesRealized"},
 		}}}
+	case form == policyv1alpha1.FormMeridian:
+		// Meridian's agents report it too, for the generation they observed.
+		w.Spec.StatusFeedback = []fleetv1alpha1.FeedbackRule{{Group: MeridianKind.Group, Kind: MeridianKind.Kind, Fields: []fleetv1alpha1.FeedbackField{
+			{Name: NodesRealizedField, JSONPath: ".status.nodesRealized"},
+			{Name: NodesDesiredField, JSONPath: ".status.nodesDesired"},
+			{Name: GenerationField, JSONPath: ".metadata.generation"},
+			{Name: ObservedGenerationField, JSONPath: ".status.observedGeneration"},
+		}}}
 	}
 	return w, nil
 }
 
-// Feedback names of Antrea's node counts.
+// Feedback names of the node counts (Antrea's, Meridian's agents') and of the generation they
+// are about (Meridian's).
 const (
-	NodesRealizedField = "nodesRealized"
-	NodesDesiredField  = "nodesDesired"
+	NodesRealizedField      = "nodesRealized"
+	NodesDesiredField       = "nodesDesired"
+	GenerationField         = "generation"
+	ObservedGenerationField = "observedGeneration"
 )

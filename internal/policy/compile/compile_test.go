@@ -222,6 +222,36 @@ func TestClusterStatusFromWork(t *testing.T) {
 	if s.NodesRealized == nil || *s.NodesRealized != 2 || *s.NodesDesired != 3 {
 		t.Errorf("nodes %v/%v, want 2/3", s.NodesRealized, s.NodesDesired)
 	}
+	if s.Phase != policyv1alpha1.PhasePending {
+		t.Errorf("phase %s with 2 of 3 nodes, want Pending", s.Phase)
+	}
+
+	// Meridian's agents: counts for the generation they observed; a zero is omitted.
+	meridian := func(realized, desired, gen, observed string) policyv1alpha1.ClusterPolicyStatus {
+		w := work(1, 1, applied)
+		fb := []fleetv1alpha1.FeedbackValue{{Name: NodesRealizedField, Value: realized}, {Name: NodesDesiredField, Value: desired},
+			{Name: GenerationField, Value: gen}, {Name: ObservedGenerationField, Value: observed}}
+		w.Status.Objects = []fleetv1alpha1.ObjectStatus{{Feedback: fb}}
+		return ClusterStatus("a", policyv1alpha1.FormMeridian, exact, w)
+	}
+	for _, tc := range []struct {
+		name                         string
+		realized, desired, gen, seen string
+		wantRealized, wantDesired    int32
+		want                         policyv1alpha1.Phase
+	}{
+		{"every node", "2", "2", "3", "3", 2, 2, policyv1alpha1.PhaseRealized},
+		{"none yet", "", "2", "3", "3", 0, 2, policyv1alpha1.PhasePending},
+		{"counts of an older generation", "2", "2", "4", "3", 0, 2, policyv1alpha1.PhasePending},
+	} {
+		s := meridian(tc.realized, tc.desired, tc.gen, tc.seen)
+		if s.NodesRealized == nil || *s.NodesRealized != tc.wantRealized || *s.NodesDesired != tc.wantDesired || s.Phase != tc.want {
+			t.Errorf("%s: nodes %v/%v phase %s, want %d/%d %s", tc.name, s.NodesRealized, s.NodesDesired, s.Phase, tc.wantRealized, tc.wantDesired, tc.want)
+		}
+	}
+	if s := meridian("", "", "3", ""); s.NodesRealized != nil || s.Phase != policyv1alpha1.PhaseRealized {
+		t.Errorf("no status written yet: nodes %v, phase %s; want none, Realized from the Work", s.NodesRealized, s.Phase)
+	}
 }
 
 // kstatus as Flux checks it: Ready False while Reconciling or Stalled is True, never both, and a

@@ -32,28 +32,38 @@ func ClusterStatus(cluster string, form policyv1alpha1.Form, enf translate.Enfor
 		return s
 	}
 	s.Phase, s.Message = WorkPhase(w)
-	var realized, desired int32
-	seen := false
-	for _, o := range w.Status.Objects {
-		for _, f := range o.Feedback {
-			n, err := strconv.ParseInt(f.Value, 10, 32)
-			if err != nil {
-				continue
-			}
-			switch f.Name {
-			case NodesRealizedField:
-				realized += int32(n)
-				seen = true
-			case NodesDesiredField:
-				desired += int32(n)
-				seen = true
-			}
+	if realized, desired, ok := nodeCounts(w); ok {
+		s.NodesRealized, s.NodesDesired = &realized, &desired
+		if s.Phase == policyv1alpha1.PhaseRealized && realized < desired {
+			// The objects are in the member, but not every node enforces them yet.
+			s.Phase, s.Message = policyv1alpha1.PhasePending, fmt.Sprintf("%d of %d nodes enforce the policy.", realized, desired)
 		}
 	}
-	if seen {
-		s.NodesRealized, s.NodesDesired = &realized, &desired
-	}
 	return s
+}
+
+// nodeCounts sums the node counts the member's objects report through the Work's feedback; ok
+// is false when none reports. An object that reports the generation its counts are about
+// (Meridian's agents) counts no realized node while that is not the object's current generation.
+func nodeCounts(w *fleetv1alpha1.ClusterWork) (realized, desired int32, ok bool) {
+	for _, o := range w.Status.Objects {
+		values := map[string]string{}
+		for _, f := range o.Feedback {
+			values[f.Name] = f.Value
+		}
+		r, rerr := strconv.ParseInt(values[NodesRealizedField], 10, 32)
+		d, derr := strconv.ParseInt(values[NodesDesiredField], 10, 32)
+		if rerr != nil && derr != nil {
+			continue
+		}
+		ok = true
+		if gen, seen := values[GenerationField]; seen && values[ObservedGenerationField] != gen {
+			r = 0
+		}
+		realized += int32(r) // 0 when absent: the agents' status omits a zero
+		desired += int32(d)
+	}
+	return realized, desired, ok
 }
 
 // WorkPhase reads a Work's conditions: Realized once it is applied for its current spec,

@@ -58,6 +58,8 @@ type Result struct {
 	ConnPerSecNone       float64 `json:"baseline_tcp_connections_per_sec_no_table"`
 	ConnPerSecRatio      float64 `json:"tcp_connections_ratio"`
 	NewConnRulesTraverse int     `json:"rules_each_new_connection_traverses"`
+
+	Chain ChainResult `json:"hub_change_to_kernel"`
 }
 
 func main() {
@@ -96,13 +98,22 @@ func logf(format string, args ...any) {
 }
 
 func run(r *Result) error {
+	if os.Getenv("BENCH_ONLY") == "chain" {
+		return benchChain(r)
+	}
 	if err := benchTransactions(r); err != nil {
 		return fmt.Errorf("transactions: %w", err)
 	}
 	if err := benchFullTable(r); err != nil {
 		return fmt.Errorf("full table: %w", err)
 	}
-	return benchPath(r)
+	if err := benchPath(r); err != nil {
+		return fmt.Errorf("path: %w", err)
+	}
+	if err := benchChain(r); err != nil {
+		return fmt.Errorf("hub change to kernel: %w", err)
+	}
+	return nil
 }
 
 // model has pods pods with perDir tiered rules in each direction, each rule with a peer set of
@@ -477,4 +488,7 @@ func printTable(r *Result) {
 	fmt.Printf("%-62s %12.2f %12.2f\n", fmt.Sprintf("TCP Gbit/s, pod to pod across nodes, %d rules | no table", r.PathRules), r.ThroughputGbpsRules, r.ThroughputGbpsNone)
 	fmt.Printf("%-62s %12.0f %12.0f\n", fmt.Sprintf("TCP connections/s, %d rules per new connection | no table", r.NewConnRulesTraverse), r.ConnPerSecRules, r.ConnPerSecNone)
 	fmt.Printf("%-62s %12.2f %12.2f\n", "ratio to no table: throughput | connections", r.ThroughputRatio, r.ConnPerSecRatio)
+	c := r.Chain
+	fmt.Printf("%-62s %12.0f %12.0f\n", fmt.Sprintf("ms hub change -> kernel p50, %d pods, %d nodes | member's own", c.Pods, c.Nodes), c.HubP50Ms, c.BaselineP50Ms)
+	fmt.Printf("%-62s %12.0f %12.0f\n", fmt.Sprintf("ms hub change -> kernel p99, %d changes | member's own", c.Changes), c.HubP99Ms, c.BaselineP99Ms)
 }

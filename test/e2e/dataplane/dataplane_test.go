@@ -58,19 +58,31 @@ type env struct {
 	t      *testing.T
 	topo   *nettest.Topology
 	member client.Client
-	nodeOf func(i int) string
+	// cluster is the member's name in the fleets the test checks.
+	cluster string
+	nodeOf  func(i int) string
+	// put makes the member hold the cluster's objects of f (written directly, or through the
+	// hub) and returns f as it now holds (defaults applied) and the member's objects.
+	put func(t *testing.T, g Gomega, f policy.Fleet) (policy.Fleet, enforcetest.Member)
+	// realized, if set, checks the hub's view once the member reports f realized.
+	realized func(t *testing.T, g Gomega, f policy.Fleet)
+	// toAudit switches each agent's config file to Audit.
+	toAudit []func() error
 	// audit: the agents run in Audit mode, so every connection must connect.
 	audit bool
 }
 
-func TestDataplaneEndToEnd(t *testing.T) {
+// newTopology builds the nodes and pods (removed at the end of the test), or skips the test
+// without root or nftables.
+func newTopology(t *testing.T) *nettest.Topology {
 	if os.Geteuid() != 0 {
 		t.Skip("the dataplane end-to-end test needs root (network namespaces and nftables): run `make test` as root")
 	}
-	g := NewWithT(t)
 	nettest.RemoveStale()
 	topo, err := nettest.NewTopology(podsPerNode)
-	g.Expect(err).NotTo(HaveOccurred())
+	if err != nil {
+		t.Fatal(err)
+	}
 	t.Cleanup(func() {
 		if err := topo.Close(); err != nil {
 			t.Errorf("cleanup: %v", err)
@@ -82,7 +94,79 @@ func TestDataplaneEndToEnd(t *testing.T) {
 	if err := nettest.NftablesAvailable(topo.Nodes[0].NS); err != nil {
 		t.Skipf("nftables is not available: %v", err)
 	}
+	return topo
+}
 
+// prepareMember, with install, installs the member CRDs and the agent's namespace (as the
+// AgentConfig's Work would); it creates the teams' namespaces and base's pods of the cluster. The
+// test plays the kubelet: pods with their node, address, labels and named ports; the same pods in
+// every fleet, only the policies change.
+func (e *env) prepareMember(g Gomega, ctx context.Context, m *testbed.Cluster, base policy.Fleet, install bool) {
+	if install {
+		for _, name := range []string{"membernetworkpolicies.member.meridian.io", "nodeagentinfos.member.meridian.io"} {
+			crd, err := membercrds.CRD(name)
+			g.Expect(err).NotTo(HaveOccurred())
+			g.Expect(m.Client.Create(ctx, crd)).To(Succeed())
+		}
+		e.waitServed(g, ctx)
+		g.Expect(m.Client.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: memberv1alpha1.AgentNamespace}})).To(Succeed())
+	}
+	for _, team := range policytest.Teams {
+		g.Expect(m.Client.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: team, Labels: map[string]string{"team": team}}})).To(Succeed())
+	}
+	mem, err := enforcetest.MemberOf(base, e.cluster, e.nodeOf)
+	g.Expect(err).NotTo(HaveOccurred())
+	for i := range mem.Pods {
+		p := mem.Pods[i].DeepCopy()
+		status := p.Status
+		g.Expect(m.Client.Create(ctx, p)).To(Succeed())
+		p.Status = status
+		g.Expect(m.Client.Status().Update(ctx, p)).To(Succeed())
+	}
+}
+
+// waitServed waits until the member serves the member CRDs.
+func (e *env) waitServed(g Gomega, ctx context.Context) {
+	g.Eventually(func() error {
+		return e.member.List(ctx, &memberv1alpha1.MemberNetworkPolicyList{})
+	}, 60*time.Second, 100*time.Millisecond).Should(Succeed())
+	g.Eventually(func() error {
+		return e.member.List(ctx, &memberv1alpha1.NodeAgentInfoList{})
+	}, 60*time.Second, 100*time.Millisecond).Should(Succeed())
+}
+
+// startAgents runs one agent per node, in-process, its table in its node's namespace, until the
+// test ends.
+func (e *env) startAgents(g Gomega, ctx context.Context, m *testbed.Cluster) {
+	t := e.t
+	agentCtx, stopAgents := context.WithCancel(ctx)
+	var wg sync.WaitGroup
+	t.Cleanup(func() { stopAgents(); wg.Wait() })
+	for _, n := range e.topo.Nodes {
+		dir := t.TempDir()
+		port := freePort(t)
+		writeConfig := func(mode string) error {
+			return agenttest.WriteConfigMapDir(dir, map[string][]byte{agentfile.FileName: []byte(fmt.Sprintf(
+				"apiVersion: agent.meridian.io/v1alpha1\nkind: NodeAgentConfiguration\nmetricsPort: %d\nenforcementMode: %s\ndropLogging: {enabled: true, ratePerSecond: 5}\n", port, mode))})
+		}
+		g.Expect(writeConfig("Enforce")).To(Succeed())
+		e.toAudit = append(e.toAudit, func() error { return writeConfig("Audit") })
+		c, err := agent.NewClient(m.Config)
+		g.Expect(err).NotTo(HaveOccurred())
+		a, err := agent.New(agent.Options{NodeName: nodeName(n), ConfigPath: filepath.Join(dir, agentfile.FileName), Version: "e2e",
+			Client: c, MetricsHost: "127.0.0.1", LogOutput: testWriter{t},
+			Dataplane: &agent.DataplaneOptions{RESTConfig: m.Config, NetNSFd: int(n.NS)}})
+		g.Expect(err).NotTo(HaveOccurred())
+		wg.Add(1)
+		go func() { defer wg.Done(); _ = a.Run(agentCtx) }()
+	}
+}
+
+// TestDataplaneEndToEnd writes the member's MemberNetworkPolicies itself (from the real
+// translator); TestHubToKernel has the manager write them from GlobalNetworkPolicies on a hub.
+func TestDataplaneEndToEnd(t *testing.T) {
+	topo := newTopology(t)
+	g := NewWithT(t)
 	scheme := runtime.NewScheme()
 	g.Expect(clientgoscheme.AddToScheme(scheme)).To(Succeed())
 	g.Expect(memberv1alpha1.AddToScheme(scheme)).To(Succeed())
@@ -94,71 +178,21 @@ func TestDataplaneEndToEnd(t *testing.T) {
 	}
 	g.Expect(err).NotTo(HaveOccurred())
 	m := bed.Member("member-1")
-	for _, name := range []string{"membernetworkpolicies.member.meridian.io", "nodeagentinfos.member.meridian.io"} {
-		crd, err := membercrds.CRD(name)
-		g.Expect(err).NotTo(HaveOccurred())
-		g.Expect(m.Client.Create(ctx, crd)).To(Succeed())
-	}
-	g.Eventually(func() error {
-		return m.Client.List(ctx, &memberv1alpha1.MemberNetworkPolicyList{})
-	}, 30*time.Second, 100*time.Millisecond).Should(Succeed())
-	g.Eventually(func() error {
-		return m.Client.List(ctx, &memberv1alpha1.NodeAgentInfoList{})
-	}, 30*time.Second, 100*time.Millisecond).Should(Succeed())
-	g.Expect(m.Client.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: memberv1alpha1.AgentNamespace}})).To(Succeed())
-	for _, team := range policytest.Teams {
-		g.Expect(m.Client.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: team, Labels: map[string]string{"team": team}}})).To(Succeed())
-	}
 
-	e := &env{t: t, topo: topo, member: m.Client, nodeOf: func(i int) string { return nodeName(topo.Pods[i].Node) }}
-
-	// The test plays the kubelet: pods with their node, address, labels and named ports. The
-	// same pods in every fleet; only the policies change.
-	base := fleet(rand.New(rand.NewSource(1)), topo)
-	mem, err := enforcetest.MemberOf(base, "m0", e.nodeOf)
-	g.Expect(err).NotTo(HaveOccurred())
-	for i := range mem.Pods {
-		p := mem.Pods[i].DeepCopy()
-		status := p.Status
-		g.Expect(m.Client.Create(ctx, p)).To(Succeed())
-		p.Status = status
-		g.Expect(m.Client.Status().Update(ctx, p)).To(Succeed())
-	}
-
-	// One agent per node, in-process, its table in its node's namespace.
-	agentCtx, stopAgents := context.WithCancel(ctx)
-	var wg sync.WaitGroup
-	t.Cleanup(func() { stopAgents(); wg.Wait() })
-	var toAudit []func() error
-	for _, n := range topo.Nodes {
-		dir := t.TempDir()
-		port := freePort(t)
-		writeConfig := func(mode string) error {
-			return agenttest.WriteConfigMapDir(dir, map[string][]byte{agentfile.FileName: []byte(fmt.Sprintf(
-				"apiVersion: agent.meridian.io/v1alpha1\nkind: NodeAgentConfiguration\nmetricsPort: %d\nenforcementMode: %s\ndropLogging: {enabled: true, ratePerSecond: 5}\n", port, mode))})
-		}
-		g.Expect(writeConfig("Enforce")).To(Succeed())
-		toAudit = append(toAudit, func() error { return writeConfig("Audit") })
-		c, err := agent.NewClient(m.Config)
+	e := &env{t: t, topo: topo, member: m.Client, cluster: "m0", nodeOf: func(i int) string { return nodeName(topo.Pods[i].Node) }}
+	e.put = func(_ *testing.T, g Gomega, f policy.Fleet) (policy.Fleet, enforcetest.Member) {
+		mem, err := enforcetest.MemberOf(f, e.cluster, e.nodeOf)
 		g.Expect(err).NotTo(HaveOccurred())
-		a, err := agent.New(agent.Options{NodeName: nodeName(n), ConfigPath: filepath.Join(dir, agentfile.FileName), Version: "e2e",
-			Client: c, MetricsHost: "127.0.0.1", LogOutput: testWriter{t},
-			Dataplane: &agent.DataplaneOptions{RESTConfig: m.Config, NetNSFd: int(n.NS)}})
-		g.Expect(err).NotTo(HaveOccurred())
-		wg.Add(1)
-		go func() { defer wg.Done(); _ = a.Run(agentCtx) }()
+		e.sync(g, ctx, mem, true)
+		return f, mem
 	}
+	base := fleet(rand.New(rand.NewSource(1)), topo, 2)
+	e.prepareMember(g, ctx, m, base, true)
+	e.startAgents(g, ctx, m)
 
 	t.Run("hand-written", func(t *testing.T) { e.check(t, handWritten(base)) })
 	for _, seed := range []int64{2, 3} {
-		t.Run(fmt.Sprintf("random seed %d", seed), func(t *testing.T) {
-			// The seed's policies and NetworkPolicies over the pods the member holds.
-			f := fleet(rand.New(rand.NewSource(seed)), topo)
-			nps := f.Clusters[0].NetworkPolicies
-			f.Clusters = append([]policy.Cluster(nil), base.Clusters...)
-			f.Clusters[0].NetworkPolicies = nps
-			e.check(t, f)
-		})
+		t.Run(fmt.Sprintf("random seed %d", seed), func(t *testing.T) { e.check(t, reseed(base, seed, topo)) })
 	}
 	t.Run("update then delete", func(t *testing.T) {
 		f := handWritten(base)
@@ -168,12 +202,21 @@ func TestDataplaneEndToEnd(t *testing.T) {
 		e.check(t, f)
 	})
 	t.Run("audit mode lets everything through", func(t *testing.T) {
-		for _, write := range toAudit {
+		for _, write := range e.toAudit {
 			NewWithT(t).Expect(write()).To(Succeed())
 		}
 		e.audit = true
 		e.check(t, handWritten(base))
 	})
+}
+
+// reseed is the seed's policies and NetworkPolicies over base's clusters and pods.
+func reseed(base policy.Fleet, seed int64, topo *nettest.Topology) policy.Fleet {
+	f := fleet(rand.New(rand.NewSource(seed)), topo, len(base.Clusters))
+	nps := f.Clusters[0].NetworkPolicies
+	f.Clusters = append([]policy.Cluster(nil), base.Clusters...)
+	f.Clusters[0].NetworkPolicies = nps
+	return f
 }
 
 // nodeName is a node's name as the member knows it (nettest's roles are not lowercase).
@@ -195,11 +238,11 @@ func (w testWriter) Write(p []byte) (int, error) {
 	return len(p), nil
 }
 
-// fleet is a random fleet whose member m0 has the topology's pods and m1 some pods that exist
-// only as addresses (ClusterSet peers resolve to them).
-func fleet(r *rand.Rand, topo *nettest.Topology) policy.Fleet {
+// fleet is a random fleet whose member m0 has the topology's pods and, with two members, m1
+// some pods that exist only as addresses (ClusterSet peers resolve to them).
+func fleet(r *rand.Rand, topo *nettest.Topology, members int) policy.Fleet {
 	return policytest.Fleet(r, policytest.Options{
-		Members: 2, MinPods: len(topo.Pods), MaxPods: len(topo.Pods), MaxPolicies: 5,
+		Members: members, MinPods: len(topo.Pods), MaxPods: len(topo.Pods), MaxPolicies: 5,
 		IP: func(c, i int) string {
 			if c == 0 {
 				return topo.Pods[i].IP.String()
@@ -261,9 +304,7 @@ func handWritten(base policy.Fleet) policy.Fleet {
 func (e *env) check(t *testing.T, f policy.Fleet) {
 	g := NewWithT(t)
 	ctx := context.Background()
-	mem, err := enforcetest.MemberOf(f, "m0", e.nodeOf)
-	g.Expect(err).NotTo(HaveOccurred())
-	e.sync(g, ctx, mem)
+	f, mem := e.put(t, g, f)
 
 	// Wait for each node's agent to report what it must enforce: the policies at their current
 	// generations and the rule count that the compiler gives for the objects now in the member.
@@ -298,6 +339,20 @@ func (e *env) check(t *testing.T, f policy.Fleet) {
 			g.Expect(c.Message).To(ContainSubstring("mode " + mode))
 		}, 60*time.Second, 100*time.Millisecond).Should(Succeed(), "node %s", n.Name)
 	}
+	// The elected agent folds the nodes' reports into each policy's status.
+	for _, p := range live {
+		g.Eventually(func(g Gomega) {
+			cur := &memberv1alpha1.MemberNetworkPolicy{}
+			g.Expect(e.member.Get(ctx, client.ObjectKeyFromObject(&p), cur)).To(Succeed())
+			g.Expect(cur.Status.ObservedGeneration).To(Equal(cur.Generation))
+			g.Expect(cur.Status.NodesDesired).To(BeEquivalentTo(len(e.topo.Nodes)))
+			g.Expect(cur.Status.NodesRealized).To(BeEquivalentTo(len(e.topo.Nodes)))
+			g.Expect(meta.IsStatusConditionTrue(cur.Status.Conditions, memberv1alpha1.PolicyReadyCondition)).To(BeTrue())
+		}, 60*time.Second, 100*time.Millisecond).Should(Succeed(), "status of MemberNetworkPolicy %s", p.Name)
+	}
+	if e.realized != nil {
+		e.realized(t, g, f)
+	}
 
 	ref, err := policy.NewModel(f)
 	g.Expect(err).NotTo(HaveOccurred())
@@ -317,8 +372,8 @@ func (e *env) check(t *testing.T, f policy.Fleet) {
 			for _, pr := range probes {
 				from, to := f.Clusters[0].Pods[i], f.Clusters[0].Pods[j]
 				d, err := ref.Evaluate(policy.Connection{
-					From:     policy.Endpoint{Cluster: "m0", Namespace: from.Namespace, Name: from.Name},
-					To:       policy.Endpoint{Cluster: "m0", Namespace: to.Namespace, Name: to.Name},
+					From:     policy.Endpoint{Cluster: e.cluster, Namespace: from.Namespace, Name: from.Name},
+					To:       policy.Endpoint{Cluster: e.cluster, Namespace: to.Namespace, Name: to.Name},
 					Protocol: policyv1alpha1.Protocol(pr.proto), Port: int32(pr.port)})
 				g.Expect(err).NotTo(HaveOccurred())
 				want := map[policy.Verdict]nettest.Outcome{policy.Allow: nettest.Connected, policy.Drop: nettest.TimedOut, policy.Reject: nettest.Refused}[d.Verdict]
@@ -357,11 +412,14 @@ func (e *env) check(t *testing.T, f policy.Fleet) {
 	}
 }
 
-// sync makes the member's MemberNetworkPolicies and NetworkPolicies those of mem.
-func (e *env) sync(g Gomega, ctx context.Context, mem enforcetest.Member) {
+// sync makes the member's NetworkPolicies, and with policies its MemberNetworkPolicies, those
+// of mem.
+func (e *env) sync(g Gomega, ctx context.Context, mem enforcetest.Member, policies bool) {
 	var objs []client.Object
-	for i := range mem.Policies {
-		objs = append(objs, mem.Policies[i].DeepCopy())
+	if policies {
+		for i := range mem.Policies {
+			objs = append(objs, mem.Policies[i].DeepCopy())
+		}
 	}
 	for i := range mem.NetworkPolicies {
 		objs = append(objs, mem.NetworkPolicies[i].DeepCopy())
@@ -385,7 +443,7 @@ func (e *env) sync(g Gomega, ctx context.Context, mem enforcetest.Member) {
 	g.Expect(e.member.List(ctx, &mnps)).To(Succeed())
 	for i := range mnps.Items {
 		o := &mnps.Items[i]
-		if !keep[fmt.Sprintf("%T/%s/%s", o, o.Namespace, o.Name)] {
+		if policies && !keep[fmt.Sprintf("%T/%s/%s", o, o.Namespace, o.Name)] {
 			g.Expect(e.member.Delete(ctx, o)).To(Succeed())
 		}
 	}
