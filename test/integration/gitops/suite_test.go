@@ -5,6 +5,8 @@
 package gitops_test
 
 import (
+	"context"
+	"os"
 	"testing"
 	"time"
 
@@ -17,6 +19,7 @@ import (
 
 	fleetv1alpha1 "github.com/meridian-io/meridian/apis/fleet/v1alpha1"
 	"github.com/meridian-io/meridian/controllers"
+	"github.com/meridian-io/meridian/internal/agent/agenttest/kubelet"
 	"github.com/meridian-io/meridian/test/testbed"
 )
 
@@ -50,4 +53,16 @@ var _ = BeforeSuite(func(ctx SpecContext) {
 	DeferCleanup(mgr.Stop)
 	Expect(bed.JoinMembers(ctx, fleetv1alpha1.ProbeSettings{IntervalSeconds: 1, TimeoutSeconds: 1},
 		map[string]map[string]string{memberName: {"env": "test"}})).To(Succeed())
+
+	// The live member's kwok node runs the agent's DaemonSet pod; this plays the rest of its
+	// kubelet (token, mounted config, the agent process itself, in this process), so that the
+	// agent reports ready and a rollout completes as it would on a real node.
+	dir, err := os.MkdirTemp("", "meridian-gitops-agents-")
+	Expect(err).NotTo(HaveOccurred())
+	DeferCleanup(os.RemoveAll, dir)
+	agents := &kubelet.Kubelet{Config: bed.Member(liveMember).Config, Dir: dir, HostPrefix: "127.0.40.", Log: GinkgoWriter}
+	agentsCtx, stopAgents := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- agents.Run(agentsCtx) }()
+	DeferCleanup(func() { stopAgents(); Eventually(done).WithTimeout(time.Minute).Should(Receive(BeNil())) })
 }, NodeTimeout(4*time.Minute))
