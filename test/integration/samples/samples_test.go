@@ -6,6 +6,7 @@ package samples_test
 import (
 	"context"
 	"fmt"
+	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
@@ -19,6 +20,7 @@ import (
 	"sigs.k8s.io/yaml"
 
 	"github.com/meridian-io/meridian/controllers"
+	"github.com/meridian-io/meridian/internal/agent/agenttest/kubelet"
 	"github.com/meridian-io/meridian/test/testbed"
 )
 
@@ -48,6 +50,21 @@ var _ = BeforeSuite(func(ctx SpecContext) {
 	mgr, err := bed.StartManager(controllers.DefaultOptions())
 	Expect(err).NotTo(HaveOccurred())
 	DeferCleanup(mgr.Stop)
+
+	// Each member's kwok node runs the agent's DaemonSet pod; this plays the rest of its kubelet
+	// (token, mounted config, the agent process itself, in this process, without a dataplane), so
+	// that the AgentConfig sample's rollout completes as it would on real nodes.
+	dir, err := os.MkdirTemp("", "meridian-samples-agents-")
+	Expect(err).NotTo(HaveOccurred())
+	DeferCleanup(os.RemoveAll, dir)
+	agentsCtx, stopAgents := context.WithCancel(context.Background())
+	DeferCleanup(stopAgents)
+	for i, m := range []string{"member-1", "member-2"} {
+		k := &kubelet.Kubelet{Config: bed.Member(m).Config, Dir: filepath.Join(dir, m), HostPrefix: fmt.Sprintf("127.0.%d.", 50+i), Log: GinkgoWriter}
+		done := make(chan error, 1)
+		go func() { done <- k.Run(agentsCtx) }()
+		DeferCleanup(func() { stopAgents(); Eventually(done).WithTimeout(time.Minute).Should(Receive(BeNil())) })
+	}
 }, NodeTimeout(4*time.Minute))
 
 var _ = It("accepts every sample and brings each to Ready", func(ctx SpecContext) {
