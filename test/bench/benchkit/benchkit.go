@@ -12,6 +12,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -243,6 +244,31 @@ func CPUs() ([]int, error) {
 		if set.IsSet(c) {
 			out = append(out, c)
 		}
+	}
+	return out, nil
+}
+
+// Percentile is the p-th percentile (nearest rank) of d in milliseconds, 0 for no samples.
+func Percentile(d []time.Duration, p int) float64 {
+	if len(d) == 0 {
+		return 0
+	}
+	s := slices.Clone(d)
+	slices.Sort(s)
+	i := (len(s)*p + 99) / 100
+	i = min(max(i-1, 0), len(s)-1)
+	return float64(s[i].Microseconds()) / 1000
+}
+
+// WriteSnapshot reads every cluster's write counters by verb and resource, in the order given.
+func WriteSnapshot(ctx context.Context, clusters []*testbed.Cluster) ([]map[string]float64, error) {
+	out := make([]map[string]float64, len(clusters))
+	for i, c := range clusters {
+		w, err := c.WritesByVerb(ctx)
+		if err != nil {
+			return nil, err
+		}
+		out[i] = w
 	}
 	return out, nil
 }

@@ -15,7 +15,6 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"sort"
 	"strings"
 	"sync"
 	"time"
@@ -194,7 +193,7 @@ func run() (reterr error) {
 	r.HubAPIServerRSSMiB = apiserverRSS(bed.Hub)
 
 	step("%d endpoint changes (scaling a source Deployment up or down by one pod), one at a time", changes)
-	before, err := snapshot(ctx, clusters)
+	before, err := benchkit.WriteSnapshot(ctx, clusters)
 	if err != nil {
 		return err
 	}
@@ -237,13 +236,13 @@ func run() (reterr error) {
 			_ = m
 		}
 	}
-	after, err := snapshot(ctx, clusters)
+	after, err := benchkit.WriteSnapshot(ctx, clusters)
 	if err != nil {
 		return err
 	}
 	hub, meridianMembers, sourceSlices := attribute(before, after)
 	r.Samples = len(samples)
-	r.P50Ms, r.P99Ms, r.MaxMs = percentile(samples, 50), percentile(samples, 99), percentile(samples, 100)
+	r.P50Ms, r.P99Ms, r.MaxMs = benchkit.Percentile(samples, 50), benchkit.Percentile(samples, 99), benchkit.Percentile(samples, 100)
 	// Every member imports every service (its own exports included), so one change is written
 	// to all members' imported slices.
 	r.MemberWritesPerChange = meridianMembers / float64(changes*len(members))
@@ -254,14 +253,14 @@ func run() (reterr error) {
 	if err := quiet(ctx, clusters); err != nil {
 		return fmt.Errorf("writes settling after the changes: %w", err)
 	}
-	before, err = snapshot(ctx, clusters)
+	before, err = benchkit.WriteSnapshot(ctx, clusters)
 	if err != nil {
 		return err
 	}
 	if err := benchkit.Window(ctx, time.Duration(steady)*time.Second); err != nil {
 		return err
 	}
-	after, err = snapshot(ctx, clusters)
+	after, err = benchkit.WriteSnapshot(ctx, clusters)
 	if err != nil {
 		return err
 	}
@@ -275,12 +274,12 @@ func run() (reterr error) {
 // quiet waits until Meridian's writes to hub and members (as attribute counts them) have
 // stopped for 3 s, two minutes at most.
 func quiet(ctx context.Context, clusters []*testbed.Cluster) error {
-	base, err := snapshot(ctx, clusters)
+	base, err := benchkit.WriteSnapshot(ctx, clusters)
 	if err != nil {
 		return err
 	}
 	return benchkit.WaitQuiet(ctx, 2*time.Minute, 3*time.Second, 250*time.Millisecond, func(ctx context.Context) (float64, error) {
-		now, err := snapshot(ctx, clusters)
+		now, err := benchkit.WriteSnapshot(ctx, clusters)
 		if err != nil {
 			return 0, err
 		}
@@ -436,30 +435,6 @@ func (w *sliceWatch) sum(match func(sliceState) bool) (int, time.Time) {
 		}
 	}
 	return n, last
-}
-
-func percentile(d []time.Duration, p int) float64 {
-	if len(d) == 0 {
-		return 0
-	}
-	s := append([]time.Duration(nil), d...)
-	sort.Slice(s, func(a, b int) bool { return s[a] < s[b] })
-	i := (len(s)*p + 99) / 100
-	i = min(max(i-1, 0), len(s)-1)
-	return float64(s[i].Microseconds()) / 1000
-}
-
-// snapshot reads every cluster's write counters by verb and resource.
-func snapshot(ctx context.Context, clusters []*testbed.Cluster) ([]map[string]float64, error) {
-	out := make([]map[string]float64, len(clusters))
-	for i, c := range clusters {
-		w, err := c.WritesByVerb(ctx)
-		if err != nil {
-			return nil, err
-		}
-		out[i] = w
-	}
-	return out, nil
 }
 
 // attribute splits the writes between two snapshots (hub first) into Meridian's on the hub (all

@@ -232,7 +232,7 @@ func run() (reterr error) {
 	clusters := []*testbed.Cluster{bed.Hub, bed.Member("member-1"), bed.Member("member-2"), bed.Member("member-3")}
 
 	step("%d policy changes, one at a time (a rule's port)", changes)
-	before, err := snapshot(ctx, clusters)
+	before, err := benchkit.WriteSnapshot(ctx, clusters)
 	if err != nil {
 		return err
 	}
@@ -260,13 +260,13 @@ func run() (reterr error) {
 		step("No CPU profile of the manager: %v", err)
 	}
 	time.Sleep(3 * time.Second) // status writes of the last change
-	after, err := snapshot(ctx, clusters)
+	after, err := benchkit.WriteSnapshot(ctx, clusters)
 	if err != nil {
 		return err
 	}
 	hub, member := attribute(before, after)
 	r.MemberWrites, r.HubWrites = member/float64(changes*len(members)), hub/float64(changes)
-	r.PolicyP50Ms, r.PolicyP99Ms, r.PolicyMaxMs = percentile(policySamples, 50), percentile(policySamples, 99), percentile(policySamples, 100)
+	r.PolicyP50Ms, r.PolicyP99Ms, r.PolicyMaxMs = benchkit.Percentile(policySamples, 50), benchkit.Percentile(policySamples, 99), benchkit.Percentile(policySamples, 100)
 
 	step("Baseline: %d changes written directly as ClusterWorks (a ConfigMap in each member)", changes)
 	if err := baselineWorks(ctx, bed.Hub.Client, 0); err != nil {
@@ -276,7 +276,7 @@ func run() (reterr error) {
 		return fmt.Errorf("baseline ConfigMaps: %w", err)
 	}
 	time.Sleep(3 * time.Second)
-	before, err = snapshot(ctx, clusters)
+	before, err = benchkit.WriteSnapshot(ctx, clusters)
 	if err != nil {
 		return err
 	}
@@ -297,16 +297,16 @@ func run() (reterr error) {
 	}
 	r.BaselineCPUSecond = benchkit.CPUSeconds(mgr.PID()) - cpu0
 	time.Sleep(3 * time.Second)
-	after, err = snapshot(ctx, clusters)
+	after, err = benchkit.WriteSnapshot(ctx, clusters)
 	if err != nil {
 		return err
 	}
 	hubAll, memberAll := attributeBaseline(before, after)
 	r.BaselineHubWrites, r.BaselineMemberW = hubAll/float64(changes), memberAll/float64(changes*len(members))
-	r.BaselineP50Ms, r.BaselineP99Ms, r.BaselineMaxMs = percentile(baseSamples, 50), percentile(baseSamples, 99), percentile(baseSamples, 100)
+	r.BaselineP50Ms, r.BaselineP99Ms, r.BaselineMaxMs = benchkit.Percentile(baseSamples, 50), benchkit.Percentile(baseSamples, 99), benchkit.Percentile(baseSamples, 100)
 
 	step("%d pod changes in ClusterSet peers (a Deployment scaled up or down by one)", churn)
-	before, err = snapshot(ctx, clusters)
+	before, err = benchkit.WriteSnapshot(ctx, clusters)
 	if err != nil {
 		return err
 	}
@@ -354,23 +354,23 @@ func run() (reterr error) {
 		}
 	}
 	time.Sleep(3 * time.Second)
-	after, err = snapshot(ctx, clusters)
+	after, err = benchkit.WriteSnapshot(ctx, clusters)
 	if err != nil {
 		return err
 	}
 	hub, member = attribute(before, after)
 	r.ChurnHubWrites, r.ChurnMemberW = hub/float64(churn), member/float64(churn*len(members))
 	r.ChurnSamples = len(churnSamples)
-	r.ChurnP50Ms, r.ChurnP99Ms, r.ChurnMaxMs = percentile(churnSamples, 50), percentile(churnSamples, 99), percentile(churnSamples, 100)
+	r.ChurnP50Ms, r.ChurnP99Ms, r.ChurnMaxMs = benchkit.Percentile(churnSamples, 50), benchkit.Percentile(churnSamples, 99), benchkit.Percentile(churnSamples, 100)
 
 	step("%d s of steady state", steady)
 	time.Sleep(5 * time.Second)
-	before, err = snapshot(ctx, clusters)
+	before, err = benchkit.WriteSnapshot(ctx, clusters)
 	if err != nil {
 		return err
 	}
 	time.Sleep(time.Duration(steady) * time.Second)
-	after, err = snapshot(ctx, clusters)
+	after, err = benchkit.WriteSnapshot(ctx, clusters)
 	if err != nil {
 		return err
 	}
@@ -787,29 +787,6 @@ func (w *memberWatch) podChange(app string, up bool, after time.Time) (string, t
 		}
 	}
 	return "", time.Time{}
-}
-
-func percentile(d []time.Duration, p int) float64 {
-	if len(d) == 0 {
-		return 0
-	}
-	s := append([]time.Duration(nil), d...)
-	sort.Slice(s, func(a, b int) bool { return s[a] < s[b] })
-	i := (len(s)*p + 99) / 100
-	i = min(max(i-1, 0), len(s)-1)
-	return float64(s[i].Microseconds()) / 1000
-}
-
-func snapshot(ctx context.Context, clusters []*testbed.Cluster) ([]map[string]float64, error) {
-	out := make([]map[string]float64, len(clusters))
-	for i, c := range clusters {
-		w, err := c.WritesByVerb(ctx)
-		if err != nil {
-			return nil, err
-		}
-		out[i] = w
-	}
-	return out, nil
 }
 
 // policyResources are what the policy controller writes in members.
