@@ -370,6 +370,21 @@ func TestPackets(t *testing.T) {
 		c.check(t, "peer changed")
 	})
 
+	t.Run("a change of one pod's rules rewrites that pod's chains only", func(t *testing.T) {
+		a, b := handWritten(t, c, c.pod(1))
+		// b1 now rejects TCP 80-443 from node A instead of dropping it.
+		b.Pods[0].Ingress.Tiered[1].Action = Reject
+		sts := c.apply(t, a, b)
+		if sts[0].Messages != 0 {
+			t.Errorf("node A's model did not change, but its transaction had %d messages", sts[0].Messages)
+		}
+		if sts[1].PodsRendered != 1 || sts[1].ChainsWritten != 1 || sts[1].SetsWritten != 0 {
+			t.Errorf("a change of one rule of b1 rendered %d pods, wrote %d chains and %d sets on node B; want 1 pod, 1 chain, 0 sets",
+				sts[1].PodsRendered, sts[1].ChainsWritten, sts[1].SetsWritten)
+		}
+		c.check(t, "one pod's rule changed")
+	})
+
 	t.Run("deleted rules stop applying", func(t *testing.T) {
 		a, b := handWritten(t, c, c.pod(1))
 		b.Pods[0].Ingress.Tiered = b.Pods[0].Ingress.Tiered[2:] // only the UDP 53 reject is left
