@@ -152,6 +152,16 @@ func (a *Agent) Run(ctx context.Context) error {
 		if a.dp, err = newEnforcer(*a.opts.Dataplane, a.opts.NodeName, a.log, a.config); err != nil {
 			return err
 		}
+		for _, c := range a.dp.metrics.collectors() {
+			if err := a.metrics.registry.Register(c); err != nil {
+				return fmt.Errorf("register the dataplane's metrics: %w", err)
+			}
+		}
+		defer func() {
+			for _, c := range a.dp.metrics.collectors() {
+				a.metrics.registry.Unregister(c)
+			}
+		}()
 		dpChanged = a.dp.changed
 		dpCtx, stopDP := context.WithCancel(ctx)
 		dpDone := make(chan struct{})

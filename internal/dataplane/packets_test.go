@@ -356,6 +356,24 @@ func TestPackets(t *testing.T) {
 		a, b := handWritten(t, c, c.pod(0))
 		c.apply(t, a, b)
 		c.check(t, "hand written")
+		// The counters say each rule's action, read back from the kernel's verdicts.
+		cs, err := c.progs[1].Counters()
+		if err != nil {
+			t.Fatal(err)
+		}
+		got := map[string]Action{}
+		for _, rc := range cs {
+			got[rc.Key()] = rc.Action
+		}
+		b1, b2 := c.pod(3).Name, c.pod(4).Name
+		for key, want := range map[string]Action{
+			"ingress tiered 0 " + b1: Allow, "ingress tiered 1 " + b1: Drop, "ingress tiered 2 " + b1: Reject,
+			"ingress tiered 0 " + b2: Pass, "ingress networkpolicy -1 " + b2: Drop, "ingress default -1 " + b1: Allow,
+		} {
+			if got[key] != want {
+				t.Errorf("counter %q says action %q, want %q", key, got[key], want)
+			}
+		}
 	})
 
 	t.Run("a peer change is a set update and takes effect", func(t *testing.T) {

@@ -364,10 +364,17 @@ type RuleCounter struct {
 	// Index is the rule's index in its stage; -1 for the stage's closing rule.
 	Index int
 	// Pod is the pod's name, "-" for rules not of one pod.
-	Pod     string
-	Name    string
+	Pod  string
+	Name string
+	// Action is what a pod's rule does with what it matches: Allow, Drop, Reject or Pass
+	// (in Audit mode Drop and Reject are counted and let through); empty for the NetworkPolicy
+	// stage's hand-over to the baseline and for the table's own rules.
+	Action  Action
 	Packets uint64
 	Bytes   uint64
+	// Handle is the kernel's handle of the nftables rule (RuleCounters only). A rule rewritten
+	// by a change gets a new handle and starts counting from zero.
+	Handle uint64
 }
 
 // Key is "direction stage index pod".
@@ -375,8 +382,31 @@ func (c RuleCounter) Key() string {
 	return fmt.Sprintf("%s %s %d %s", c.Direction, c.Stage, c.Index, c.Pod)
 }
 
-// Counters reads every rule's counter back from the kernel, in table order.
+// Counters reads every rule's counter back from the kernel, in table order, summed per rule of
+// the model.
 func (p *Programmer) Counters() ([]RuleCounter, error) {
+	rcs, err := p.RuleCounters()
+	if err != nil {
+		return nil, err
+	}
+	var out []RuleCounter
+	index := map[string]int{}
+	for _, rc := range rcs {
+		rc.Handle = 0
+		if i, ok := index[rc.Key()]; ok {
+			out[i].Packets += rc.Packets
+			out[i].Bytes += rc.Bytes
+			continue
+		}
+		index[rc.Key()] = len(out)
+		out = append(out, rc)
+	}
+	return out, nil
+}
+
+// RuleCounters reads the counter of every nftables rule of the table, in table order. It is
+// one netlink dump per chain and changes nothing.
+func (p *Programmer) RuleCounters() ([]RuleCounter, error) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	chains, err := p.conn.ListChainsOfTableFamily(nftables.TableFamilyINet)
@@ -384,7 +414,6 @@ func (p *Programmer) Counters() ([]RuleCounter, error) {
 		return nil, fmt.Errorf("list chains: %w", err)
 	}
 	var out []RuleCounter
-	index := map[string]int{}
 	for _, ch := range chains {
 		if ch.Table.Name != p.opts.Table {
 			continue
@@ -399,21 +428,38 @@ func (p *Programmer) Counters() ([]RuleCounter, error) {
 			if !ok {
 				continue
 			}
+			rc.Handle = r.Handle
 			for _, e := range r.Exprs {
-				if c, ok := e.(*expr.Counter); ok {
-					rc.Packets, rc.Bytes = c.Packets, c.Bytes
+				switch e := e.(type) {
+				case *expr.Counter:
+					rc.Packets, rc.Bytes = e.Packets, e.Bytes
+				case *expr.Verdict:
+					if rc.Pod != "-" {
+						rc.Action = actionOf(e)
+					}
 				}
 			}
-			if i, ok := index[rc.Key()]; ok {
-				out[i].Packets += rc.Packets
-				out[i].Bytes += rc.Bytes
-				continue
-			}
-			index[rc.Key()] = len(out)
 			out = append(out, rc)
 		}
 	}
 	return out, nil
+}
+
+// actionOf reads a pod rule's action back from its verdict (see renderDirection).
+func actionOf(v *expr.Verdict) Action {
+	switch {
+	case v.Kind == expr.VerdictReturn:
+		return Allow
+	case v.Kind != expr.VerdictGoto:
+		return ""
+	case strings.HasPrefix(v.Chain, "drop-"):
+		return Drop
+	case strings.HasPrefix(v.Chain, "reject-"):
+		return Reject
+	case strings.HasSuffix(v.Chain, "-np"):
+		return Pass
+	}
+	return ""
 }
 
 func parseComment(s string) (RuleCounter, bool) {
