@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net/http"
 	"os"
 	"path/filepath"
 	"slices"
@@ -328,7 +329,11 @@ func (a *Agent) applyConfig(ctx context.Context, serverErrs chan<- error) {
 		return
 	}
 	a.stopServer()
-	s, err := startMetricsServer(ctx, a.opts.MetricsHost, a.config.MetricsPort, a.metrics.registry, serverErrs)
+	var extra map[string]http.Handler
+	if a.dp != nil {
+		extra = map[string]http.Handler{CountersPath: http.HandlerFunc(a.dp.serveCounters)}
+	}
+	s, err := startMetricsServer(ctx, a.opts.MetricsHost, a.config.MetricsPort, a.metrics.registry, extra, serverErrs)
 	if err != nil {
 		a.setHealth(err)
 		return

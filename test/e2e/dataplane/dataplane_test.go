@@ -9,12 +9,14 @@ package dataplane_test
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"math/rand"
 	"net"
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -201,6 +203,7 @@ func TestDataplaneEndToEnd(t *testing.T) {
 		e.check(t, handWritten(base))
 		e.deniedMoved(t, before, "meridian_agent_dataplane_denied_packets_total", []denial{
 			{"no-https-into-shop", "ingress", "Drop"}, {"/dns", "egress", "Reject"}, {"team-only-8080", "ingress", "Reject"}})
+		e.podCountersMoved(t, handWritten(base), "no-https-into-shop")
 		after := e.scrape(t)
 		for i, m := range after {
 			for _, name := range []string{"meridian_agent_dataplane_transactions_total", "meridian_agent_dataplane_transaction_duration_seconds",
@@ -266,6 +269,50 @@ func (e *env) scrape(t *testing.T) []map[string]float64 {
 		out = append(out, m)
 	}
 	return out
+}
+
+// podCountersMoved asks each node's agent, on its metrics port, for the rules and counters of
+// each of its pods (agent.CountersPath, what trace reads): every pod of the node has rules, and
+// some pod's rule of the named policy counted packets. It checks the endpoint's refusals too.
+func (e *env) podCountersMoved(t *testing.T, f policy.Fleet, policyName string) {
+	t.Helper()
+	get := func(port int, pod string) (int, agent.PodCounters) {
+		resp, err := http.Get(fmt.Sprintf("http://127.0.0.1:%d%s?pod=%s", port, agent.CountersPath, pod))
+		if err != nil {
+			t.Fatalf("ask the agent for %s: %v", pod, err)
+		}
+		defer resp.Body.Close()
+		var pc agent.PodCounters
+		if resp.StatusCode == http.StatusOK {
+			if err := json.NewDecoder(resp.Body).Decode(&pc); err != nil {
+				t.Fatalf("decode the counters of %s: %v", pod, err)
+			}
+		}
+		return resp.StatusCode, pc
+	}
+	counted := false
+	for i, p := range e.topo.Pods {
+		node := slices.Index(e.topo.Nodes, p.Node)
+		name := f.Clusters[0].Pods[i].Namespace + "/" + f.Clusters[0].Pods[i].Name
+		code, pc := get(e.metricsPorts[node], name)
+		if code != http.StatusOK || len(pc.Rules) == 0 || pc.Node != nodeName(p.Node) {
+			t.Errorf("the agent of %s answered %d with %d rules (node %q) for its pod %s", p.Node.Name, code, len(pc.Rules), pc.Node, name)
+			continue
+		}
+		for _, r := range pc.Rules {
+			counted = counted || (strings.Contains(r.Name, policyName) && r.Packets > 0)
+		}
+		other := e.metricsPorts[1-node]
+		if code, _ := get(other, name); code != http.StatusNotFound {
+			t.Errorf("the agent of the other node answered %d for pod %s, which is not its own; want 404", code, name)
+		}
+	}
+	if !counted {
+		t.Errorf("no pod's rule of policy %s counted a packet on its agent's %s", policyName, agent.CountersPath)
+	}
+	if code, _ := get(e.metricsPorts[0], ""); code != http.StatusBadRequest {
+		t.Errorf("a request naming no pod was answered %d, want 400", code)
+	}
 }
 
 // denial is a series of a denial counter: a policy (a substring of the label), direction and
