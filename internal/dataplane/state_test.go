@@ -410,35 +410,33 @@ func boolInt(b bool) int {
 // BenchmarkPlan measures the planner alone (no kernel): a peer change of one rule on every pod
 // of a 2,000-rule model, and a change of one pod's rule.
 func BenchmarkPlan(b *testing.B) {
-	b.Run("peers of a rule of every pod", func(b *testing.B) {
-		s := newTableState(Options{})
-		m := busyModel(100, 10)
-		if _, err := s.update(m); err != nil {
-			b.Fatal(err)
-		}
-		b.ReportAllocs()
-		for n := range b.N {
+	for _, bc := range []struct {
+		name   string
+		change func(m *Model, n int)
+	}{
+		{"peers of a rule of every pod", func(m *Model, n int) {
 			peers := benchPeers(0, n+1)
 			for i := range m.Pods {
 				m.Pods[i].Ingress.Tiered[0].Peers = &peers
 			}
-			if _, err := s.update(m); err != nil {
-				b.Fatal(err)
-			}
-		}
-	})
-	b.Run("rules of one pod", func(b *testing.B) {
-		s := newTableState(Options{})
-		m := busyModel(100, 10)
-		if _, err := s.update(m); err != nil {
-			b.Fatal(err)
-		}
-		b.ReportAllocs()
-		for n := range b.N {
+		}},
+		{"rules of one pod", func(m *Model, n int) {
 			m.Pods[7].Ingress.Tiered[0].Ports = []Port{{Protocol: TCP, Port: uint16(2000 + n%2)}}
+		}},
+	} {
+		b.Run(bc.name, func(b *testing.B) {
+			s := newTableState(Options{})
+			m := busyModel(100, 10)
 			if _, err := s.update(m); err != nil {
 				b.Fatal(err)
 			}
-		}
-	})
+			b.ReportAllocs()
+			for n := range b.N {
+				bc.change(m, n)
+				if _, err := s.update(m); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
 }
