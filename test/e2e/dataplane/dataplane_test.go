@@ -331,6 +331,7 @@ func (e *env) deniedMoved(t *testing.T, before []map[string]float64, metric stri
 				if strings.HasPrefix(key, metric+"{") && strings.Contains(key, "action="+d.action) &&
 					strings.Contains(key, "direction="+d.direction) && strings.Contains(key, d.policy) && v > before[i][key] {
 					moved = true
+					t.Logf("agent of %s: %s %v -> %v", e.topo.Nodes[i].Name, key, before[i][key], v)
 				}
 			}
 		}
