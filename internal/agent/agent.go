@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net/http"
 	"os"
 	"path/filepath"
 	"slices"
@@ -152,6 +153,16 @@ func (a *Agent) Run(ctx context.Context) error {
 		if a.dp, err = newEnforcer(*a.opts.Dataplane, a.opts.NodeName, a.log, a.config); err != nil {
 			return err
 		}
+		for _, c := range a.dp.metrics.collectors() {
+			if err := a.metrics.registry.Register(c); err != nil {
+				return fmt.Errorf("register the dataplane's metrics: %w", err)
+			}
+		}
+		defer func() {
+			for _, c := range a.dp.metrics.collectors() {
+				a.metrics.registry.Unregister(c)
+			}
+		}()
 		dpChanged = a.dp.changed
 		dpCtx, stopDP := context.WithCancel(ctx)
 		dpDone := make(chan struct{})
@@ -318,7 +329,11 @@ func (a *Agent) applyConfig(ctx context.Context, serverErrs chan<- error) {
 		return
 	}
 	a.stopServer()
-	s, err := startMetricsServer(ctx, a.opts.MetricsHost, a.config.MetricsPort, a.metrics.registry, serverErrs)
+	var extra map[string]http.Handler
+	if a.dp != nil {
+		extra = map[string]http.Handler{CountersPath: http.HandlerFunc(a.dp.serveCounters)}
+	}
+	s, err := startMetricsServer(ctx, a.opts.MetricsHost, a.config.MetricsPort, a.metrics.registry, extra, serverErrs)
 	if err != nil {
 		a.setHealth(err)
 		return

@@ -59,7 +59,11 @@ type enforcer struct {
 	mu      sync.Mutex
 	cfg     dataplane.Options // the table options the config asks for
 	state   dpState
-	changed chan struct{} // the state changed: the Run loop rewrites NodeAgentInfo
+	prog    *dataplane.Programmer // the table's, once built; read by the metrics
+	mode    dataplane.Mode        // the mode prog programs
+	changed chan struct{}         // the state changed: the Run loop rewrites NodeAgentInfo
+
+	metrics *dataplaneMetrics
 }
 
 func newEnforcer(opts DataplaneOptions, node string, log logr.Logger, cfg agentfile.Config) (*enforcer, error) {
@@ -70,6 +74,7 @@ func newEnforcer(opts DataplaneOptions, node string, log logr.Logger, cfg agentf
 		opts.Debounce = 100 * time.Millisecond
 	}
 	e := &enforcer{opts: opts, node: node, log: log.WithName("dataplane"), kick: make(chan struct{}, 1), changed: make(chan struct{}, 1)}
+	e.metrics = newDataplaneMetrics(e.programmer)
 	e.cfg = e.tableOptions(cfg)
 	e.state.cond = metav1.Condition{Type: memberv1alpha1.DataplaneReadyCondition, Status: metav1.ConditionFalse,
 		Reason:  memberv1alpha1.DataplaneStartingReason,
@@ -98,6 +103,19 @@ func (e *enforcer) setConfig(cfg agentfile.Config) {
 	if !same {
 		e.trigger()
 	}
+}
+
+// programmer returns the Programmer of the table and its mode; nil before the table is built.
+func (e *enforcer) programmer() (*dataplane.Programmer, dataplane.Mode) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return e.prog, e.mode
+}
+
+func (e *enforcer) setProgrammer(p *dataplane.Programmer, mode dataplane.Mode) {
+	e.mu.Lock()
+	e.prog, e.mode = p, mode
+	e.mu.Unlock()
 }
 
 func (e *enforcer) trigger() {
@@ -195,6 +213,7 @@ func (e *enforcer) run(ctx context.Context) {
 	var progOpts dataplane.Options
 	defer func() {
 		if prog != nil {
+			e.setProgrammer(nil, "")
 			_ = prog.Close()
 		}
 	}()
@@ -223,21 +242,29 @@ func (e *enforcer) run(ctx context.Context) {
 				// A new mode or drop logging renders a different table: Start takes the
 				// existing table over in one transaction.
 				if prog != nil {
+					e.setProgrammer(nil, "")
 					_ = prog.Close()
 					prog = nil
 				}
 				var p *dataplane.Programmer
 				if p, err = dataplane.New(want); err == nil {
-					if _, err = p.Start(&res.Model); err == nil {
+					start := time.Now()
+					st, serr := p.Start(&res.Model)
+					e.metrics.observe(st, time.Since(start), serr)
+					if err = serr; err == nil {
 						prog, progOpts = p, want
+						e.setProgrammer(p, want.Mode)
 						generation++
 					} else {
 						_ = p.Close()
 					}
 				}
 			} else {
+				start := time.Now()
 				var st dataplane.Stats
-				if st, err = prog.Apply(&res.Model); err == nil && st.Messages > 0 {
+				st, err = prog.Apply(&res.Model)
+				e.metrics.observe(st, time.Since(start), err)
+				if err == nil && st.Messages > 0 {
 					generation++
 				}
 			}
@@ -288,6 +315,8 @@ func (e *enforcer) programmed(in enforce.Input, res enforce.Result, o dataplane.
 		e.log.Info("Objects left out of the table", "errors", res.Errors)
 	}
 	e.log.V(2).Info("Programmed the table", "generation", generation, "rules", res.Rules, "pods", len(res.Model.Pods))
+	e.metrics.policyRules.Set(float64(res.Rules))
+	e.metrics.pods.Set(float64(len(res.Model.Pods)))
 	e.setState(dpState{
 		cond: metav1.Condition{Type: memberv1alpha1.DataplaneReadyCondition, Status: metav1.ConditionTrue,
 			Reason: memberv1alpha1.DataplaneProgrammedReason, Message: msg},

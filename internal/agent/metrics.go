@@ -76,9 +76,10 @@ type metricsServer struct {
 	server *http.Server
 }
 
-// startMetricsServer serves /metrics, /healthz and /readyz on host:port. A failure to listen is
-// returned; a later failure to serve is sent on errs.
-func startMetricsServer(ctx context.Context, host string, port int32, reg *prometheus.Registry, errs chan<- error) (*metricsServer, error) {
+// startMetricsServer serves /metrics, /healthz and /readyz on host:port, and the read-only
+// handlers of extra by path. A failure to listen is returned; a later failure to serve is sent on
+// errs.
+func startMetricsServer(ctx context.Context, host string, port int32, reg *prometheus.Registry, extra map[string]http.Handler, errs chan<- error) (*metricsServer, error) {
 	addr := net.JoinHostPort(host, strconv.Itoa(int(port)))
 	var lc net.ListenConfig
 	ln, err := lc.Listen(ctx, "tcp", addr)
@@ -90,6 +91,9 @@ func startMetricsServer(ctx context.Context, host string, port int32, reg *prome
 	ok := func(w http.ResponseWriter, _ *http.Request) { _, _ = w.Write([]byte("ok")) }
 	mux.HandleFunc("/healthz", ok)
 	mux.HandleFunc("/readyz", ok)
+	for path, h := range extra {
+		mux.Handle(path, h)
+	}
 	s := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
 	go func() {
 		if err := s.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {

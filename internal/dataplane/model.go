@@ -295,10 +295,16 @@ type Model struct {
 
 // Validate reports, in one error, what is wrong with the model.
 func (m *Model) Validate() error {
+	return m.validate(func(int) bool { return true })
+}
+
+// validate checks the pods' names and addresses, and the rules of the pods for which check
+// says so (a Programmer checks again only the pods that changed).
+func (m *Model) validate(check func(i int) bool) error {
 	var errs []error
-	names := map[string]bool{}
-	ips := map[netip.Addr]string{}
-	for _, p := range m.Pods {
+	names := make(map[string]bool, len(m.Pods))
+	ips := make(map[netip.Addr]string, len(m.Pods))
+	for i, p := range m.Pods {
 		if p.Name == "" {
 			errs = append(errs, fmt.Errorf("pod with IP %s: name is empty", p.IP))
 		}
@@ -312,47 +318,59 @@ func (m *Model) Validate() error {
 			errs = append(errs, fmt.Errorf("pod %q: IP %s is also pod %q's", p.Name, p.IP, other))
 		}
 		ips[p.IP] = p.Name
-		for _, d := range []struct {
-			name string
-			dir  Direction
-		}{{"ingress", p.Ingress}, {"egress", p.Egress}} {
-			where := fmt.Sprintf("pod %q %s", p.Name, d.name)
-			for i, r := range d.dir.Tiered {
-				errs = append(errs, validateRule(fmt.Sprintf("%s tiered rule %d (%s)", where, i, r.Name), r, true)...)
-			}
-			for i, r := range d.dir.NetworkPolicy.Allow {
-				errs = append(errs, validatePorts(fmt.Sprintf("%s NetworkPolicy rule %d (%s)", where, i, r.Name), r.Ports)...)
-			}
-			for i, r := range d.dir.Baseline {
-				errs = append(errs, validateRule(fmt.Sprintf("%s baseline rule %d (%s)", where, i, r.Name), r, false)...)
-			}
+		if check(i) {
+			errs = append(errs, p.validateRules()...)
 		}
 	}
 	return errors.Join(errs...)
 }
 
-func validateRule(where string, r Rule, passOK bool) []error {
+func (p *Pod) validateRules() []error {
+	var errs []error
+	for _, d := range []struct {
+		name string
+		dir  *Direction
+	}{{"ingress", &p.Ingress}, {"egress", &p.Egress}} {
+		where := func(stage string, i int, name string) string {
+			return fmt.Sprintf("pod %q %s %s rule %d (%s)", p.Name, d.name, stage, i, name)
+		}
+		for i, r := range d.dir.Tiered {
+			errs = append(errs, validateRule(func() string { return where("tiered", i, r.Name) }, r, true)...)
+		}
+		for i, r := range d.dir.NetworkPolicy.Allow {
+			errs = append(errs, validatePorts(func() string { return where("NetworkPolicy", i, r.Name) }, r.Ports)...)
+		}
+		for i, r := range d.dir.Baseline {
+			errs = append(errs, validateRule(func() string { return where("baseline", i, r.Name) }, r, false)...)
+		}
+	}
+	return errs
+}
+
+// validateRule and validatePorts name the rule (where) only when it is wrong: building the
+// message for every rule would cost more than the checks.
+func validateRule(where func() string, r Rule, passOK bool) []error {
 	var errs []error
 	switch r.Action {
 	case Allow, Drop, Reject:
 	case Pass:
 		if !passOK {
-			errs = append(errs, fmt.Errorf("%s: Pass is not allowed in the baseline tier (nothing follows it); use Allow, Drop or Reject", where))
+			errs = append(errs, fmt.Errorf("%s: Pass is not allowed in the baseline tier (nothing follows it); use Allow, Drop or Reject", where()))
 		}
 	default:
-		errs = append(errs, fmt.Errorf("%s: action %q is not one of Allow, Drop, Reject, Pass", where, r.Action))
+		errs = append(errs, fmt.Errorf("%s: action %q is not one of Allow, Drop, Reject, Pass", where(), r.Action))
 	}
 	return append(errs, validatePorts(where, r.Ports)...)
 }
 
-func validatePorts(where string, ports []Port) []error {
+func validatePorts(where func() string, ports []Port) []error {
 	var errs []error
 	for _, p := range ports {
 		if _, ok := p.Protocol.number(); !ok {
-			errs = append(errs, fmt.Errorf("%s: protocol %q is not one of TCP, UDP, SCTP", where, p.Protocol))
+			errs = append(errs, fmt.Errorf("%s: protocol %q is not one of TCP, UDP, SCTP", where(), p.Protocol))
 		}
 		if p.EndPort != 0 && (p.Port == 0 || p.EndPort < p.Port) {
-			errs = append(errs, fmt.Errorf("%s: port range %d-%d is empty or open; set port <= endPort", where, p.Port, p.EndPort))
+			errs = append(errs, fmt.Errorf("%s: port range %d-%d is empty or open; set port <= endPort", where(), p.Port, p.EndPort))
 		}
 	}
 	return errs

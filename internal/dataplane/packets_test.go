@@ -356,6 +356,24 @@ func TestPackets(t *testing.T) {
 		a, b := handWritten(t, c, c.pod(0))
 		c.apply(t, a, b)
 		c.check(t, "hand written")
+		// The counters say each rule's action, read back from the kernel's verdicts.
+		cs, err := c.progs[1].Counters()
+		if err != nil {
+			t.Fatal(err)
+		}
+		got := map[string]Action{}
+		for _, rc := range cs {
+			got[rc.Key()] = rc.Action
+		}
+		b1, b2 := c.pod(3).Name, c.pod(4).Name
+		for key, want := range map[string]Action{
+			"ingress tiered 0 " + b1: Allow, "ingress tiered 1 " + b1: Drop, "ingress tiered 2 " + b1: Reject,
+			"ingress tiered 0 " + b2: Pass, "ingress networkpolicy -1 " + b2: Drop, "ingress default -1 " + b1: Allow,
+		} {
+			if got[key] != want {
+				t.Errorf("counter %q says action %q, want %q", key, got[key], want)
+			}
+		}
 	})
 
 	t.Run("a peer change is a set update and takes effect", func(t *testing.T) {
@@ -368,6 +386,21 @@ func TestPackets(t *testing.T) {
 			t.Errorf("a peer change on node B wrote %d chains and %d sets; want 0 chains and 1 set", sts[1].ChainsWritten, sts[1].SetsWritten)
 		}
 		c.check(t, "peer changed")
+	})
+
+	t.Run("a change of one pod's rules rewrites that pod's chains only", func(t *testing.T) {
+		a, b := handWritten(t, c, c.pod(1))
+		// b1 now rejects TCP 80-443 from node A instead of dropping it.
+		b.Pods[0].Ingress.Tiered[1].Action = Reject
+		sts := c.apply(t, a, b)
+		if sts[0].Messages != 0 {
+			t.Errorf("node A's model did not change, but its transaction had %d messages", sts[0].Messages)
+		}
+		if sts[1].PodsRendered != 1 || sts[1].ChainsWritten != 1 || sts[1].SetsWritten != 0 {
+			t.Errorf("a change of one rule of b1 rendered %d pods, wrote %d chains and %d sets on node B; want 1 pod, 1 chain, 0 sets",
+				sts[1].PodsRendered, sts[1].ChainsWritten, sts[1].SetsWritten)
+		}
+		c.check(t, "one pod's rule changed")
 	})
 
 	t.Run("deleted rules stop applying", func(t *testing.T) {

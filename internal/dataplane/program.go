@@ -21,7 +21,10 @@ type Programmer struct {
 	opts  Options
 	conn  *nftables.Conn
 	table *nftables.Table
-	cur   *desired // what the kernel holds, as last programmed by this Programmer
+	// st is the table as this Programmer last programmed it; nil before Start and after a
+	// failed change, when what the kernel holds is not known (the next change takes the
+	// table over again, as Start does).
+	st *tableState
 }
 
 // Stats say what one change did.
@@ -31,6 +34,12 @@ type Stats struct {
 	// ChainsWritten counts chains created or rewritten; SetsWritten counts sets created or
 	// whose elements were replaced; ChainsDeleted and SetsDeleted count removals.
 	ChainsWritten, SetsWritten, ChainsDeleted, SetsDeleted int
+	// PodsRendered counts the pods whose chains were rendered again: new pods, pods whose rules
+	// changed, and pods whose rules moved between a shared peer set and one of their own.
+	PodsRendered int
+	// Sets is the number of named sets and verdict maps in the table after the change; Elements
+	// the entries in them (address ranges in the peer sets, pods in the maps).
+	Sets, Elements int
 	// Messages is the number of netlink messages in the transaction; zero when nothing changed.
 	Messages int
 }
@@ -73,22 +82,39 @@ func (p *Programmer) Close() error { return p.conn.CloseLasting() }
 // new base chains are both hooked and a packet can pass the new one before the switch and the
 // old one after it, through neither's rules.)
 func (p *Programmer) Start(m *Model) (Stats, error) {
-	if err := m.Validate(); err != nil {
-		return Stats{}, fmt.Errorf("invalid dataplane model: %w", err)
-	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	return p.startLocked(render(m, p.opts))
+	return p.startLocked(m)
 }
 
-func (p *Programmer) startLocked(want *desired) (Stats, error) {
+func (p *Programmer) startLocked(m *Model) (Stats, error) {
+	st := newTableState(p.opts)
+	d, err := st.update(m)
+	if err != nil {
+		return Stats{}, fmt.Errorf("invalid dataplane model: %w", err)
+	}
+	want := st.desired()
 	existing, err := p.readExisting()
 	if err != nil {
 		return Stats{}, err
 	}
+	var stats Stats
 	if existing != nil {
-		return p.applyLocked(existing, want)
+		stats, err = p.takeOver(existing, want)
+	} else {
+		stats, err = p.create(want)
 	}
+	if err != nil {
+		return Stats{}, err
+	}
+	p.st = st
+	stats.PodsRendered = d.podsRendered
+	stats.Sets, stats.Elements = st.sets, st.elems
+	return stats, nil
+}
+
+// create programs want into a namespace that has no such table.
+func (p *Programmer) create(want *desired) (Stats, error) {
 	b := newBatch(p.conn, p.table)
 	p.conn.AddTable(p.table)
 	b.msgs++
@@ -110,7 +136,6 @@ func (p *Programmer) startLocked(want *desired) (Stats, error) {
 	if err := p.conn.Flush(); err != nil {
 		return Stats{}, fmt.Errorf("program table inet %s: %w", p.opts.Table, err)
 	}
-	p.cur = want
 	return st, nil
 }
 
@@ -148,22 +173,105 @@ func (p *Programmer) readExisting() (*desired, error) {
 	return d, nil
 }
 
-// Apply brings the table to m in one transaction, touching only what differs: a changed peer
-// set is a set update, a changed rule list rewrites that pod's chain only. Apply before Start
-// is Start.
+// Apply brings the table to m in one transaction, touching only what differs. It compares m
+// with what it last programmed pod by pod: a pod whose model is unchanged costs the comparison,
+// a peer change is a set update (one set for a rule that many pods share), and only a pod whose
+// rules changed has its chains rendered again and, where they differ, rewritten. Apply before
+// Start, or after a failed Apply, is Start.
 func (p *Programmer) Apply(m *Model) (Stats, error) {
-	if err := m.Validate(); err != nil {
-		return Stats{}, fmt.Errorf("invalid dataplane model: %w", err)
-	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	if p.cur == nil {
-		return p.startLocked(render(m, p.opts))
+	if p.st == nil {
+		return p.startLocked(m)
 	}
-	return p.applyLocked(p.cur, render(m, p.opts))
+	d, err := p.st.update(m)
+	if err != nil {
+		return Stats{}, fmt.Errorf("invalid dataplane model: %w", err)
+	}
+	st, err := p.send(d)
+	if err != nil {
+		// The kernel applied nothing, but the state already holds the change: forget it, and
+		// take the table over on the next call.
+		p.st = nil
+		return Stats{}, err
+	}
+	st.Rules, st.Sets, st.Elements = p.st.rules, p.st.sets, p.st.elems
+	return st, nil
 }
 
-func (p *Programmer) applyLocked(cur, want *desired) (Stats, error) {
+// send sends a delta as one batch.
+func (p *Programmer) send(d *delta) (Stats, error) {
+	st := Stats{PodsRendered: d.podsRendered}
+	if d.empty() {
+		return st, nil
+	}
+	b := newBatch(p.conn, p.table)
+	// 1. New chains (empty) and sets, so that rules can refer to them; new set contents.
+	for _, c := range d.newChains {
+		b.addChain(c)
+	}
+	for _, s := range d.addSets {
+		if err := b.addSet(s); err != nil {
+			return Stats{}, err
+		}
+	}
+	for _, s := range d.fillSets {
+		if err := b.replaceElements(s); err != nil {
+			return Stats{}, err
+		}
+	}
+	// 2. Rules of new and changed chains.
+	for _, c := range d.rewrite {
+		b.flushChain(c.name)
+	}
+	for _, c := range d.newChains {
+		b.addRules(c)
+	}
+	for _, c := range d.rewrite {
+		b.addRules(c)
+	}
+	// 3. The verdict maps: pods that went or moved out, then pods that came or moved in.
+	for _, name := range sortedKeys(d.mapDel) {
+		if err := b.mapElements(name, d.mapDel[name], false); err != nil {
+			return Stats{}, err
+		}
+	}
+	for _, name := range sortedKeys(d.mapAdd) {
+		if err := b.mapElements(name, d.mapAdd[name], true); err != nil {
+			return Stats{}, err
+		}
+	}
+	// 4. Chains and sets nothing refers to any more.
+	for _, name := range d.delChains {
+		b.flushChain(name)
+	}
+	for _, name := range d.delChains {
+		b.delChain(name)
+	}
+	for _, s := range d.delSets {
+		b.delSet(s)
+	}
+	maps := map[string]bool{}
+	for name := range d.mapDel {
+		maps[name] = true
+	}
+	for name := range d.mapAdd {
+		maps[name] = true
+	}
+	st.ChainsWritten = len(d.newChains) + len(d.rewrite)
+	st.SetsWritten = len(d.addSets) + len(d.fillSets) + len(maps)
+	st.ChainsDeleted, st.SetsDeleted = len(d.delChains), len(d.delSets)
+	st.Messages = b.msgs
+	if err := p.conn.Flush(); err != nil {
+		return Stats{}, fmt.Errorf("update table inet %s: %w", p.opts.Table, err)
+	}
+	return st, nil
+}
+
+// takeOver brings a table left by an earlier run (whose content is not known) to want in one
+// transaction: every chain it keeps is emptied and refilled, every set refilled, the rest
+// deleted. The base chain stays hooked throughout.
+func (p *Programmer) takeOver(cur, want *desired) (Stats, error) {
 	b := newBatch(p.conn, p.table)
 	st := Stats{Rules: want.rules}
 
@@ -225,15 +333,9 @@ func (p *Programmer) applyLocked(cur, want *desired) (Stats, error) {
 		}
 	}
 	st.Messages = b.msgs
-	if b.msgs == 0 {
-		p.cur = want
-		return st, nil
-	}
 	if err := p.conn.Flush(); err != nil {
-		// The kernel applied nothing; what it holds is still cur.
-		return Stats{}, fmt.Errorf("update table inet %s: %w", p.opts.Table, err)
+		return Stats{}, fmt.Errorf("take over table inet %s: %w", p.opts.Table, err)
 	}
-	p.cur = want
 	return st, nil
 }
 
@@ -246,7 +348,7 @@ func (p *Programmer) Cleanup() error {
 	if err := p.conn.Flush(); err != nil {
 		return fmt.Errorf("delete table inet %s: %w", p.opts.Table, err)
 	}
-	p.cur = nil
+	p.st = nil
 	return nil
 }
 
@@ -262,10 +364,17 @@ type RuleCounter struct {
 	// Index is the rule's index in its stage; -1 for the stage's closing rule.
 	Index int
 	// Pod is the pod's name, "-" for rules not of one pod.
-	Pod     string
-	Name    string
+	Pod  string
+	Name string
+	// Action is what a pod's rule does with what it matches: Allow, Drop, Reject or Pass
+	// (in Audit mode Drop and Reject are counted and let through); empty for the NetworkPolicy
+	// stage's hand-over to the baseline and for the table's own rules.
+	Action  Action
 	Packets uint64
 	Bytes   uint64
+	// Handle is the kernel's handle of the nftables rule (RuleCounters only). A rule rewritten
+	// by a change gets a new handle and starts counting from zero.
+	Handle uint64
 }
 
 // Key is "direction stage index pod".
@@ -273,8 +382,31 @@ func (c RuleCounter) Key() string {
 	return fmt.Sprintf("%s %s %d %s", c.Direction, c.Stage, c.Index, c.Pod)
 }
 
-// Counters reads every rule's counter back from the kernel, in table order.
+// Counters reads every rule's counter back from the kernel, in table order, summed per rule of
+// the model.
 func (p *Programmer) Counters() ([]RuleCounter, error) {
+	rcs, err := p.RuleCounters()
+	if err != nil {
+		return nil, err
+	}
+	var out []RuleCounter
+	index := map[string]int{}
+	for _, rc := range rcs {
+		rc.Handle = 0
+		if i, ok := index[rc.Key()]; ok {
+			out[i].Packets += rc.Packets
+			out[i].Bytes += rc.Bytes
+			continue
+		}
+		index[rc.Key()] = len(out)
+		out = append(out, rc)
+	}
+	return out, nil
+}
+
+// RuleCounters reads the counter of every nftables rule of the table, in table order. It is
+// one netlink dump per chain and changes nothing.
+func (p *Programmer) RuleCounters() ([]RuleCounter, error) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	chains, err := p.conn.ListChainsOfTableFamily(nftables.TableFamilyINet)
@@ -282,7 +414,6 @@ func (p *Programmer) Counters() ([]RuleCounter, error) {
 		return nil, fmt.Errorf("list chains: %w", err)
 	}
 	var out []RuleCounter
-	index := map[string]int{}
 	for _, ch := range chains {
 		if ch.Table.Name != p.opts.Table {
 			continue
@@ -297,21 +428,38 @@ func (p *Programmer) Counters() ([]RuleCounter, error) {
 			if !ok {
 				continue
 			}
+			rc.Handle = r.Handle
 			for _, e := range r.Exprs {
-				if c, ok := e.(*expr.Counter); ok {
-					rc.Packets, rc.Bytes = c.Packets, c.Bytes
+				switch e := e.(type) {
+				case *expr.Counter:
+					rc.Packets, rc.Bytes = e.Packets, e.Bytes
+				case *expr.Verdict:
+					if rc.Pod != "-" {
+						rc.Action = actionOf(e)
+					}
 				}
 			}
-			if i, ok := index[rc.Key()]; ok {
-				out[i].Packets += rc.Packets
-				out[i].Bytes += rc.Bytes
-				continue
-			}
-			index[rc.Key()] = len(out)
 			out = append(out, rc)
 		}
 	}
 	return out, nil
+}
+
+// actionOf reads a pod rule's action back from its verdict (see renderDirection).
+func actionOf(v *expr.Verdict) Action {
+	switch {
+	case v.Kind == expr.VerdictReturn:
+		return Allow
+	case v.Kind != expr.VerdictGoto:
+		return ""
+	case strings.HasPrefix(v.Chain, "drop-"):
+		return Drop
+	case strings.HasPrefix(v.Chain, "reject-"):
+		return Reject
+	case strings.HasSuffix(v.Chain, "-np"):
+		return Pass
+	}
+	return ""
 }
 
 func parseComment(s string) (RuleCounter, bool) {
@@ -408,6 +556,30 @@ func (b *batch) replaceElements(s *setSpec) error {
 	}
 	if err := b.conn.SetAddElements(set, elems); err != nil {
 		return fmt.Errorf("set %s: %w", s.name, err)
+	}
+	b.msgs++
+	return nil
+}
+
+// mapElements adds (add) or deletes pods' entries of a verdict map.
+func (b *batch) mapElements(name string, targets []podTarget, add bool) error {
+	set := b.set(&setSpec{name: name, isMap: true})
+	es := make([]nftables.SetElement, 0, len(targets))
+	for _, t := range targets {
+		e := nftables.SetElement{Key: append([]byte(nil), t.ip[:]...)}
+		if add {
+			e.VerdictData = &expr.Verdict{Kind: expr.VerdictJump, Chain: t.chain}
+		}
+		es = append(es, e)
+	}
+	var err error
+	if add {
+		err = b.conn.SetAddElements(set, es)
+	} else {
+		err = b.conn.SetDeleteElements(set, es)
+	}
+	if err != nil {
+		return fmt.Errorf("map %s: %w", name, err)
 	}
 	b.msgs++
 	return nil

@@ -5,7 +5,6 @@ import (
 	"encoding/hex"
 	"fmt"
 	"slices"
-	"sort"
 	"strconv"
 
 	"github.com/google/nftables"
@@ -235,32 +234,9 @@ func verdictRule(kind expr.VerdictKind, chain, comment string, counter bool) rul
 	return ruleSpec{counter: counter, hasVerd: true, verdict: kind, chain: chain, comment: comment}
 }
 
-// render turns a validated model into the table it needs.
-func render(m *Model, o Options) *desired {
-	d := &desired{sets: map[string]*setSpec{}, chains: map[string]*chainSpec{}}
-	for _, di := range []dirInfo{egress, ingress} {
-		d.addChain(verdictChain(di, o, false))
-		d.addChain(verdictChain(di, o, true))
-	}
-	pods := append([]Pod(nil), m.Pods...)
-	sort.Slice(pods, func(i, j int) bool { return pods[i].Name < pods[j].Name })
-	egressMap := &setSpec{name: mapEgress, isMap: true}
-	ingressMap := &setSpec{name: mapIngress, isMap: true}
-	shared := map[string]*setSpec{}
-	for _, p := range pods {
-		id := podID(p.Name)
-		for _, x := range []struct {
-			di  dirInfo
-			dir Direction
-			vm  *setSpec
-		}{{egress, p.Egress, egressMap}, {ingress, p.Ingress, ingressMap}} {
-			renderDirection(d, shared, x.di, id, p.Name, x.dir)
-			x.vm.targets = append(x.vm.targets, podTarget{ip: p.IP.As4(), chain: x.di.short + "-" + id})
-		}
-	}
-	d.sets[mapEgress] = egressMap
-	d.sets[mapIngress] = ingressMap
-
+// forwardChain is the base chain: established and related connections pass, new ones are
+// dispatched to the chains of their source pod (egress) and destination pod (ingress).
+func forwardChain() *chainSpec {
 	fwd := &chainSpec{name: chainForward, base: true}
 	fwd.rules = append(fwd.rules, ruleSpec{special: "ct", counter: true, hasVerd: true, verdict: expr.VerdictAccept,
 		comment: ruleComment("both", "conntrack", 0, "-", "established and related")})
@@ -268,8 +244,7 @@ func render(m *Model, o Options) *desired {
 		fwd.rules = append(fwd.rules, ruleSpec{special: "dispatch", off: di.podOff, set: di.podMap,
 			comment: ruleComment(di.long, "dispatch", 0, "-", "pods of this node")})
 	}
-	d.addChain(fwd)
-	return d
+	return fwd
 }
 
 // verdictChain is where Drop (reject=false) and Reject (reject=true) rules of one direction go:
@@ -303,30 +278,10 @@ func verdictChain(di dirInfo, o Options, reject bool) *chainSpec {
 	return c
 }
 
-// peerSetName picks the set that holds a rule's peers. Rules of one direction with the same
-// name and the same peers share a set (a policy rule applied to many pods has one peer set, so
-// a peer change is one set update however many pods the policy selects); a rule whose name is
-// empty or already taken by other peers gets a set of its own, named by its position.
-func peerSetName(d *desired, shared map[string]*setSpec, di dirInfo, name, positional string, peers AddrSet) string {
-	if name != "" {
-		key := di.short + "\x00" + name
-		setName := di.short + "-r" + podID(name)
-		if s, ok := shared[key]; ok {
-			if slices.Equal(s.ranges, peers.ranges) {
-				return s.name
-			}
-		} else {
-			s := &setSpec{name: setName, ranges: peers.ranges}
-			shared[key] = s
-			d.sets[setName] = s
-			return setName
-		}
-	}
-	d.sets[positional] = &setSpec{name: positional, ranges: peers.ranges}
-	return positional
-}
-
-func renderDirection(d *desired, shared map[string]*setSpec, di dirInfo, id, pod string, dir Direction) {
+// renderDirection renders one side of one pod into its three chains, in the order they are
+// created in (a chain before the chains that jump to it): baseline, NetworkPolicy, tiered. set
+// names the set that holds the peers of a rule that has peers.
+func renderDirection(di dirInfo, id, pod string, dir *Direction, set func(stage byte, index int) string) []*chainSpec {
 	base := di.short + "-" + id
 	npChain, blChain := base+"-np", base+"-bl"
 	target := func(a Action) (expr.VerdictKind, string) {
@@ -342,10 +297,10 @@ func renderDirection(d *desired, shared map[string]*setSpec, di dirInfo, id, pod
 		}
 	}
 	// matchRules renders one model rule as one nftables rule per port (or one for any port).
-	matchRules := func(positional, name string, peers *AddrSet, ports []Port, comment string, kind expr.VerdictKind, chain string) []ruleSpec {
+	matchRules := func(stage byte, index int, peers *AddrSet, ports []Port, comment string, kind expr.VerdictKind, chain string) []ruleSpec {
 		r := verdictRule(kind, chain, comment, true)
 		if peers != nil {
-			r.set = peerSetName(d, shared, di, name, positional, *peers)
+			r.set = set(stage, index)
 			r.off = di.peerOff
 		}
 		if len(ports) == 0 {
@@ -362,7 +317,7 @@ func renderDirection(d *desired, shared map[string]*setSpec, di dirInfo, id, pod
 	tiered := &chainSpec{name: base}
 	for i, r := range dir.Tiered {
 		kind, chain := target(r.Action)
-		tiered.rules = append(tiered.rules, matchRules(base+"-t"+strconv.Itoa(i), r.Name, r.Peers, r.Ports,
+		tiered.rules = append(tiered.rules, matchRules('t', i, r.Peers, r.Ports,
 			ruleComment(di.long, "tiered", i, pod, r.Name), kind, chain)...)
 	}
 	tiered.rules = append(tiered.rules, verdictRule(expr.VerdictGoto, npChain, ruleComment(di.long, "tiered", -1, pod, "no tiered rule decided"), false))
@@ -370,7 +325,7 @@ func renderDirection(d *desired, shared map[string]*setSpec, di dirInfo, id, pod
 	np := &chainSpec{name: npChain}
 	if dir.NetworkPolicy.Selected {
 		for i, r := range dir.NetworkPolicy.Allow {
-			np.rules = append(np.rules, matchRules(base+"-n"+strconv.Itoa(i), "", r.Peers, r.Ports,
+			np.rules = append(np.rules, matchRules('n', i, r.Peers, r.Ports,
 				ruleComment(di.long, "networkpolicy", i, pod, r.Name), expr.VerdictReturn, "")...)
 		}
 		np.rules = append(np.rules, verdictRule(expr.VerdictGoto, di.dropName,
@@ -383,13 +338,10 @@ func renderDirection(d *desired, shared map[string]*setSpec, di dirInfo, id, pod
 	bl := &chainSpec{name: blChain}
 	for i, r := range dir.Baseline {
 		kind, chain := target(r.Action)
-		bl.rules = append(bl.rules, matchRules(base+"-b"+strconv.Itoa(i), r.Name, r.Peers, r.Ports,
+		bl.rules = append(bl.rules, matchRules('b', i, r.Peers, r.Ports,
 			ruleComment(di.long, "baseline", i, pod, r.Name), kind, chain)...)
 	}
 	bl.rules = append(bl.rules, verdictRule(expr.VerdictReturn, "", ruleComment(di.long, "default", -1, pod, "nothing matched: allow"), true))
 
-	// Created before the chains that jump to them.
-	d.addChain(bl)
-	d.addChain(np)
-	d.addChain(tiered)
+	return []*chainSpec{bl, np, tiered}
 }

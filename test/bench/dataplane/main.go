@@ -2,7 +2,8 @@
 // machine, each figure beside a baseline measured in the same run:
 //
 //   - transactions per second that change one peer set (a set-element update), through the
-//     Programmer (model diff included) and as a bare netlink batch, against an empty batch;
+//     Programmer (model comparison included) and as a bare netlink batch, and that change one
+//     rule of one pod through the Programmer, against an empty batch;
 //   - time to program a whole table of 10,000 rules in one transaction, against an empty model;
 //   - TCP throughput and connection rate between two pods on two nodes (network namespaces),
 //     with 1,000 rules in force on the path of every new connection, against no table at all.
@@ -40,6 +41,7 @@ type Result struct {
 	Rounds  int      `json:"rounds"`
 
 	SetUpdateTxPerSecProgrammer float64 `json:"set_update_tx_per_sec_programmer"`
+	PodChangeTxPerSecProgrammer float64 `json:"one_pod_rule_change_tx_per_sec_programmer"`
 	SetUpdateTxPerSecNetlink    float64 `json:"set_update_tx_per_sec_netlink"`
 	EmptyTxPerSec               float64 `json:"baseline_empty_tx_per_sec"`
 	SetUpdateModelRules         int     `json:"set_update_model_nft_rules"`
@@ -188,6 +190,22 @@ func benchTransactions(r *Result) error {
 		}
 		r.SetUpdateTxPerSecProgrammer = float64(n) / dur.Seconds()
 		logf("Programmer: %.0f set updates/s", r.SetUpdateTxPerSecProgrammer)
+
+		// Through the Programmer: one rule of one pod changes its port (that pod's chain alone
+		// is rendered and rewritten).
+		n = 0
+		for start := time.Now(); time.Since(start) < dur; n++ {
+			m.Pods[7].Ingress.Tiered[0].Ports = []dataplane.Port{{Protocol: dataplane.TCP, Port: uint16(2000 + n%2)}}
+			st, err := p.Apply(m)
+			if err != nil {
+				return err
+			}
+			if st.PodsRendered != 1 || st.ChainsWritten != 1 || st.SetsWritten != 0 {
+				return fmt.Errorf("a change of one pod's rule rendered %d pods, wrote %d chains and %d sets, want 1, 1 and 0", st.PodsRendered, st.ChainsWritten, st.SetsWritten)
+			}
+		}
+		r.PodChangeTxPerSecProgrammer = float64(n) / dur.Seconds()
+		logf("Programmer: %.0f one-pod rule changes/s", r.PodChangeTxPerSecProgrammer)
 
 		// Bare netlink: the same set, flushed and refilled in one batch.
 		c, err := nftables.New(nftables.WithNetNSFd(int(ns.Handle)), nftables.AsLasting())
@@ -482,6 +500,7 @@ func printTable(r *Result) {
 		r.Machine, r.LoadAvg[0], r.LoadAvg[1], r.Rounds, r.Seconds)
 	fmt.Printf("%-62s %12s %12s\n", "", "measured", "baseline")
 	fmt.Printf("%-62s %12.0f %12.0f\n", fmt.Sprintf("set-update transactions/s, Programmer (%d-rule table) | empty", r.SetUpdateModelRules), r.SetUpdateTxPerSecProgrammer, r.EmptyTxPerSec)
+	fmt.Printf("%-62s %12.0f %12.0f\n", "one-pod rule change transactions/s, Programmer | empty", r.PodChangeTxPerSecProgrammer, r.EmptyTxPerSec)
 	fmt.Printf("%-62s %12.0f %12.0f\n", "set-update transactions/s, bare netlink batch | empty", r.SetUpdateTxPerSecNetlink, r.EmptyTxPerSec)
 	fmt.Printf("%-62s %12.0f %12.1f\n", fmt.Sprintf("ms to program %d rules (%d nft rules) | empty model", r.FullTableRules, r.FullTableNftRules), r.FullTableProgramMs, r.EmptyTableProgramMs)
 	fmt.Printf("%-62s %12.0f %12s\n", "ms to take the table over after a restart (one transaction)", r.FullTableTakeOverMs, "")

@@ -9,11 +9,14 @@ package dataplane_test
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"math/rand"
 	"net"
+	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -21,6 +24,8 @@ import (
 	"time"
 
 	. "github.com/onsi/gomega"
+	"github.com/prometheus/common/expfmt"
+	"github.com/prometheus/common/model"
 	corev1 "k8s.io/api/core/v1"
 	networkingv1 "k8s.io/api/networking/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -68,6 +73,8 @@ type env struct {
 	realized func(t *testing.T, g Gomega, f policy.Fleet)
 	// toAudit switches each agent's config file to Audit.
 	toAudit []func() error
+	// metricsPorts are the agents' metrics ports, by node.
+	metricsPorts []int
 	// audit: the agents run in Audit mode, so every connection must connect.
 	audit bool
 }
@@ -151,6 +158,7 @@ func (e *env) startAgents(g Gomega, ctx context.Context, m *testbed.Cluster) {
 		}
 		g.Expect(writeConfig("Enforce")).To(Succeed())
 		e.toAudit = append(e.toAudit, func() error { return writeConfig("Audit") })
+		e.metricsPorts = append(e.metricsPorts, port)
 		c, err := agent.NewClient(m.Config)
 		g.Expect(err).NotTo(HaveOccurred())
 		a, err := agent.New(agent.Options{NodeName: nodeName(n), ConfigPath: filepath.Join(dir, agentfile.FileName), Version: "e2e",
@@ -190,7 +198,22 @@ func TestDataplaneEndToEnd(t *testing.T) {
 	e.prepareMember(g, ctx, m, base, true)
 	e.startAgents(g, ctx, m)
 
-	t.Run("hand-written", func(t *testing.T) { e.check(t, handWritten(base)) })
+	t.Run("hand-written", func(t *testing.T) {
+		before := e.scrape(t)
+		e.check(t, handWritten(base))
+		e.deniedMoved(t, before, "meridian_agent_dataplane_denied_packets_total", []denial{
+			{"no-https-into-shop", "ingress", "Drop"}, {"/dns", "egress", "Reject"}, {"team-only-8080", "ingress", "Reject"}})
+		e.podCountersMoved(t, handWritten(base), "no-https-into-shop")
+		after := e.scrape(t)
+		for i, m := range after {
+			for _, name := range []string{"meridian_agent_dataplane_transactions_total", "meridian_agent_dataplane_transaction_duration_seconds",
+				"meridian_agent_dataplane_nftables_rules", "meridian_agent_dataplane_policy_rules", "meridian_agent_dataplane_sets", "meridian_agent_dataplane_set_elements"} {
+				if m[name] <= 0 {
+					t.Errorf("agent of %s: %s is %v after the table was programmed", e.topo.Nodes[i].Name, name, m[name])
+				}
+			}
+		}
+	})
 	for _, seed := range []int64{2, 3} {
 		t.Run(fmt.Sprintf("random seed %d", seed), func(t *testing.T) { e.check(t, reseed(base, seed, topo)) })
 	}
@@ -206,8 +229,129 @@ func TestDataplaneEndToEnd(t *testing.T) {
 			NewWithT(t).Expect(write()).To(Succeed())
 		}
 		e.audit = true
+		before := e.scrape(t)
 		e.check(t, handWritten(base))
+		e.deniedMoved(t, before, "meridian_agent_dataplane_audit_would_deny_packets_total", []denial{
+			{"no-https-into-shop", "ingress", "Drop"}, {"/dns", "egress", "Reject"}})
 	})
+}
+
+// scrape reads each agent's /metrics (its real endpoint, on the port of its config file) as
+// sample name{labels} -> value; histograms count their observations under their own name.
+func (e *env) scrape(t *testing.T) []map[string]float64 {
+	t.Helper()
+	var out []map[string]float64
+	for i, port := range e.metricsPorts {
+		resp, err := http.Get(fmt.Sprintf("http://127.0.0.1:%d/metrics", port))
+		if err != nil {
+			t.Fatalf("scrape the agent of %s: %v", e.topo.Nodes[i].Name, err)
+		}
+		parser := expfmt.NewTextParser(model.UTF8Validation)
+		families, err := parser.TextToMetricFamilies(resp.Body)
+		resp.Body.Close()
+		if err != nil {
+			t.Fatalf("parse the metrics of the agent of %s: %v", e.topo.Nodes[i].Name, err)
+		}
+		m := map[string]float64{}
+		for name, f := range families {
+			for _, s := range f.GetMetric() {
+				var labels []string
+				for _, l := range s.GetLabel() {
+					labels = append(labels, l.GetName()+"="+l.GetValue())
+				}
+				v := s.GetCounter().GetValue() + s.GetGauge().GetValue() + float64(s.GetHistogram().GetSampleCount())
+				m[name] += v
+				if len(labels) > 0 {
+					m[name+"{"+strings.Join(labels, ",")+"}"] = v
+				}
+			}
+		}
+		out = append(out, m)
+	}
+	return out
+}
+
+// podCountersMoved asks each node's agent, on its metrics port, for the rules and counters of
+// each of its pods (agent.CountersPath, what trace reads): every pod of the node has rules, and
+// some pod's rule of the named policy counted packets. It checks the endpoint's refusals too.
+func (e *env) podCountersMoved(t *testing.T, f policy.Fleet, policyName string) {
+	t.Helper()
+	get := func(port int, pod string) (int, agent.PodCounters) {
+		resp, err := http.Get(fmt.Sprintf("http://127.0.0.1:%d%s?pod=%s", port, agent.CountersPath, pod))
+		if err != nil {
+			t.Fatalf("ask the agent for %s: %v", pod, err)
+		}
+		defer resp.Body.Close()
+		var pc agent.PodCounters
+		if resp.StatusCode == http.StatusOK {
+			if err := json.NewDecoder(resp.Body).Decode(&pc); err != nil {
+				t.Fatalf("decode the counters of %s: %v", pod, err)
+			}
+		}
+		return resp.StatusCode, pc
+	}
+	counted := false
+	for i, p := range e.topo.Pods {
+		node := slices.Index(e.topo.Nodes, p.Node)
+		name := f.Clusters[0].Pods[i].Namespace + "/" + f.Clusters[0].Pods[i].Name
+		code, pc := get(e.metricsPorts[node], name)
+		if code != http.StatusOK || len(pc.Rules) == 0 || pc.Node != nodeName(p.Node) {
+			t.Errorf("the agent of %s answered %d with %d rules (node %q) for its pod %s", p.Node.Name, code, len(pc.Rules), pc.Node, name)
+			continue
+		}
+		for _, r := range pc.Rules {
+			counted = counted || (strings.Contains(r.Name, policyName) && r.Packets > 0)
+		}
+		other := e.metricsPorts[1-node]
+		if code, _ := get(other, name); code != http.StatusNotFound {
+			t.Errorf("the agent of the other node answered %d for pod %s, which is not its own; want 404", code, name)
+		}
+	}
+	if !counted {
+		t.Errorf("no pod's rule of policy %s counted a packet on its agent's %s", policyName, agent.CountersPath)
+	}
+	if code, _ := get(e.metricsPorts[0], ""); code != http.StatusBadRequest {
+		t.Errorf("a request naming no pod was answered %d, want 400", code)
+	}
+}
+
+// denial is a series of a denial counter: a policy (a substring of the label), direction and
+// action.
+type denial struct{ policy, direction, action string }
+
+// deniedMoved checks that, on some node, each denial's series of the metric counted more than
+// before: the probes of check met those rules.
+func (e *env) deniedMoved(t *testing.T, before []map[string]float64, metric string, want []denial) {
+	t.Helper()
+	after := e.scrape(t)
+	for _, d := range want {
+		moved := false
+		for i := range after {
+			for key, v := range after[i] {
+				if strings.HasPrefix(key, metric+"{") && strings.Contains(key, "action="+d.action) &&
+					strings.Contains(key, "direction="+d.direction) && strings.Contains(key, d.policy) && v > before[i][key] {
+					moved = true
+					t.Logf("agent of %s: %s %v -> %v", e.topo.Nodes[i].Name, key, before[i][key], v)
+				}
+			}
+		}
+		if !moved {
+			t.Errorf("no agent's %s for policy %q, %s, %s moved after the probes; series:\n%s", metric, d.policy, d.direction, d.action, seriesOf(after, metric))
+		}
+	}
+}
+
+func seriesOf(ms []map[string]float64, metric string) string {
+	var lines []string
+	for i, m := range ms {
+		for key, v := range m {
+			if strings.HasPrefix(key, metric) {
+				lines = append(lines, fmt.Sprintf("  node %d: %s = %v", i, key, v))
+			}
+		}
+	}
+	sort.Strings(lines)
+	return strings.Join(lines, "\n")
 }
 
 // reseed is the seed's policies and NetworkPolicies over base's clusters and pods.
