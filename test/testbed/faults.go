@@ -60,7 +60,7 @@ func (c *Cluster) Cut() error {
 	if err != nil {
 		return fmt.Errorf("open nftables: %w", err)
 	}
-	table := conn.AddTable(&nftables.Table{Family: nftables.TableFamilyINet, Name: c.cutTable()})
+	table := conn.AddTable(&nftables.Table{Family: nftables.TableFamilyINet, Name: cutTable(port)})
 	chain := conn.AddChain(&nftables.Chain{Name: "output", Table: table, Type: nftables.ChainTypeFilter,
 		Hooknum: nftables.ChainHookOutput, Priority: nftables.ChainPriorityFilter})
 	conn.AddRule(&nftables.Rule{Table: table, Chain: chain, Exprs: []expr.Any{
@@ -86,11 +86,15 @@ func (c *Cluster) Restore() error {
 	if !c.cut {
 		return nil
 	}
+	port, err := c.apiserverPort()
+	if err != nil {
+		return err
+	}
 	conn, err := nftables.New()
 	if err != nil {
 		return fmt.Errorf("open nftables: %w", err)
 	}
-	conn.DelTable(&nftables.Table{Family: nftables.TableFamilyINet, Name: c.cutTable()})
+	conn.DelTable(&nftables.Table{Family: nftables.TableFamilyINet, Name: cutTable(port)})
 	if err := conn.Flush(); err != nil {
 		return fmt.Errorf("restore %s's kube-apiserver: %w", c.Name, err)
 	}
@@ -105,7 +109,10 @@ func (c *Cluster) IsCut() bool {
 	return c.cut
 }
 
-func (c *Cluster) cutTable() string { return "meridian-testbed-cut-" + c.Name }
+// cutTable names the nftables table that cuts the apiserver on port. The table lives in the root
+// network namespace, which every test process shares: it is named by the port, which envtest
+// reserves across processes, not by the member's name, which another bed may use at the same time.
+func cutTable(port uint16) string { return fmt.Sprintf("meridian-testbed-cut-%d", port) }
 
 func (c *Cluster) apiserverPort() (uint16, error) {
 	u, err := url.Parse(c.Config.Host)
