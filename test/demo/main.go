@@ -205,7 +205,7 @@ func run() (reterr error) {
 	}
 
 	// Node agents (issue 18): their own step, see agents.go.
-	stopAgents, err := showAgents(ctx, bed, out, kubectl)
+	stopAgents, err := showAgents(ctx, bed, out, hubKubeconfig, kubectl, kubectlTo)
 	defer stopAgents()
 	if err != nil {
 		return err
