@@ -6,6 +6,7 @@ import (
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/intstr"
+	"k8s.io/utils/ptr"
 
 	fleetv1alpha1 "github.com/meridian-io/meridian/apis/fleet/v1alpha1"
 	policyv1alpha1 "github.com/meridian-io/meridian/apis/policy/v1alpha1"
@@ -26,7 +27,7 @@ func benchInput() translate.Input {
 	var policies []policyv1alpha1.GlobalNetworkPolicy
 	for i := range 100 {
 		g := policyv1alpha1.GlobalNetworkPolicy{Spec: policyv1alpha1.GlobalNetworkPolicySpec{
-			Tier: []string{"securityops", "platform", "application"}[i%3], Priority: int32(i),
+			Tier: []string{"securityops", "platform", "application"}[i%3], Priority: ptr.To(int32(i)),
 			Placement: fleetv1alpha1.Placement{ClusterSelector: &metav1.LabelSelector{}},
 			AppliedTo: policyv1alpha1.AppliedTo{PodSelector: app(i)},
 		}}

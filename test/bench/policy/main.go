@@ -433,7 +433,7 @@ func gnp(i, apps int) *policyv1alpha1.GlobalNetworkPolicy {
 	g := &policyv1alpha1.GlobalNetworkPolicy{
 		ObjectMeta: metav1.ObjectMeta{Name: policyName(i)},
 		Spec: policyv1alpha1.GlobalNetworkPolicySpec{
-			Tier: tiers[i%3], Priority: int32(i),
+			Tier: tiers[i%3], Priority: ptr.To(int32(i)),
 			Placement: fleetv1alpha1.Placement{ClusterSelector: &metav1.LabelSelector{}},
 			AppliedTo: policyv1alpha1.AppliedTo{PodSelector: &metav1.LabelSelector{MatchLabels: map[string]string{"app": app(i % apps)}}},
 		},

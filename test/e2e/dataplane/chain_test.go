@@ -17,6 +17,7 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/utils/ptr"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
@@ -144,7 +145,7 @@ func TestHubToKernel(t *testing.T) {
 		e.check(t, f)
 		programmed := dataplaneGenerations(g, ctx, e)
 		// The only policy of its tier: a new priority is a new generation, the same table.
-		f.Policies[1].Spec.Priority = 5
+		f.Policies[1].Spec.Priority = ptr.To[int32](5)
 		e.check(t, f)
 		g.Expect(dataplaneGenerations(g, ctx, e)).To(Equal(programmed), "the table was reprogrammed")
 	})

@@ -15,6 +15,7 @@ import (
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/utils/ptr"
 	"sigs.k8s.io/cli-utils/pkg/kstatus/status"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
@@ -322,7 +323,7 @@ func allowPolicy(name, tier string, clusters ...string) *policyv1alpha1.GlobalNe
 		ObjectMeta: metav1.ObjectMeta{Name: name},
 		Spec: policyv1alpha1.GlobalNetworkPolicySpec{
 			Tier:      tier,
-			Priority:  10,
+			Priority:  ptr.To[int32](10),
 			Placement: fleetv1alpha1.Placement{ClusterNames: clusters},
 			AppliedTo: policyv1alpha1.AppliedTo{PodSelector: &metav1.LabelSelector{MatchLabels: map[string]string{"app": "web"}}},
 			Ingress: []policyv1alpha1.Rule{{Name: "from-db", Action: policyv1alpha1.ActionAllow,
