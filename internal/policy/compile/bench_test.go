@@ -93,3 +93,27 @@ func BenchmarkChanged(b *testing.B) {
 		}
 	}
 }
+
+// BenchmarkCacheOneChange is the compile path of one hub change for one member, as the
+// GlobalNetworkPolicy controller takes it: one policy's rule changes (its port, alternating
+// between two values so that each pass is a new input), then Cache.Compile, which fingerprints
+// the input, compiles the member whole and names the policies the change affected.
+func BenchmarkCacheOneChange(b *testing.B) {
+	for _, form := range []policyv1alpha1.Form{policyv1alpha1.FormAntrea, policyv1alpha1.FormClusterNetworkPolicy, policyv1alpha1.FormMeridian, policyv1alpha1.FormNetworkPolicy} {
+		b.Run(string(form), func(b *testing.B) {
+			in := benchInput()
+			c := &Cache{}
+			if _, _, err := c.Compile(form, in); err != nil {
+				b.Fatal(err)
+			}
+			i := 0
+			for b.Loop() {
+				i++
+				in.Policies[0].Spec.Egress[0].Ports = []policyv1alpha1.Port{{Port: new(intstr.FromInt32(int32(443 + i%2)))}}
+				if _, changed, err := c.Compile(form, in); err != nil || len(changed) != 1 {
+					b.Fatalf("changed %v, err %v", changed, err)
+				}
+			}
+		})
+	}
+}
