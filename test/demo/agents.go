@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"time"
 
+	policyv1alpha1 "github.com/meridian-io/meridian/apis/policy/v1alpha1"
 	"github.com/meridian-io/meridian/internal/agent/agenttest/kubelet"
 	"github.com/meridian-io/meridian/test/testbed"
 )
@@ -67,7 +68,7 @@ func showAgents(ctx context.Context, bed *testbed.Bed, out, hubKubeconfig string
 	fmt.Println("   kwok's nodes have no kernel, so the agents program no dataplane and report no policy: the hub says")
 	fmt.Println("   Pending (NoAgentReports), not Realized. test/e2e/dataplane runs the same chain with agents programming")
 	fmt.Println("   nftables on real network namespaces, where the hub reports every node realized (docs/policy.md, Status).")
-	if err := showPolicies(ctx, bed, kubectl, demoPolicies...); err != nil {
+	if err := showPolicies(ctx, bed, kubectl, policyv1alpha1.FormMeridian, demoPolicies...); err != nil {
 		return stop, err
 	}
 	return stop, ctx.Err()

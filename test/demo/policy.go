@@ -66,7 +66,7 @@ func policyDemo(ctx context.Context, bed *testbed.Bed, root, bin, out, hubKubeco
 	step("Waiting for the policies to be in every member (Realized where the member's own implementation enforces the form; Pending where only Meridian's agents can)")
 	fmt.Println("   member-1 serves Meridian's MemberNetworkPolicy (installed with the agent by AgentConfig default), the most")
 	fmt.Println("   faithful form, which nothing but Meridian's agents enforce; member-2 gets the upstream ClusterNetworkPolicy")
-	if err := showPolicies(ctx, bed, kubectl, demoPolicies...); err != nil {
+	if err := showPolicies(ctx, bed, kubectl, "", demoPolicies...); err != nil {
 		return err
 	}
 
@@ -96,7 +96,8 @@ var demoPolicies = []string{"demo-web-to-shop", "guard-checkout"}
 // showPolicies waits until the hub reports each policy in every selected member either Realized
 // or Pending for want of a Meridian agent's report (the demo's agents have no dataplane), then
 // prints `kubectl get gnp -o wide` and each member's phase and message.
-func showPolicies(ctx context.Context, bed *testbed.Bed, kubectl func(args ...string) error, names ...string) error {
+// With wantForm set, every member must hold them in that form (a form follows the member's CRDs).
+func showPolicies(ctx context.Context, bed *testbed.Bed, kubectl func(args ...string) error, wantForm policyv1alpha1.Form, names ...string) error {
 	err := waitFor(ctx, 120*time.Second, func() error {
 		for _, name := range names {
 			g := &policyv1alpha1.GlobalNetworkPolicy{}
@@ -107,6 +108,9 @@ func showPolicies(ctx context.Context, bed *testbed.Bed, kubectl func(args ...st
 				return fmt.Errorf("GlobalNetworkPolicy %s: status not reported for every member yet", name)
 			}
 			for _, c := range g.Status.Clusters {
+				if wantForm != "" && c.Form != wantForm {
+					return fmt.Errorf("GlobalNetworkPolicy %s in %s: form %s, waiting for %s", name, c.Cluster, c.Form, wantForm)
+				}
 				if c.Phase != policyv1alpha1.PhaseRealized && !compile.AwaitingAgents(c) {
 					return fmt.Errorf("GlobalNetworkPolicy %s in %s: %s %s", name, c.Cluster, c.Phase, c.Message)
 				}

@@ -273,7 +273,9 @@ type ClusterPolicyStatus struct {
 	// +optional
 	// +listType=atomic
 	Rules []RuleEnforcement `json:"rules,omitempty"`
-	// phase of the translated objects in the member.
+	// phase of the policy in the member: Realized once the translated objects are applied and,
+	// where the form's enforcer reports nodes, every node enforces them; Meridian's own form is
+	// enforced only by Meridian's agents, so it stays Pending until they report it (docs/policy.md).
 	Phase Phase `json:"phase"`
 	// nodesRealized and nodesDesired: the member's own report of the nodes that enforce the policy,
 	// where its form reports it (Antrea, Meridian's agent).
