@@ -200,7 +200,7 @@ var kinds = []kind{
 				infos.SetGroupVersionKind(memberv1alpha1.GroupVersion.WithKind("NodeAgentInfoList"))
 				Expect(bed.Member(liveMember).Client.List(ctx, infos)).To(Succeed())
 				Expect(infos.Items).To(HaveLen(1))
-				conds, _, _ := unstructured.NestedSlice(infos.Items[0].Object, "status", "conditions")
+				conds, _, _ := unstructured.NestedSlice(infos.Items[0].Object, "conditions") // NodeAgentInfo has no status stanza
 				Expect(conds).To(ContainElement(SatisfyAll(HaveKeyWithValue("type", memberv1alpha1.DataplaneReadyCondition),
 					HaveKeyWithValue("status", "False"), HaveKeyWithValue("reason", memberv1alpha1.DataplaneDisabledReason))))
 				return p
