@@ -91,6 +91,13 @@ func NewScheme() (*runtime.Scheme, error) {
 	return s, nil
 }
 
+// AddReadinessChecks registers the manager's readiness checks beyond its webhook server's: the
+// default Tiers exist on the hub (policyctrl.DefaultTiersReady). Call it before mgr.Start, apart
+// from Setup, which may run after the start (webhook certificate rotation).
+func AddReadinessChecks(mgr ctrl.Manager) error {
+	return mgr.AddReadyzCheck("default-tiers", policyctrl.DefaultTiersReady(mgr.GetAPIReader()))
+}
+
 // Setup registers every controller and webhook with mgr. Cluster API discovery is registered only
 // when the hub serves the Cluster API Cluster kind. The member cache it returns is the one owner
 // of every connection to a member; the work engine and service discovery subscribe to it.

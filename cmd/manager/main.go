@@ -111,6 +111,10 @@ func main() {
 		log.Error(err, "Adding the readiness check")
 		os.Exit(1)
 	}
+	if err := controllers.AddReadinessChecks(mgr); err != nil {
+		log.Error(err, "Adding the readiness checks")
+		os.Exit(1)
+	}
 	log.Info("Starting the manager")
 	if err := mgr.Start(ctx); err != nil {
 		log.Error(err, "Running the manager")

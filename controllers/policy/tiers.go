@@ -5,6 +5,9 @@ package policy
 import (
 	"context"
 	"fmt"
+	"net/http"
+	"strings"
+	"sync/atomic"
 	"time"
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -12,6 +15,7 @@ import (
 	"k8s.io/apimachinery/pkg/util/wait"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/healthz"
 
 	policyv1alpha1 "github.com/meridian-io/meridian/apis/policy/v1alpha1"
 )
@@ -56,4 +60,45 @@ func (d *DefaultTiers) ensure(ctx context.Context) error {
 		}
 	}
 	return nil
+}
+
+// DefaultTiersReady is a readiness check of the manager: not ready until every default Tier
+// exists on the hub. The webhook refuses a policy that names a tier that does not exist, so until
+// the leading manager has created them (DefaultTiers, at start), a policy naming a default tier
+// would be refused: whoever applies policies after a fresh install waits for readiness, not for
+// the tiers. It reads the hub, not this replica's own work, so a replica that does not lead is
+// ready once the leader has created them. Once seen, it stays ready: a default tier the user
+// deletes later is the user's choice (and the webhook's message names it).
+func DefaultTiersReady(hub client.Reader) healthz.Checker {
+	var seen atomic.Bool
+	return func(req *http.Request) error {
+		if seen.Load() {
+			return nil
+		}
+		ctx := context.Background()
+		if req != nil {
+			ctx = req.Context()
+		}
+		ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		defer cancel()
+		var list policyv1alpha1.TierList
+		if err := hub.List(ctx, &list); err != nil {
+			return fmt.Errorf("list the Tiers on the hub: %w", err)
+		}
+		have := map[string]bool{}
+		for _, t := range list.Items {
+			have[t.Name] = true
+		}
+		var missing []string
+		for _, t := range policyv1alpha1.DefaultTiers {
+			if !have[t.Name] {
+				missing = append(missing, t.Name)
+			}
+		}
+		if len(missing) > 0 {
+			return fmt.Errorf("the default Tiers %s do not exist on the hub yet: the leading manager creates them when it starts", strings.Join(missing, ", "))
+		}
+		seen.Store(true)
+		return nil
+	}
 }

@@ -8,6 +8,7 @@ import (
 	networkingv1 "k8s.io/api/networking/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/intstr"
+	"k8s.io/utils/ptr"
 
 	fleetv1alpha1 "github.com/meridian-io/meridian/apis/fleet/v1alpha1"
 	policyv1alpha1 "github.com/meridian-io/meridian/apis/policy/v1alpha1"
@@ -34,7 +35,7 @@ func sel(kv ...string) *metav1.LabelSelector {
 
 func gnp(name, tier string, prio int32, applied policyv1alpha1.AppliedTo, ingress, egress []policyv1alpha1.Rule) policyv1alpha1.GlobalNetworkPolicy {
 	g := policyv1alpha1.GlobalNetworkPolicy{Spec: policyv1alpha1.GlobalNetworkPolicySpec{
-		Tier: tier, Priority: prio, Placement: fleetv1alpha1.Placement{ClusterSelector: &metav1.LabelSelector{}},
+		Tier: tier, Priority: ptr.To(prio), Placement: fleetv1alpha1.Placement{ClusterSelector: &metav1.LabelSelector{}},
 		AppliedTo: applied, Ingress: ingress, Egress: egress,
 	}}
 	g.Name = name

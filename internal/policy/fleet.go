@@ -180,8 +180,8 @@ func sortPolicies(ps []*compiled) {
 		if a.tier != b.tier {
 			return a.tier < b.tier
 		}
-		if a.gnp.Spec.Priority != b.gnp.Spec.Priority {
-			return a.gnp.Spec.Priority < b.gnp.Spec.Priority
+		if pa, pb := a.gnp.Spec.PriorityValue(), b.gnp.Spec.PriorityValue(); pa != pb {
+			return pa < pb
 		}
 		return a.gnp.Name < b.gnp.Name
 	})

@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"time"
 
+	policyv1alpha1 "github.com/meridian-io/meridian/apis/policy/v1alpha1"
 	"github.com/meridian-io/meridian/internal/agent/agenttest/kubelet"
 	"github.com/meridian-io/meridian/test/testbed"
 )
@@ -17,7 +18,7 @@ import (
 // simulated node, as the tests run them (kubelet.Kubelet: a token bound to the node's pod, the
 // ConfigMap as a mounted folder, the agent's own code). It waits for the rollout to complete and
 // prints the hub's view. The returned stop ends the agents.
-func showAgents(ctx context.Context, bed *testbed.Bed, out string, kubectl func(args ...string) error) (stop func(), err error) {
+func showAgents(ctx context.Context, bed *testbed.Bed, out, hubKubeconfig string, kubectl func(args ...string) error, kubectlTo func(kubeconfig string, args ...string) error) (stop func(), err error) {
 	step("Node agents: AgentConfig default (config/samples) installs the agent on both members, one cluster at a time")
 	fmt.Println("   kwok runs no containers: one agent per simulated node runs as a goroutine of this demo process,")
 	fmt.Println("   as the tests run them, each with a token bound to its node's DaemonSet pod (log: " + filepath.Join(out, "agents.log") + ")")
@@ -57,6 +58,17 @@ func showAgents(ctx context.Context, bed *testbed.Bed, out string, kubectl func(
 	}
 	step("kubectl get agentconfigs -o wide")
 	if err := kubectl("get", "agentconfigs", "-o", "wide"); err != nil {
+		return stop, err
+	}
+	step("kubectl --kubeconfig member-2.kubeconfig get nodeagentinfos (DATAPLANE False: these agents run without one)")
+	if err := kubectlTo(filepath.Join(filepath.Dir(hubKubeconfig), "member-2.kubeconfig"), "get", "nodeagentinfos"); err != nil {
+		return stop, err
+	}
+	step("The policies now: both members serve Meridian's form, which only the agents enforce")
+	fmt.Println("   kwok's nodes have no kernel, so the agents program no dataplane and report no policy: the hub says")
+	fmt.Println("   Pending (NoAgentReports), not Realized. test/e2e/dataplane runs the same chain with agents programming")
+	fmt.Println("   nftables on real network namespaces, where the hub reports every node realized (docs/policy.md, Status).")
+	if err := showPolicies(ctx, bed, kubectl, policyv1alpha1.FormMeridian, demoPolicies...); err != nil {
 		return stop, err
 	}
 	return stop, ctx.Err()

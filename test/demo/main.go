@@ -137,11 +137,8 @@ func run() (reterr error) {
 	}
 
 	kubectl := func(args ...string) error { return kubectlTo(hubKubeconfig, args...) }
-	// The manager creates the default Tiers when it starts; a policy naming one is refused until then.
-	step("Waiting for the default Tiers")
-	if err := kubectl("wait", "--for=create", "tiers/platform", "--timeout=60s"); err != nil {
-		return fmt.Errorf("wait for the default Tiers: %w", err)
-	}
+	// Ready means the default Tiers exist too (the manager creates them when it starts; a policy
+	// naming one is refused until then): the samples' policy can go at once.
 	step("Applying config/samples to the hub")
 	if err := kubectl("apply", "-k", filepath.Join(root, "config", "samples")); err != nil {
 		return fmt.Errorf("apply the samples: %w", err)
@@ -205,7 +202,7 @@ func run() (reterr error) {
 	}
 
 	// Node agents (issue 18): their own step, see agents.go.
-	stopAgents, err := showAgents(ctx, bed, out, kubectl)
+	stopAgents, err := showAgents(ctx, bed, out, hubKubeconfig, kubectl, kubectlTo)
 	defer stopAgents()
 	if err != nil {
 		return err

@@ -13,14 +13,17 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
+	policyv1alpha1 "github.com/meridian-io/meridian/apis/policy/v1alpha1"
+	"github.com/meridian-io/meridian/internal/policy/compile"
 	"github.com/meridian-io/meridian/internal/policy/translate/antrea"
 	"github.com/meridian-io/meridian/test/testbed"
 )
 
 // policyDemo is the GlobalNetworkPolicy step: it gives the members policy APIs (Antrea's CRDs in
 // member-1, network-policy-api v0.3.0's ClusterNetworkPolicy in member-2), applies a Tier-ordered
-// pair of policies across both (a securityops Drop above an application Allow), waits until they
-// are Ready, prints them, and traces one connection with the kubectl plugin.
+// pair of policies across both (a securityops Drop above an application Allow), waits until each
+// member holds them, prints how each member enforces them, and traces one connection with the
+// kubectl plugin.
 func policyDemo(ctx context.Context, bed *testbed.Bed, root, bin, out, hubKubeconfig string, kubectl func(args ...string) error) error {
 	step("Installing policy APIs: Antrea's CRDs in member-1, network-policy-api v0.3.0's ClusterNetworkPolicy in member-2")
 	antreaCRDs := filepath.Join(out, "antrea-crds.yaml")
@@ -46,16 +49,24 @@ func policyDemo(ctx context.Context, bed *testbed.Bed, root, bin, out, hubKubeco
 		}
 	}
 
+	step("Waiting for member-1 to serve Meridian's MemberNetworkPolicy (AgentConfig default's first wave installs it with the agent)")
+	mnp := "crd/membernetworkpolicies.member.meridian.io"
+	for _, args := range [][]string{{"wait", "--for=create", mnp, "--timeout=120s"}, {"wait", "--for=condition=Established", mnp, "--timeout=60s"}} {
+		cmd := exec.CommandContext(ctx, filepath.Join(bin, "kubectl"), append([]string{"--kubeconfig", filepath.Join(kubeconfigs, "member-1.kubeconfig")}, args...)...)
+		cmd.Stdout, cmd.Stderr = os.Stdout, os.Stderr
+		if err := cmd.Run(); err != nil {
+			return fmt.Errorf("wait for MemberNetworkPolicy in member-1: %w", err)
+		}
+	}
+
 	step("Applying a securityops Drop and an application Allow across both members (test/demo/policy.yaml)")
 	if err := kubectl("apply", "-f", filepath.Join(root, "test", "demo", "policy.yaml")); err != nil {
 		return err
 	}
-	step("Waiting for both GlobalNetworkPolicies to be Ready")
-	if err := kubectl("wait", "--for=condition=Ready", "globalnetworkpolicies/guard-checkout", "globalnetworkpolicies/demo-web-to-shop", "--timeout=120s"); err != nil {
-		return err
-	}
-	step("kubectl get gnp -o wide")
-	if err := kubectl("get", "gnp", "-o", "wide"); err != nil {
+	step("Waiting for the policies to be in every member (Realized where the member's own implementation enforces the form; Pending where only Meridian's agents can)")
+	fmt.Println("   member-1 serves Meridian's MemberNetworkPolicy (installed with the agent by AgentConfig default), the most")
+	fmt.Println("   faithful form, which nothing but Meridian's agents enforce; member-2 gets the upstream ClusterNetworkPolicy")
+	if err := showPolicies(ctx, bed, kubectl, "", demoPolicies...); err != nil {
 		return err
 	}
 
@@ -75,6 +86,50 @@ func policyDemo(ctx context.Context, bed *testbed.Bed, root, bin, out, hubKubeco
 	cmd.Stdout, cmd.Stderr = os.Stdout, os.Stderr
 	if err := cmd.Run(); err != nil {
 		return fmt.Errorf("kubectl meridian trace: %w", err)
+	}
+	return nil
+}
+
+// demoPolicies are the policies of test/demo/policy.yaml.
+var demoPolicies = []string{"demo-web-to-shop", "guard-checkout"}
+
+// showPolicies waits until the hub reports each policy in every selected member either Realized
+// or Pending for want of a Meridian agent's report (the demo's agents have no dataplane), then
+// prints `kubectl get gnp -o wide` and each member's phase and message.
+// With wantForm set, every member must hold them in that form (a form follows the member's CRDs).
+func showPolicies(ctx context.Context, bed *testbed.Bed, kubectl func(args ...string) error, wantForm policyv1alpha1.Form, names ...string) error {
+	err := waitFor(ctx, 120*time.Second, func() error {
+		for _, name := range names {
+			g := &policyv1alpha1.GlobalNetworkPolicy{}
+			if err := bed.Hub.Client.Get(ctx, client.ObjectKey{Name: name}, g); err != nil {
+				return err
+			}
+			if g.Status.ObservedGeneration != g.Generation || len(g.Status.Clusters) != len(bed.Members) {
+				return fmt.Errorf("GlobalNetworkPolicy %s: status not reported for every member yet", name)
+			}
+			for _, c := range g.Status.Clusters {
+				if wantForm != "" && c.Form != wantForm {
+					return fmt.Errorf("GlobalNetworkPolicy %s in %s: form %s, waiting for %s", name, c.Cluster, c.Form, wantForm)
+				}
+				if c.Phase != policyv1alpha1.PhaseRealized && !compile.AwaitingAgents(c) {
+					return fmt.Errorf("GlobalNetworkPolicy %s in %s: %s %s", name, c.Cluster, c.Phase, c.Message)
+				}
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("wait for the policies in every member: %w", err)
+	}
+	step("kubectl get gnp -o wide")
+	if err := kubectl("get", "gnp", "-o", "wide"); err != nil {
+		return err
+	}
+	for _, name := range names {
+		step("kubectl get gnp " + name + " -o jsonpath='{.status.clusters}' (per member: form, phase, why)")
+		if err := kubectl("get", "gnp", name, "-o", `jsonpath={range .status.clusters[*]}   {.cluster}: {.form}, {.enforcement}, {.phase}{" "}{.message}{"\n"}{end}`); err != nil {
+			return err
+		}
 	}
 	return nil
 }

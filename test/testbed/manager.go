@@ -2,8 +2,10 @@ package testbed
 
 import (
 	"context"
-	"errors"
 	"fmt"
+	"io"
+	"net"
+	"net/http"
 	"time"
 
 	"k8s.io/apimachinery/pkg/util/wait"
@@ -24,7 +26,8 @@ type Manager struct {
 }
 
 // StartManager runs the manager with every controller (and, when the bed serves webhooks, the
-// webhooks) against the hub, and waits until its webhook server answers.
+// webhooks) against the hub, and waits until it is ready as its readiness probe says: /readyz on
+// loopback answers 200 (its webhook server listens and the default Tiers exist on the hub).
 func (b *Bed) StartManager(opts controllers.Options) (*Manager, error) {
 	return b.StartManagerServingMetrics(opts, "0")
 }
@@ -33,16 +36,30 @@ func (b *Bed) StartManager(opts controllers.Options) (*Manager, error) {
 // HTTP, /metrics), as the manager binary serves it; "0" turns it off.
 func (b *Bed) StartManagerServingMetrics(opts controllers.Options, metricsAddr string) (*Manager, error) {
 	opts.EnableWebhooks = b.Hub.Webhook != nil
+	probeAddr, err := freeLoopbackAddr()
+	if err != nil {
+		return nil, err
+	}
 	mgrOpts := ctrl.Options{
-		Scheme:  b.Hub.Client.Scheme(),
-		Cache:   controllers.CacheOptions(),
-		Metrics: metricsserver.Options{BindAddress: metricsAddr},
+		Scheme:                 b.Hub.Client.Scheme(),
+		Cache:                  controllers.CacheOptions(),
+		Metrics:                metricsserver.Options{BindAddress: metricsAddr},
+		HealthProbeBindAddress: probeAddr,
 	}
 	if w := b.Hub.Webhook; w != nil {
 		mgrOpts.WebhookServer = webhook.NewServer(webhook.Options{Host: w.Host, Port: w.Port, CertDir: w.CertDir})
 	}
 	mgr, err := ctrl.NewManager(b.Hub.Config, mgrOpts)
 	if err != nil {
+		return nil, err
+	}
+	// The manager binary's checks (cmd/manager): the webhook server listens, and Meridian's own.
+	if opts.EnableWebhooks {
+		if err := mgr.AddReadyzCheck("webhook", mgr.GetWebhookServer().StartedChecker()); err != nil {
+			return nil, err
+		}
+	}
+	if err := controllers.AddReadinessChecks(mgr); err != nil {
 		return nil, err
 	}
 	ctx, cancel := context.WithCancel(context.Background())
@@ -53,27 +70,49 @@ func (b *Bed) StartManagerServingMetrics(opts controllers.Options, metricsAddr s
 	}
 	m := &Manager{Manager: mgr, Members: members, cancel: cancel, done: make(chan error, 1)}
 	go func() { m.done <- mgr.Start(ctx) }()
-	if opts.EnableWebhooks {
-		// The webhook server answers its started check once it listens; a manager that failed to
-		// start ends the wait at once.
-		err := wait.PollUntilContextTimeout(ctx, 50*time.Millisecond, 30*time.Second, true, func(context.Context) (bool, error) {
-			select {
-			case err := <-m.done:
-				m.done <- err // for Stop
-				return false, fmt.Errorf("the manager stopped before its webhook server started: %w", err)
-			default:
-			}
-			return mgr.GetWebhookServer().StartedChecker()(nil) == nil, nil
-		})
-		if err != nil {
-			m.Stop()
-			if wait.Interrupted(err) {
-				err = errors.New("the manager's webhook server did not start within 30s")
-			}
-			return nil, err
-		}
+	if err := m.waitReady(ctx, probeAddr); err != nil {
+		m.Stop()
+		return nil, err
 	}
 	return m, nil
+}
+
+// waitReady polls the manager's /readyz until it answers 200; a manager that stopped ends the
+// wait at once.
+func (m *Manager) waitReady(ctx context.Context, probeAddr string) error {
+	url := "http://" + probeAddr + "/readyz"
+	var last string
+	err := wait.PollUntilContextTimeout(ctx, 50*time.Millisecond, 60*time.Second, true, func(ctx context.Context) (bool, error) {
+		select {
+		case err := <-m.done:
+			m.done <- err // for Stop
+			return false, fmt.Errorf("the manager stopped before it was ready: %w", err)
+		default:
+		}
+		resp, err := http.Get(url + "?verbose")
+		if err != nil {
+			last = err.Error()
+			return false, nil
+		}
+		body, _ := io.ReadAll(resp.Body)
+		_ = resp.Body.Close()
+		last = string(body)
+		return resp.StatusCode == http.StatusOK, nil
+	})
+	if wait.Interrupted(err) {
+		return fmt.Errorf("the manager was not ready within 60s; its /readyz said: %s", last)
+	}
+	return err
+}
+
+// freeLoopbackAddr is a loopback address with a port that nothing listens on now.
+func freeLoopbackAddr() (string, error) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return "", err
+	}
+	defer l.Close()
+	return l.Addr().String(), nil
 }
 
 // Stop stops the manager and waits for it, at most 30s.

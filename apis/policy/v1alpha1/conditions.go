@@ -23,6 +23,9 @@ const (
 	ApplyFailedReason = "ApplyFailed"
 	// NoClustersReason: the placement selects no cluster.
 	NoClustersReason = "NoClusters"
+	// NoAgentReportsReason: some members hold the policy in Meridian's form and no Meridian
+	// agent reports enforcing it there yet (no agent with a dataplane runs, or none is live).
+	NoAgentReportsReason = "NoAgentReports"
 )
 
 // Reasons of per-rule enforcement (RuleEnforcement.reason).

@@ -142,6 +142,20 @@ type Rule struct {
 	Ports []Port `json:"ports,omitempty"`
 }
 
+// DefaultPolicyPriority is a GlobalNetworkPolicy's priority when spec.priority is not set (the
+// CRD defaults it; objects built in memory may not have been through the apiserver).
+const DefaultPolicyPriority int32 = 1000
+
+// PriorityValue is the policy's priority within its tier, DefaultPolicyPriority when unset.
+// spec.priority is a pointer so that a Go client can set 0, which an omitempty int32 would drop
+// (and the CRD would then default to 1000).
+func (s *GlobalNetworkPolicySpec) PriorityValue() int32 {
+	if s.Priority == nil {
+		return DefaultPolicyPriority
+	}
+	return *s.Priority
+}
+
 // GlobalNetworkPolicySpec is one tiered policy for the pods it applies to in every selected cluster.
 type GlobalNetworkPolicySpec struct {
 	// tier the policy belongs to; default application.
@@ -151,12 +165,13 @@ type GlobalNetworkPolicySpec struct {
 	// +kubebuilder:validation:Pattern=`^[a-z0-9]([-a-z0-9]*[a-z0-9])?$`
 	Tier string `json:"tier,omitempty"`
 
-	// priority within the tier: lower is evaluated first; ties are broken by name.
+	// priority within the tier, 0 to 10000: lower is evaluated first (0 first); ties are broken
+	// by name. Default 1000.
 	// +optional
 	// +kubebuilder:default=1000
 	// +kubebuilder:validation:Minimum=0
 	// +kubebuilder:validation:Maximum=10000
-	Priority int32 `json:"priority,omitempty"`
+	Priority *int32 `json:"priority,omitempty"`
 
 	// placement selects the member clusters the policy holds in; a ClusterSet peer matches pods in
 	// these clusters.
@@ -258,7 +273,9 @@ type ClusterPolicyStatus struct {
 	// +optional
 	// +listType=atomic
 	Rules []RuleEnforcement `json:"rules,omitempty"`
-	// phase of the translated objects in the member.
+	// phase of the policy in the member: Realized once the translated objects are applied and,
+	// where the form's enforcer reports nodes, every node enforces them; Meridian's own form is
+	// enforced only by Meridian's agents, so it stays Pending until they report it (docs/policy.md).
 	Phase Phase `json:"phase"`
 	// nodesRealized and nodesDesired: the member's own report of the nodes that enforce the policy,
 	// where its form reports it (Antrea, Meridian's agent).

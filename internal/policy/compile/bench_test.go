@@ -6,6 +6,7 @@ import (
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/intstr"
+	"k8s.io/utils/ptr"
 
 	fleetv1alpha1 "github.com/meridian-io/meridian/apis/fleet/v1alpha1"
 	policyv1alpha1 "github.com/meridian-io/meridian/apis/policy/v1alpha1"
@@ -26,7 +27,7 @@ func benchInput() translate.Input {
 	var policies []policyv1alpha1.GlobalNetworkPolicy
 	for i := range 100 {
 		g := policyv1alpha1.GlobalNetworkPolicy{Spec: policyv1alpha1.GlobalNetworkPolicySpec{
-			Tier: []string{"securityops", "platform", "application"}[i%3], Priority: int32(i),
+			Tier: []string{"securityops", "platform", "application"}[i%3], Priority: ptr.To(int32(i)),
 			Placement: fleetv1alpha1.Placement{ClusterSelector: &metav1.LabelSelector{}},
 			AppliedTo: policyv1alpha1.AppliedTo{PodSelector: app(i)},
 		}}
@@ -90,5 +91,29 @@ func BenchmarkChanged(b *testing.B) {
 		if got := Changed(a, c); len(got) != 1 {
 			b.Fatalf("changed %v", got)
 		}
+	}
+}
+
+// BenchmarkCacheOneChange is the compile path of one hub change for one member, as the
+// GlobalNetworkPolicy controller takes it: one policy's rule changes (its port, alternating
+// between two values so that each pass is a new input), then Cache.Compile, which fingerprints
+// the input, compiles the member whole and names the policies the change affected.
+func BenchmarkCacheOneChange(b *testing.B) {
+	for _, form := range []policyv1alpha1.Form{policyv1alpha1.FormAntrea, policyv1alpha1.FormClusterNetworkPolicy, policyv1alpha1.FormMeridian, policyv1alpha1.FormNetworkPolicy} {
+		b.Run(string(form), func(b *testing.B) {
+			in := benchInput()
+			c := &Cache{}
+			if _, _, err := c.Compile(form, in); err != nil {
+				b.Fatal(err)
+			}
+			i := 0
+			for b.Loop() {
+				i++
+				in.Policies[0].Spec.Egress[0].Ports = []policyv1alpha1.Port{{Port: new(intstr.FromInt32(int32(443 + i%2)))}}
+				if _, changed, err := c.Compile(form, in); err != nil || len(changed) != 1 {
+					b.Fatalf("changed %v, err %v", changed, err)
+				}
+			}
+		})
 	}
 }

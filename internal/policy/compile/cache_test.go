@@ -4,6 +4,7 @@ import (
 	"testing"
 
 	"k8s.io/apimachinery/pkg/util/intstr"
+	"k8s.io/utils/ptr"
 
 	policyv1alpha1 "github.com/meridian-io/meridian/apis/policy/v1alpha1"
 	"github.com/meridian-io/meridian/internal/policy/translate"
@@ -87,12 +88,12 @@ func TestCacheNamesThePoliciesAChangeAffects(t *testing.T) {
 	// Antrea numbers priorities within a tier: drop-db moving behind allow-db in application
 	// changes drop-db alone.
 	in.Policies[1].Spec.Tier = "application"
-	in.Policies[1].Spec.Priority = 99
+	in.Policies[1].Spec.Priority = ptr.To[int32](1099) // allow-db has the default, 1000
 	if _, changed, _ = c.Compile(policyv1alpha1.FormAntrea, in); len(changed) != 1 || changed[0] != "drop-db" {
 		t.Fatalf("drop-db moved behind allow-db (Antrea): changed %v, want [drop-db]", changed)
 	}
 	// allow-db moving behind drop-db renumbers drop-db too, although drop-db did not change.
-	in.Policies[0].Spec.Priority = 100
+	in.Policies[0].Spec.Priority = ptr.To[int32](1100)
 	if _, changed, _ = c.Compile(policyv1alpha1.FormAntrea, in); len(changed) != 2 {
 		t.Fatalf("allow-db moved behind drop-db: changed %v, want both", changed)
 	}

@@ -249,8 +249,54 @@ func TestClusterStatusFromWork(t *testing.T) {
 			t.Errorf("%s: nodes %v/%v phase %s, want %d/%d %s", tc.name, s.NodesRealized, s.NodesDesired, s.Phase, tc.wantRealized, tc.wantDesired, tc.want)
 		}
 	}
-	if s := meridian("", "", "3", ""); s.NodesRealized != nil || s.Phase != policyv1alpha1.PhaseRealized {
-		t.Errorf("no status written yet: nodes %v, phase %s; want none, Realized from the Work", s.NodesRealized, s.Phase)
+}
+
+// Meridian's form is enforced only by Meridian's agents: an applied Work is not a policy in force
+// until they report it. The other forms are enforced by the member's own implementation, which
+// may report no node counts at all (a NetworkPolicy never does): applied is realized for them.
+func TestClusterStatusWaitsForMeridianAgents(t *testing.T) {
+	exact := translate.Enforcement{Policy: "p", Enforcement: policyv1alpha1.EnforcementExact}
+	applied := metav1.Condition{Type: fleetv1alpha1.AppliedCondition, Status: metav1.ConditionTrue}
+	feedback := func(w *fleetv1alpha1.ClusterWork, kv ...string) *fleetv1alpha1.ClusterWork {
+		var fb []fleetv1alpha1.FeedbackValue
+		for i := 0; i < len(kv); i += 2 {
+			fb = append(fb, fleetv1alpha1.FeedbackValue{Name: kv[i], Value: kv[i+1]})
+		}
+		w.Status.Objects = []fleetv1alpha1.ObjectStatus{{Feedback: fb}}
+		return w
+	}
+	for _, tc := range []struct {
+		name        string
+		form        policyv1alpha1.Form
+		w           *fleetv1alpha1.ClusterWork
+		want        policyv1alpha1.Phase
+		wantMessage string
+		awaiting    bool
+	}{
+		{"Meridian, applied, no agent has written a status", policyv1alpha1.FormMeridian,
+			feedback(work(1, 1, applied), GenerationField, "3"), policyv1alpha1.PhasePending, NoAgentReportsMessage, true},
+		{"Meridian, applied, no feedback at all", policyv1alpha1.FormMeridian,
+			work(1, 1, applied), policyv1alpha1.PhasePending, NoAgentReportsMessage, true},
+		// The realization writer runs but no agent is live: it writes zeros, which the status omits.
+		{"Meridian, status of no live agent", policyv1alpha1.FormMeridian,
+			feedback(work(1, 1, applied), GenerationField, "3", ObservedGenerationField, "3"), policyv1alpha1.PhasePending, NoAgentReportsMessage, true},
+		{"Meridian, zero nodes desired", policyv1alpha1.FormMeridian,
+			feedback(work(1, 1, applied), NodesRealizedField, "0", NodesDesiredField, "0", GenerationField, "3", ObservedGenerationField, "3"), policyv1alpha1.PhasePending, NoAgentReportsMessage, true},
+		{"Meridian, every agent reports", policyv1alpha1.FormMeridian,
+			feedback(work(1, 1, applied), NodesRealizedField, "2", NodesDesiredField, "2", GenerationField, "3", ObservedGenerationField, "3"), policyv1alpha1.PhaseRealized, "", false},
+		{"Meridian, not applied yet: the Work's own reason", policyv1alpha1.FormMeridian,
+			work(2, 1, applied), policyv1alpha1.PhasePending, "The work engine has not applied the latest objects yet.", false},
+		{"Antrea, applied, no node counts", policyv1alpha1.FormAntrea, work(1, 1, applied), policyv1alpha1.PhaseRealized, "", false},
+		{"ClusterNetworkPolicy, applied", policyv1alpha1.FormClusterNetworkPolicy, work(1, 1, applied), policyv1alpha1.PhaseRealized, "", false},
+		{"NetworkPolicy, applied", policyv1alpha1.FormNetworkPolicy, work(1, 1, applied), policyv1alpha1.PhaseRealized, "", false},
+	} {
+		s := ClusterStatus("a", tc.form, exact, tc.w)
+		if s.Phase != tc.want || s.Message != tc.wantMessage {
+			t.Errorf("%s: phase %s %q, want %s %q", tc.name, s.Phase, s.Message, tc.want, tc.wantMessage)
+		}
+		if AwaitingAgents(s) != tc.awaiting {
+			t.Errorf("%s: AwaitingAgents %v, want %v", tc.name, !tc.awaiting, tc.awaiting)
+		}
 	}
 }
 
@@ -285,6 +331,16 @@ func TestSetStatusConditions(t *testing.T) {
 	}
 	SetStatus(g, []policyv1alpha1.ClusterPolicyStatus{realized, pending}, Outcome{Unreachable: []string{"a"}})
 	check("unreachable", metav1.ConditionFalse, policyv1alpha1.MembersUnreachableReason, true, false)
+	noAgent := policyv1alpha1.ClusterPolicyStatus{Cluster: "d", Form: policyv1alpha1.FormMeridian, Enforcement: policyv1alpha1.EnforcementExact,
+		Phase: policyv1alpha1.PhasePending, Message: NoAgentReportsMessage}
+	SetStatus(g, []policyv1alpha1.ClusterPolicyStatus{realized, pending, noAgent}, Outcome{})
+	check("no agent reports", metav1.ConditionFalse, policyv1alpha1.NoAgentReportsReason, true, false)
+	if r := apimeta.FindStatusCondition(g.Status.Conditions, policyv1alpha1.ReadyCondition); !strings.Contains(r.Message, "a, d to realize") ||
+		!strings.Contains(r.Message, "No Meridian agent reports it yet in d:") {
+		t.Errorf("no agent reports: Ready message %q names neither the pending members nor the one without agents", r.Message)
+	}
+	SetStatus(g, []policyv1alpha1.ClusterPolicyStatus{realized, noAgent}, Outcome{Unreachable: []string{"d"}})
+	check("no agent reports, unreachable", metav1.ConditionFalse, policyv1alpha1.MembersUnreachableReason, true, false)
 	SetStatus(g, []policyv1alpha1.ClusterPolicyStatus{realized, failed}, Outcome{})
 	check("unsupported", metav1.ConditionFalse, policyv1alpha1.UnsupportedReason, false, true)
 	SetStatus(g, []policyv1alpha1.ClusterPolicyStatus{realized}, Outcome{})

@@ -32,14 +32,34 @@ func ClusterStatus(cluster string, form policyv1alpha1.Form, enf translate.Enfor
 		return s
 	}
 	s.Phase, s.Message = WorkPhase(w)
-	if realized, desired, ok := nodeCounts(w); ok {
+	realized, desired, ok := nodeCounts(w)
+	if ok {
 		s.NodesRealized, s.NodesDesired = &realized, &desired
-		if s.Phase == policyv1alpha1.PhaseRealized && realized < desired {
-			// The objects are in the member, but not every node enforces them yet.
-			s.Phase, s.Message = policyv1alpha1.PhasePending, fmt.Sprintf("%d of %d nodes enforce the policy.", realized, desired)
-		}
+	}
+	if s.Phase != policyv1alpha1.PhaseRealized {
+		return s
+	}
+	switch {
+	case form == policyv1alpha1.FormMeridian && (!ok || desired == 0):
+		// Meridian's form has no enforcer but Meridian's agents: objects in the member are not
+		// a policy in force until an agent with a dataplane says it programmed them. The
+		// other forms are enforced by the member's own implementation, which may not report.
+		s.Phase, s.Message = policyv1alpha1.PhasePending, NoAgentReportsMessage
+	case ok && realized < desired:
+		// The objects are in the member, but not every node enforces them yet.
+		s.Phase, s.Message = policyv1alpha1.PhasePending, fmt.Sprintf("%d of %d nodes enforce the policy.", realized, desired)
 	}
 	return s
+}
+
+// NoAgentReportsMessage is a member's message while its MemberNetworkPolicy is applied but no
+// Meridian agent reports enforcing it: no agent runs, none is live, or the agents run without a
+// dataplane (which write no realization).
+const NoAgentReportsMessage = "No Meridian agent reports this policy yet: only Meridian's agents enforce this form (is an AgentConfig installing agents on this member? see docs/policy.md, Status)."
+
+// AwaitingAgents says whether a member's status waits for Meridian's agents to report the policy.
+func AwaitingAgents(c policyv1alpha1.ClusterPolicyStatus) bool {
+	return c.Form == policyv1alpha1.FormMeridian && c.Phase == policyv1alpha1.PhasePending && c.Message == NoAgentReportsMessage
 }
 
 // nodeCounts sums the node counts the member's objects report through the Work's feedback; ok
@@ -147,8 +167,18 @@ func SetStatus(g *policyv1alpha1.GlobalNetworkPolicy, clusters []policyv1alpha1.
 		set(policyv1alpha1.ReadyCondition, metav1.ConditionTrue, policyv1alpha1.NoClustersReason, msg)
 	case len(pending) > 0:
 		reason, msg := policyv1alpha1.PendingReason, fmt.Sprintf("Waiting for %s to realize the policy.", strings.Join(pending, ", "))
-		if len(o.Unreachable) > 0 {
+		var noAgents []string
+		for _, c := range clusters {
+			if AwaitingAgents(c) {
+				noAgents = append(noAgents, c.Cluster)
+			}
+		}
+		switch {
+		case len(o.Unreachable) > 0:
 			reason, msg = policyv1alpha1.MembersUnreachableReason, fmt.Sprintf("Waiting for %s to be reachable again.", strings.Join(o.Unreachable, ", "))
+		case len(noAgents) > 0:
+			reason = policyv1alpha1.NoAgentReportsReason
+			msg += fmt.Sprintf(" No Meridian agent reports it yet in %s: the policy is written there in Meridian's form, which only Meridian's agents enforce.", strings.Join(noAgents, ", "))
 		}
 		set(policyv1alpha1.StalledCondition, metav1.ConditionFalse, reason, msg)
 		set(policyv1alpha1.ReconcilingCondition, metav1.ConditionTrue, reason, msg)

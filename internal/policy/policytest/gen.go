@@ -13,6 +13,7 @@ import (
 	networkingv1 "k8s.io/api/networking/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/intstr"
+	"k8s.io/utils/ptr"
 
 	fleetv1alpha1 "github.com/meridian-io/meridian/apis/fleet/v1alpha1"
 	policyv1alpha1 "github.com/meridian-io/meridian/apis/policy/v1alpha1"
@@ -173,7 +174,7 @@ func netpol(r *rand.Rand, o Options, i int) networkingv1.NetworkPolicy {
 func gnp(r *rand.Rand, o Options, i int) policyv1alpha1.GlobalNetworkPolicy {
 	g := policyv1alpha1.GlobalNetworkPolicy{Spec: policyv1alpha1.GlobalNetworkPolicySpec{
 		Tier:     pick(r, Tiers()).Name,
-		Priority: int32(r.Intn(3)),
+		Priority: ptr.To(int32(r.Intn(3))),
 	}}
 	g.Name = fmt.Sprintf("g%d", i)
 	g.Spec.Placement = fleetv1alpha1.Placement{ClusterSelector: &metav1.LabelSelector{}}

@@ -76,7 +76,7 @@ func (r *Result) step(side string, st policy.Step) string {
 	}
 	pol := "policy " + st.Policy
 	if g := r.Policies[st.Policy]; g != nil {
-		pol = fmt.Sprintf("policy %s (priority %d)", st.Policy, g.Spec.Priority)
+		pol = fmt.Sprintf("policy %s (priority %d)", st.Policy, g.Spec.PriorityValue())
 	}
 	return fmt.Sprintf("%s > %s > %s rule %s: %s", tier, pol, side, st.Rule, st.Action)
 }

@@ -11,6 +11,7 @@ import (
 	networkingv1 "k8s.io/api/networking/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/intstr"
+	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/client/fake"
 
@@ -69,7 +70,7 @@ func gnp(name, tier string, prio int32, egress ...policyv1alpha1.Rule) *policyv1
 	return &policyv1alpha1.GlobalNetworkPolicy{
 		ObjectMeta: metav1.ObjectMeta{Name: name},
 		Spec: policyv1alpha1.GlobalNetworkPolicySpec{
-			Tier: tier, Priority: prio,
+			Tier: tier, Priority: ptr.To(prio),
 			Placement: fleetv1alpha1.Placement{ClusterSelector: &metav1.LabelSelector{}},
 			AppliedTo: policyv1alpha1.AppliedTo{PodSelector: web},
 			Egress:    egress,

@@ -152,8 +152,8 @@ func Resolve(in Input) ([]Policy, error) {
 		if a.Tier != b.Tier {
 			return a.Tier < b.Tier
 		}
-		if a.GNP.Spec.Priority != b.GNP.Spec.Priority {
-			return a.GNP.Spec.Priority < b.GNP.Spec.Priority
+		if pa, pb := a.GNP.Spec.PriorityValue(), b.GNP.Spec.PriorityValue(); pa != pb {
+			return pa < pb
 		}
 		return a.GNP.Name < b.GNP.Name
 	})

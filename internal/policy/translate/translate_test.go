@@ -4,6 +4,7 @@ import (
 	"testing"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/utils/ptr"
 
 	memberv1alpha1 "github.com/meridian-io/meridian/apis/member/v1alpha1"
 	policyv1alpha1 "github.com/meridian-io/meridian/apis/policy/v1alpha1"
@@ -19,7 +20,7 @@ func tier(name string, prio int32) policyv1alpha1.Tier {
 
 func gnp(name, tier string, prio int32, peer policyv1alpha1.Peer) policyv1alpha1.GlobalNetworkPolicy {
 	g := policyv1alpha1.GlobalNetworkPolicy{Spec: policyv1alpha1.GlobalNetworkPolicySpec{
-		Tier: tier, Priority: prio, AppliedTo: policyv1alpha1.AppliedTo{PodSelector: &metav1.LabelSelector{}},
+		Tier: tier, Priority: ptr.To(prio), AppliedTo: policyv1alpha1.AppliedTo{PodSelector: &metav1.LabelSelector{}},
 		Ingress: []policyv1alpha1.Rule{{Name: "r", Action: policyv1alpha1.ActionAllow, Peers: []policyv1alpha1.Peer{peer}}},
 	}}
 	g.Name = name

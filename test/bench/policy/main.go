@@ -52,6 +52,7 @@ import (
 	fleetv1alpha1 "github.com/meridian-io/meridian/apis/fleet/v1alpha1"
 	policyv1alpha1 "github.com/meridian-io/meridian/apis/policy/v1alpha1"
 	"github.com/meridian-io/meridian/controllers"
+	"github.com/meridian-io/meridian/internal/policy/compile"
 	"github.com/meridian-io/meridian/internal/policy/translate/antrea"
 	"github.com/meridian-io/meridian/test/bench/benchkit"
 	"github.com/meridian-io/meridian/test/testbed"
@@ -216,16 +217,16 @@ func run() (reterr error) {
 		}
 		ready := 0
 		for _, g := range list.Items {
-			if g.Status.ObservedGeneration == g.Generation && g.Status.Summary == fmt.Sprintf("%d/%d", len(members), len(members)) {
+			if g.Status.ObservedGeneration == g.Generation && len(g.Status.Clusters) == len(members) && appliedEverywhere(g.Status.Clusters) {
 				ready++
 			}
 		}
 		return ready == policies, nil
 	}); err != nil {
-		return fmt.Errorf("every policy realized in every member: %w", err)
+		return fmt.Errorf("every policy applied in every member: %w", err)
 	}
 	r.ConvergeSeconds = time.Since(began).Seconds()
-	step("Every policy realized in every member in %.1f s", r.ConvergeSeconds)
+	step("Every policy applied in every member in %.1f s (member-3 runs no agents: Pending there, awaiting their reports)", r.ConvergeSeconds)
 	time.Sleep(10 * time.Second)
 	r.RSSPoliciesMiB = mgr.RSSMiB()
 
@@ -432,7 +433,7 @@ func gnp(i, apps int) *policyv1alpha1.GlobalNetworkPolicy {
 	g := &policyv1alpha1.GlobalNetworkPolicy{
 		ObjectMeta: metav1.ObjectMeta{Name: policyName(i)},
 		Spec: policyv1alpha1.GlobalNetworkPolicySpec{
-			Tier: tiers[i%3], Priority: int32(i),
+			Tier: tiers[i%3], Priority: ptr.To(int32(i)),
 			Placement: fleetv1alpha1.Placement{ClusterSelector: &metav1.LabelSelector{}},
 			AppliedTo: policyv1alpha1.AppliedTo{PodSelector: &metav1.LabelSelector{MatchLabels: map[string]string{"app": app(i % apps)}}},
 		},
@@ -851,7 +852,7 @@ func printTable(r result) {
 	ms := func(v float64) string { return fmt.Sprintf("%.0f", v) }
 	f2 := func(v float64) string { return fmt.Sprintf("%.2f", v) }
 	row("", "policy", "baseline")
-	row("seconds until every policy is realized everywhere", fmt.Sprintf("%.1f", r.ConvergeSeconds), "")
+	row("seconds until every policy is applied everywhere", fmt.Sprintf("%.1f", r.ConvergeSeconds), "")
 	row(fmt.Sprintf("hub change -> member object, p50 ms (%d changes x %d)", r.Changes, r.Clusters), ms(r.PolicyP50Ms), ms(r.BaselineP50Ms))
 	row("hub change -> member object, p99 ms (target 500)", ms(r.PolicyP99Ms), ms(r.BaselineP99Ms))
 	row("hub change -> member object, max ms", ms(r.PolicyMaxMs), ms(r.BaselineMaxMs))
@@ -865,4 +866,17 @@ func printTable(r result) {
 	row("hub writes per pod change", f2(r.ChurnHubWrites), "")
 	row(fmt.Sprintf("writes in %d s of steady state (hub / members)", r.SteadySeconds), fmt.Sprintf("%.0f / %.0f", r.SteadyHubWrites, r.SteadyMemberW), "0 / 0")
 	row("manager RSS MiB: idle / with pods / with policies", fmt.Sprintf("%.0f / %.0f / %.0f", r.RSSIdleMiB, r.RSSPodsMiB, r.RSSPoliciesMiB), "")
+}
+
+// appliedEverywhere: every member holds the translated objects. Antrea's and the upstream
+// ClusterNetworkPolicy's members are Realized once applied (no implementation runs to report);
+// member-3's Meridian form waits for agents, which this bench does not run, so applied there reads
+// as Pending with the agents awaited.
+func appliedEverywhere(clusters []policyv1alpha1.ClusterPolicyStatus) bool {
+	for _, c := range clusters {
+		if c.Phase != policyv1alpha1.PhaseRealized && !compile.AwaitingAgents(c) {
+			return false
+		}
+	}
+	return true
 }

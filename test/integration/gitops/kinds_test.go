@@ -10,15 +10,20 @@ import (
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	apimeta "k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/utils/ptr"
 	"sigs.k8s.io/cli-utils/pkg/kstatus/status"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	fleetv1alpha1 "github.com/meridian-io/meridian/apis/fleet/v1alpha1"
+	memberv1alpha1 "github.com/meridian-io/meridian/apis/member/v1alpha1"
 	netv1alpha1 "github.com/meridian-io/meridian/apis/networking/v1alpha1"
 	policyv1alpha1 "github.com/meridian-io/meridian/apis/policy/v1alpha1"
+	"github.com/meridian-io/meridian/internal/policy/compile"
 	"github.com/meridian-io/meridian/test/testbed"
 )
 
@@ -125,7 +130,7 @@ var kinds = []kind{
 		states: []state{
 			// The live member's DaemonSet controller runs the agent's pod on its kwok node.
 			{name: "ready", readyReason: fleetv1alpha1.RolloutCompleteReason, create: func(ctx context.Context) client.Object {
-				return create(ctx, agentConfig("gitops-ready", liveMember))
+				return ensureAgents(ctx)
 			}},
 			{name: "progressing-unreachable", readyReason: fleetv1alpha1.RolloutProgressingReason, create: func(ctx context.Context) client.Object {
 				ensureUnreachableMember(ctx)
@@ -176,6 +181,29 @@ var kinds = []kind{
 			{name: "progressing-unreachable", readyReason: policyv1alpha1.MembersUnreachableReason, create: func(ctx context.Context) client.Object {
 				ensureUnreachableMember(ctx)
 				return create(ctx, allowPolicy("gitops-unreachable", policyv1alpha1.TierApplication, unreachableMember))
+			}},
+			// The live member serves Meridian's CRD, installed with its agent by an AgentConfig, so
+			// it gets Meridian's form; its agent runs (in this process) without a dataplane, as
+			// kwok's node has no kernel to program, and reports no policy: the policy is written
+			// there but nothing enforces it, and the hub says so while it waits.
+			{name: "progressing-no-agent-reports", readyReason: policyv1alpha1.NoAgentReportsReason, create: func(ctx context.Context) client.Object {
+				ensureAgents(ctx)
+				p := create(ctx, allowPolicy("gitops-no-agent-reports", policyv1alpha1.TierApplication, liveMember))
+				Eventually(func(g Gomega) {
+					g.Expect(bed.Hub.Client.Get(ctx, client.ObjectKeyFromObject(p), p)).To(Succeed())
+					g.Expect(p.(*policyv1alpha1.GlobalNetworkPolicy).Status.Clusters).To(ConsistOf(SatisfyAll(
+						HaveField("Form", policyv1alpha1.FormMeridian), HaveField("Phase", policyv1alpha1.PhasePending),
+						HaveField("Message", compile.NoAgentReportsMessage), HaveField("NodesRealized", BeNil()))))
+				}, timeout, poll).Should(Succeed())
+				// The agent is there and says why it enforces nothing.
+				infos := &unstructured.UnstructuredList{}
+				infos.SetGroupVersionKind(memberv1alpha1.GroupVersion.WithKind("NodeAgentInfoList"))
+				Expect(bed.Member(liveMember).Client.List(ctx, infos)).To(Succeed())
+				Expect(infos.Items).To(HaveLen(1))
+				conds, _, _ := unstructured.NestedSlice(infos.Items[0].Object, "conditions") // NodeAgentInfo has no status stanza
+				Expect(conds).To(ContainElement(SatisfyAll(HaveKeyWithValue("type", memberv1alpha1.DataplaneReadyCondition),
+					HaveKeyWithValue("status", "False"), HaveKeyWithValue("reason", memberv1alpha1.DataplaneDisabledReason))))
+				return p
 			}},
 			// NetworkPolicy cannot drop: nothing weaker is written, and the policy needs a person.
 			// In the baseline tier, so that no Allow of the other states comes after the Drop.
@@ -264,6 +292,20 @@ func globalNamespace(name string, clusters ...string) *netv1alpha1.GlobalNamespa
 	}
 }
 
+// ensureAgents installs (once) the agent on the live member with AgentConfig gitops-ready and
+// waits for its rollout: the agent runs on the member's node (BeforeSuite plays its kubelet).
+func ensureAgents(ctx context.Context) client.Object {
+	ac := agentConfig("gitops-ready", liveMember)
+	if err := bed.Hub.Client.Create(ctx, ac); err != nil && !apierrors.IsAlreadyExists(err) {
+		Expect(err).NotTo(HaveOccurred())
+	}
+	Eventually(func(g Gomega) {
+		g.Expect(bed.Hub.Client.Get(ctx, client.ObjectKeyFromObject(ac), ac)).To(Succeed())
+		g.Expect(apimeta.IsStatusConditionTrue(ac.Status.Conditions, fleetv1alpha1.ReadyCondition)).To(BeTrue(), "AgentConfig %s: %v", ac.Name, ac.Status.Conditions)
+	}, 2*timeout, poll).Should(Succeed())
+	return ac
+}
+
 func agentConfig(name string, clusters ...string) *fleetv1alpha1.AgentConfig {
 	return &fleetv1alpha1.AgentConfig{
 		ObjectMeta: metav1.ObjectMeta{Name: name},
@@ -281,7 +323,7 @@ func allowPolicy(name, tier string, clusters ...string) *policyv1alpha1.GlobalNe
 		ObjectMeta: metav1.ObjectMeta{Name: name},
 		Spec: policyv1alpha1.GlobalNetworkPolicySpec{
 			Tier:      tier,
-			Priority:  10,
+			Priority:  ptr.To[int32](10),
 			Placement: fleetv1alpha1.Placement{ClusterNames: clusters},
 			AppliedTo: policyv1alpha1.AppliedTo{PodSelector: &metav1.LabelSelector{MatchLabels: map[string]string{"app": "web"}}},
 			Ingress: []policyv1alpha1.Rule{{Name: "from-db", Action: policyv1alpha1.ActionAllow,

@@ -32,7 +32,7 @@ func allowFromDB(name string) *policyv1alpha1.GlobalNetworkPolicy {
 		ObjectMeta: metav1.ObjectMeta{Name: name},
 		Spec: policyv1alpha1.GlobalNetworkPolicySpec{
 			Tier:      policyv1alpha1.TierApplication,
-			Priority:  10,
+			Priority:  ptr.To[int32](10),
 			Placement: fleetv1alpha1.Placement{ClusterSelector: &metav1.LabelSelector{MatchLabels: map[string]string{"policy": "on"}}},
 			AppliedTo: policyv1alpha1.AppliedTo{PodSelector: web},
 			Egress: []policyv1alpha1.Rule{{Name: "to-db", Action: policyv1alpha1.ActionAllow,

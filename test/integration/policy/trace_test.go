@@ -52,7 +52,7 @@ var _ = Describe("kubectl meridian trace", Ordered, func() {
 		Expect(bed.Hub.Client.Create(bg(), &policyv1alpha1.GlobalNetworkPolicy{
 			ObjectMeta: metav1.ObjectMeta{Name: "trace-guard"},
 			Spec: policyv1alpha1.GlobalNetworkPolicySpec{
-				Tier: policyv1alpha1.TierSecurityOps, Priority: 5, Placement: onAll,
+				Tier: policyv1alpha1.TierSecurityOps, Priority: ptr.To[int32](5), Placement: onAll,
 				AppliedTo: policyv1alpha1.AppliedTo{PodSelector: &metav1.LabelSelector{MatchLabels: tweb}},
 				Egress: []policyv1alpha1.Rule{{Name: "no-postgres", Action: policyv1alpha1.ActionDrop, Peers: toDB,
 					Ports: []policyv1alpha1.Port{{Port: ptr.To(intstr.FromInt32(5432))}}}},
@@ -61,7 +61,7 @@ var _ = Describe("kubectl meridian trace", Ordered, func() {
 		Expect(bed.Hub.Client.Create(bg(), &policyv1alpha1.GlobalNetworkPolicy{
 			ObjectMeta: metav1.ObjectMeta{Name: "trace-allow"},
 			Spec: policyv1alpha1.GlobalNetworkPolicySpec{
-				Tier: policyv1alpha1.TierApplication, Priority: 5, Placement: onAll,
+				Tier: policyv1alpha1.TierApplication, Priority: ptr.To[int32](5), Placement: onAll,
 				AppliedTo: policyv1alpha1.AppliedTo{PodSelector: &metav1.LabelSelector{MatchLabels: tweb}},
 				Egress:    []policyv1alpha1.Rule{{Name: "to-db", Action: policyv1alpha1.ActionAllow, Peers: toDB}},
 			},

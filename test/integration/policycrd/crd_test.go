@@ -10,6 +10,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/util/intstr"
+	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
 
@@ -49,6 +50,26 @@ func TestCRDs(t *testing.T) {
 	}
 	if err := c.Create(ctx, good()); err != nil {
 		t.Fatalf("good: %v", err)
+	}
+	// spec.priority: unset is defaulted to 1000 by the schema; 0, the highest, is kept (a Go
+	// client can send it: the field is a pointer).
+	for _, tc := range []struct {
+		name string
+		set  *int32
+		want int32
+	}{{"priority-unset", nil, 1000}, {"priority-zero", ptr.To[int32](0), 0}, {"priority-ten", ptr.To[int32](10), 10}} {
+		p := good()
+		p.Name, p.Spec.Priority = tc.name, tc.set
+		if err := c.Create(ctx, p); err != nil {
+			t.Fatalf("%s: %v", tc.name, err)
+		}
+		got := &policyv1alpha1.GlobalNetworkPolicy{}
+		if err := c.Get(ctx, client.ObjectKeyFromObject(p), got); err != nil {
+			t.Fatal(err)
+		}
+		if got.Spec.Priority == nil || *got.Spec.Priority != tc.want || got.Spec.PriorityValue() != tc.want {
+			t.Errorf("%s: spec.priority %v read back, want %d", tc.name, got.Spec.Priority, tc.want)
+		}
 	}
 	bad := []struct {
 		name string

@@ -13,6 +13,7 @@ import (
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/util/intstr"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
+	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
 	npav1beta1 "sigs.k8s.io/network-policy-api/apis/v1beta1"
@@ -128,7 +129,7 @@ func everyFeature() translate.Input {
 	}
 	add := func(name, tier string, ingress, egress []policyv1alpha1.Rule) {
 		g := policyv1alpha1.GlobalNetworkPolicy{Spec: policyv1alpha1.GlobalNetworkPolicySpec{
-			Tier: tier, Priority: 10, Placement: fleetv1alpha1.Placement{ClusterNames: []string{"a", "b"}},
+			Tier: tier, Priority: ptr.To[int32](10), Placement: fleetv1alpha1.Placement{ClusterNames: []string{"a", "b"}},
 			AppliedTo: policyv1alpha1.AppliedTo{NamespaceSelector: &metav1.LabelSelector{MatchLabels: map[string]string{"team": "shop"}}},
 			Ingress:   ingress, Egress: egress,
 		}}

@@ -18,7 +18,7 @@ func Translate(policies []translate.Policy) translate.Result {
 		mnp := &memberv1alpha1.MemberNetworkPolicy{
 			Spec: memberv1alpha1.MemberNetworkPolicySpec{
 				Tier: p.Tier, TierPriority: p.TierPriority, Baseline: p.Baseline,
-				Priority: p.GNP.Spec.Priority, Policy: p.GNP.Name,
+				Priority: p.GNP.Spec.PriorityValue(), Policy: p.GNP.Name,
 				AppliedTo: *p.GNP.Spec.AppliedTo.DeepCopy(),
 				Ingress:   rules(p.Ingress), Egress: rules(p.Egress),
 			},

@@ -88,7 +88,7 @@ func (v GlobalNetworkPolicyValidator) validate(ctx context.Context, g *policyv1a
 		if len(names) == 0 {
 			// The manager creates the default tiers when it starts; a policy applied just before
 			// (a fresh install applied in one go) finds none.
-			hint = "no Tier exists yet: the manager creates the default tiers when it starts, so wait for `kubectl get tiers` to list them and apply again"
+			hint = "no Tier exists yet: the manager creates the default tiers when it starts and reports ready (/readyz) once they exist, so wait for it (or for `kubectl get tiers` to list them) and apply again"
 		}
 		errs = append(errs, field.NotFound(field.NewPath("spec", "tier"),
 			fmt.Sprintf("%s: create the Tier first, %s", g.TierName(), hint)))
