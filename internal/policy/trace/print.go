@@ -22,8 +22,8 @@ func (r *Result) Print(w io.Writer) {
 	default:
 		fmt.Fprintln(w, "Allowed by both sides.")
 	}
-	r.side(w, "egress", d.Egress, r.FromNamespace)
-	r.side(w, "ingress", d.Ingress, r.ToNamespace)
+	r.side(w, "egress", d.Egress, r.FromNamespace, r.EgressAgent)
+	r.side(w, "ingress", d.Ingress, r.ToNamespace, r.IngressAgent)
 	if len(r.Skipped) > 0 {
 		fmt.Fprintf(w, "\nNot evaluated (the manager does not enforce them either):\n")
 		for _, s := range r.Skipped {
@@ -32,15 +32,18 @@ func (r *Result) Print(w io.Writer) {
 	}
 }
 
-func (r *Result) side(w io.Writer, name string, s policy.Side, namespace string) {
+func (r *Result) side(w io.Writer, name string, s policy.Side, namespace string, agents []AgentRule) {
 	fmt.Fprintf(w, "\n%s side", strings.ToUpper(name[:1])+name[1:])
 	if s.Cluster != "" {
 		fmt.Fprintf(w, ", in %s", s.Cluster)
 	}
 	fmt.Fprintf(w, ": %s\n", s.Verdict)
-	for _, st := range s.Path {
+	for i, st := range s.Path {
 		fmt.Fprintf(w, "  %s\n", r.step(name, st))
 		r.enforcement(w, name, st, s.Cluster)
+		if i < len(agents) {
+			agents[i].print(w)
+		}
 		if st.Action == policyv1alpha1.ActionPass && !r.isBaseline(st.Tier) {
 			fmt.Fprintf(w, "  Pass hands the decision to the NetworkPolicies of namespace %s, then to the baseline tier\n", namespace)
 		}
@@ -107,4 +110,28 @@ func (r *Result) enforcement(w io.Writer, side string, st policy.Step, cluster s
 		return
 	}
 	fmt.Fprintf(w, "    in %s: the policy's status does not report this cluster yet\n", cluster)
+}
+
+// print writes the node agent's rule for a step: what its table holds and counted, or why not.
+func (a AgentRule) print(w io.Writer) {
+	where := "node " + a.Node
+	if a.AgentPod != "" {
+		where = fmt.Sprintf("agent %s on node %s", a.AgentPod, a.Node)
+	}
+	if !a.Found {
+		rule := ""
+		if a.Rule != "" {
+			rule = " " + a.Rule
+		}
+		fmt.Fprintf(w, "    nftables rule%s (%s): %s\n", rule, where, a.Note)
+		return
+	}
+	mode := ""
+	if a.Mode != "" && a.Mode != "Enforce" {
+		mode = ", " + a.Mode + " mode: counted, let through"
+	}
+	fmt.Fprintf(w, "    nftables rule %s (%s): %s rule #%d, %s, matched %d packets, %d bytes%s\n", a.Rule, where, a.Stage, a.Index, a.Action, a.Packets, a.Bytes, mode)
+	if a.Note != "" {
+		fmt.Fprintf(w, "      %s\n", a.Note)
+	}
 }

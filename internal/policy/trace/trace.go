@@ -33,17 +33,18 @@ func NewScheme() (*runtime.Scheme, error) {
 	return s, nil
 }
 
-// Connector gives a reader of a member's API.
-type Connector func(ctx context.Context, mc *fleetv1alpha1.MemberCluster) (client.Reader, error)
+// Connector gives what trace uses of a member.
+type Connector func(ctx context.Context, mc *fleetv1alpha1.MemberCluster) (*Member, error)
 
 // MemberTimeout bounds each request to a member, so that one that is down fails the trace
 // quickly with its name instead of hanging.
 const MemberTimeout = 15 * time.Second
 
 // SecretConnector reaches a member the way the manager does: with the kubeconfig in the Secret
-// its MemberCluster names on the hub, read with the user's hub credentials.
+// its MemberCluster names on the hub, read with the user's hub credentials. The same credentials
+// read the node agents' counters through the member apiserver's pods/proxy.
 func SecretConnector(hub client.Reader, scheme *runtime.Scheme) Connector {
-	return func(ctx context.Context, mc *fleetv1alpha1.MemberCluster) (client.Reader, error) {
+	return func(ctx context.Context, mc *fleetv1alpha1.MemberCluster) (*Member, error) {
 		ns, name, key := mc.KubeconfigSecret()
 		if name == "" {
 			return nil, fmt.Errorf("MemberCluster %s names no kubeconfig Secret", mc.Name)
@@ -64,7 +65,11 @@ func SecretConnector(hub client.Reader, scheme *runtime.Scheme) Connector {
 		if err != nil {
 			return nil, fmt.Errorf("connect to MemberCluster %s: %w", mc.Name, err)
 		}
-		return c, nil
+		get, err := proxyGetter(cfg)
+		if err != nil {
+			return nil, fmt.Errorf("connect to MemberCluster %s: %w", mc.Name, err)
+		}
+		return &Member{Reader: c, ProxyGet: get}, nil
 	}
 }
 
@@ -81,6 +86,13 @@ type Result struct {
 	Skipped []string `json:",omitempty"`
 	// Namespaces of the two pods, for the NetworkPolicy lines.
 	FromNamespace, ToNamespace string `json:"-"`
+	// EgressAgent and IngressAgent are, step by step of each side's path, the rule of the
+	// nftables table of the node agent on that side's pod's node, with its counter, or why there
+	// is none (docs/dataplane.md).
+	EgressAgent  []AgentRule `json:",omitempty"`
+	IngressAgent []AgentRule `json:",omitempty"`
+	// nodes are the two pods' nodes.
+	nodes map[PodName]string
 }
 
 // Run traces one connection: it reads the hub's MemberClusters, Tiers and GlobalNetworkPolicies,
@@ -97,7 +109,8 @@ func Run(ctx context.Context, hub client.Reader, connect Connector, req Request)
 		}
 	}
 	res := &Result{Request: req, Tiers: map[string]*policyv1alpha1.Tier{}, Policies: map[string]*policyv1alpha1.GlobalNetworkPolicy{},
-		FromNamespace: req.From.Namespace, ToNamespace: req.To.Namespace}
+		FromNamespace: req.From.Namespace, ToNamespace: req.To.Namespace, nodes: map[PodName]string{}}
+	connected := map[string]*Member{}
 
 	fleet := policy.Fleet{}
 	byName := map[string]*fleetv1alpha1.MemberCluster{}
@@ -149,7 +162,12 @@ func Run(ctx context.Context, hub client.Reader, connect Connector, req Request)
 		if len(here) == 0 {
 			continue
 		}
-		if err := gather(ctx, connect, byName[c.Name], c, here); err != nil {
+		member, err := connect(ctx, byName[c.Name])
+		if err != nil {
+			return nil, err
+		}
+		connected[c.Name] = member
+		if err := gather(ctx, member, c, here, res.nodes); err != nil {
 			return nil, err
 		}
 	}
@@ -178,16 +196,13 @@ func Run(ctx context.Context, hub client.Reader, connect Connector, req Request)
 		return nil, err
 	}
 	res.Decision = d
+	res.readAgents(ctx, connected)
 	return res, nil
 }
 
 // gather reads from one member its pods among ends, their namespaces and those namespaces'
-// NetworkPolicies into c.
-func gather(ctx context.Context, connect Connector, mc *fleetv1alpha1.MemberCluster, c *policy.Cluster, ends []*PodName) error {
-	member, err := connect(ctx, mc)
-	if err != nil {
-		return err
-	}
+// NetworkPolicies into c, and the pods' nodes into nodes.
+func gather(ctx context.Context, member *Member, c *policy.Cluster, ends []*PodName, nodes map[PodName]string) error {
 	var namespaces []string
 	for _, e := range ends {
 		if slices.ContainsFunc(c.Pods, func(p policy.Pod) bool { return p.Namespace == e.Namespace && p.Name == e.Name }) {
@@ -207,6 +222,7 @@ func gather(ctx context.Context, connect Connector, mc *fleetv1alpha1.MemberClus
 			return fmt.Errorf("pod %s has no IP yet (phase %s): trace it once it is running", e, pod.Status.Phase)
 		}
 		c.Pods = append(c.Pods, podOf(pod))
+		nodes[*e] = pod.Spec.NodeName
 		if !slices.Contains(namespaces, e.Namespace) {
 			namespaces = append(namespaces, e.Namespace)
 		}

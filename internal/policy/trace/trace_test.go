@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"net/url"
 	"strings"
 	"testing"
 
@@ -100,6 +101,8 @@ func pod(ns, name, ip string, labels map[string]string) *corev1.Pod {
 type bed struct {
 	hub     client.Client
 	members map[string]client.Client
+	// proxy plays each member apiserver's pods/proxy (nil: the member's agents are not asked).
+	proxy map[string]func(ctx context.Context, namespace, pod string, port int32, path string, query url.Values) ([]byte, error)
 }
 
 func newBed(t *testing.T, hubObjs []client.Object, m2Objs ...client.Object) *bed {
@@ -115,7 +118,8 @@ func newBed(t *testing.T, hubObjs []client.Object, m2Objs ...client.Object) *bed
 	for _, m := range []string{"m1", "m2"} {
 		objs = append(objs, &fleetv1alpha1.MemberCluster{ObjectMeta: metav1.ObjectMeta{Name: m}})
 	}
-	b := &bed{hub: fake.NewClientBuilder().WithScheme(s).WithObjects(objs...).Build(), members: map[string]client.Client{}}
+	b := &bed{hub: fake.NewClientBuilder().WithScheme(s).WithObjects(objs...).Build(), members: map[string]client.Client{},
+		proxy: map[string]func(context.Context, string, string, int32, string, url.Values) ([]byte, error){}}
 	b.members["m1"] = fake.NewClientBuilder().WithScheme(s).WithObjects(
 		&corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "shop", Labels: map[string]string{"team": "shop"}}},
 		pod("shop", "web-0", "198.18.0.10", map[string]string{"app": "web"}),
@@ -128,12 +132,12 @@ func newBed(t *testing.T, hubObjs []client.Object, m2Objs ...client.Object) *bed
 	return b
 }
 
-func (b *bed) connect(_ context.Context, mc *fleetv1alpha1.MemberCluster) (client.Reader, error) {
+func (b *bed) connect(_ context.Context, mc *fleetv1alpha1.MemberCluster) (*Member, error) {
 	c, ok := b.members[mc.Name]
 	if !ok {
 		return nil, fmt.Errorf("no member %s", mc.Name)
 	}
-	return c, nil
+	return &Member{Reader: c, ProxyGet: b.proxy[mc.Name]}, nil
 }
 
 func (b *bed) trace(t *testing.T, port int32) (*Result, string) {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"math/rand"
+	"net"
 	"sort"
 	"strings"
 	"sync"
@@ -12,6 +13,7 @@ import (
 
 	. "github.com/onsi/gomega"
 	admissionregistrationv1 "k8s.io/api/admissionregistration/v1"
+	corev1 "k8s.io/api/core/v1"
 	networkingv1 "k8s.io/api/networking/v1"
 	"k8s.io/apimachinery/pkg/api/equality"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -28,8 +30,10 @@ import (
 	"github.com/meridian-io/meridian/controllers"
 	"github.com/meridian-io/meridian/internal/agent/enforce/enforcetest"
 	"github.com/meridian-io/meridian/internal/agentconfig"
+	"github.com/meridian-io/meridian/internal/dataplane/nettest"
 	"github.com/meridian-io/meridian/internal/policy"
 	"github.com/meridian-io/meridian/internal/policy/compile"
+	"github.com/meridian-io/meridian/internal/policy/trace"
 	"github.com/meridian-io/meridian/test/testbed"
 )
 
@@ -132,10 +136,14 @@ func TestHubToKernel(t *testing.T) {
 		}, 60*time.Second, 100*time.Millisecond).Should(BeTrue())
 	})
 	// The agents in this process stand for the DaemonSet's pods (the member has no kubelets).
+	// Their metrics ports listen on an address of this host the member apiserver's pods/proxy
+	// accepts (it refuses loopback), so that trace reads them as it would a real agent.
+	e.metricsHost = proxyableAddr()
 	e.startAgents(g, ctx, m)
 	e.realized = func(t *testing.T, g Gomega, f policy.Fleet) { hubShowsNodes(g, ctx, hub, f, len(topo.Nodes)) }
 
 	t.Run("hand-written", func(t *testing.T) { e.check(t, handWritten(base)) })
+	t.Run("trace shows the agent's rule and counter", func(t *testing.T) { traceReadsAgents(t, ctx, e, bed, handWritten(base)) })
 	for _, seed := range []int64{2, 3} {
 		t.Run(fmt.Sprintf("random seed %d", seed), func(t *testing.T) { e.check(t, reseed(base, seed, topo)) })
 	}
@@ -295,4 +303,82 @@ func keys[V any](m map[string]V) []string {
 	}
 	sort.Strings(out)
 	return out
+}
+
+// proxyableAddr is this host's first IPv4 address that a kube-apiserver proxies to (not loopback,
+// not link-local), or "" when it has none.
+func proxyableAddr() string {
+	addrs, err := net.InterfaceAddrs()
+	if err != nil {
+		return ""
+	}
+	for _, a := range addrs {
+		if n, ok := a.(*net.IPNet); ok && n.IP.To4() != nil && !n.IP.IsLoopback() && !n.IP.IsLinkLocalUnicast() {
+			return n.IP.String()
+		}
+	}
+	return ""
+}
+
+// traceReadsAgents runs `kubectl meridian trace`'s logic (trace.Run, with the credentials of the
+// member's kubeconfig Secret) for a connection f denies by no-https-into-shop, after check's
+// probes: the deciding step shows the agent's nftables rule with the packets it dropped, read
+// through the member apiserver's pods/proxy from the agent of the destination's node; one more
+// probe moves the counter. The test plays the kubelet for the agents' pods (the DaemonSet's
+// label, its node, its metrics port, a host-network address).
+func traceReadsAgents(t *testing.T, ctx context.Context, e *env, bed *testbed.Bed, f policy.Fleet) {
+	g := NewWithT(t)
+	if e.metricsHost == "" {
+		t.Skip("this host has no address but loopback, and the apiserver's pods/proxy refuses loopback")
+	}
+	for i, n := range e.topo.Nodes {
+		p := &corev1.Pod{
+			ObjectMeta: metav1.ObjectMeta{Namespace: memberv1alpha1.AgentNamespace, Name: "agent-" + nodeName(n),
+				Labels: map[string]string{"app.kubernetes.io/name": agentconfig.AgentName}},
+			Spec: corev1.PodSpec{NodeName: nodeName(n), HostNetwork: true, Containers: []corev1.Container{{Name: "agent", Image: "registry.invalid/agent:e2e",
+				Ports: []corev1.ContainerPort{{Name: "metrics", ContainerPort: int32(e.metricsPorts[i])}}}}},
+		}
+		g.Expect(e.member.Create(ctx, p)).To(Succeed())
+		p.Status = corev1.PodStatus{Phase: corev1.PodRunning, PodIP: e.metricsHost, HostIP: e.metricsHost}
+		g.Expect(e.member.Status().Update(ctx, p)).To(Succeed())
+	}
+	scheme, err := trace.NewScheme()
+	g.Expect(err).NotTo(HaveOccurred())
+	hub := bed.Hub.Client
+	pods := f.Clusters[0].Pods
+	run := func(i, j int) *trace.Result {
+		res, err := trace.Run(ctx, hub, trace.SecretConnector(hub, scheme), trace.Request{
+			From: trace.PodName{Cluster: hubMember, Namespace: pods[i].Namespace, Name: pods[i].Name},
+			To:   trace.PodName{Cluster: hubMember, Namespace: pods[j].Namespace, Name: pods[j].Name},
+			Port: trace.Port{Number: 443, Protocol: policyv1alpha1.ProtocolTCP}})
+		g.Expect(err).NotTo(HaveOccurred())
+		return res
+	}
+	for i := range pods {
+		for j := range pods {
+			if i == j {
+				continue
+			}
+			res := run(i, j)
+			path := res.Decision.Ingress.Path
+			if res.Decision.Egress.Verdict.Denied() || len(path) == 0 || path[len(path)-1].Policy != "no-https-into-shop" {
+				continue
+			}
+			var out strings.Builder
+			res.Print(&out)
+			t.Log(out.String())
+			last := res.IngressAgent[len(path)-1]
+			g.Expect(last).To(And(HaveField("Found", true), HaveField("Action", "Drop"), HaveField("Node", e.nodeOf(j)),
+				HaveField("Rule", HavePrefix(path[len(path)-1].Tier+"/no-https-into-shop/ingress/"))), out.String())
+			g.Expect(out.String()).To(ContainSubstring("nftables rule " + last.Rule + " (agent meridian-system/agent-" + e.nodeOf(j) + " on node " + e.nodeOf(j) + ")"))
+			outcome, err := nettest.Probe(e.topo.Pods[i], e.topo.Pods[j].IP, "TCP", 443, 300*time.Millisecond)
+			g.Expect(err).NotTo(HaveOccurred())
+			g.Expect(outcome).To(Equal(nettest.TimedOut))
+			again := run(i, j).IngressAgent[len(path)-1]
+			g.Expect(again.Packets).To(BeNumerically(">", last.Packets), "one more dropped SYN (and its retries) on the same rule")
+			t.Logf("%s -> %s: rule %s counted %d packets, %d after one more probe", pods[i].Name, pods[j].Name, last.Rule, last.Packets, again.Packets)
+			return
+		}
+	}
+	t.Fatalf("no pair of pods is denied on ingress by no-https-into-shop on 443/TCP: the fleet changed?")
 }

@@ -73,8 +73,9 @@ type env struct {
 	realized func(t *testing.T, g Gomega, f policy.Fleet)
 	// toAudit switches each agent's config file to Audit.
 	toAudit []func() error
-	// metricsPorts are the agents' metrics ports, by node.
+	// metricsPorts are the agents' metrics ports, by node, on metricsHost (127.0.0.1 when empty).
 	metricsPorts []int
+	metricsHost  string
 	// audit: the agents run in Audit mode, so every connection must connect.
 	audit bool
 }
@@ -162,7 +163,7 @@ func (e *env) startAgents(g Gomega, ctx context.Context, m *testbed.Cluster) {
 		c, err := agent.NewClient(m.Config)
 		g.Expect(err).NotTo(HaveOccurred())
 		a, err := agent.New(agent.Options{NodeName: nodeName(n), ConfigPath: filepath.Join(dir, agentfile.FileName), Version: "e2e",
-			Client: c, MetricsHost: "127.0.0.1", LogOutput: testWriter{t},
+			Client: c, MetricsHost: e.host(), LogOutput: testWriter{t},
 			Dataplane: &agent.DataplaneOptions{RESTConfig: m.Config, NetNSFd: int(n.NS)}})
 		g.Expect(err).NotTo(HaveOccurred())
 		wg.Add(1)
@@ -236,13 +237,20 @@ func TestDataplaneEndToEnd(t *testing.T) {
 	})
 }
 
+func (e *env) host() string {
+	if e.metricsHost == "" {
+		return "127.0.0.1"
+	}
+	return e.metricsHost
+}
+
 // scrape reads each agent's /metrics (its real endpoint, on the port of its config file) as
 // sample name{labels} -> value; histograms count their observations under their own name.
 func (e *env) scrape(t *testing.T) []map[string]float64 {
 	t.Helper()
 	var out []map[string]float64
 	for i, port := range e.metricsPorts {
-		resp, err := http.Get(fmt.Sprintf("http://127.0.0.1:%d/metrics", port))
+		resp, err := http.Get(fmt.Sprintf("http://%s/metrics", net.JoinHostPort(e.host(), fmt.Sprint(port))))
 		if err != nil {
 			t.Fatalf("scrape the agent of %s: %v", e.topo.Nodes[i].Name, err)
 		}
@@ -277,7 +285,7 @@ func (e *env) scrape(t *testing.T) []map[string]float64 {
 func (e *env) podCountersMoved(t *testing.T, f policy.Fleet, policyName string) {
 	t.Helper()
 	get := func(port int, pod string) (int, agent.PodCounters) {
-		resp, err := http.Get(fmt.Sprintf("http://127.0.0.1:%d%s?pod=%s", port, agent.CountersPath, pod))
+		resp, err := http.Get(fmt.Sprintf("http://%s%s?pod=%s", net.JoinHostPort(e.host(), fmt.Sprint(port)), agent.CountersPath, pod))
 		if err != nil {
 			t.Fatalf("ask the agent for %s: %v", pod, err)
 		}
