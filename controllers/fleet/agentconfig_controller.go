@@ -55,10 +55,11 @@ func (r *AgentConfigReconciler) Reconcile(ctx context.Context, req ctrl.Request)
 	if err != nil {
 		return ctrl.Result{}, r.terminal(ctx, before, ac, fleetv1alpha1.InvalidPlacementReason, err.Error())
 	}
-	held, conflicts, contested, err := r.partition(ctx, ac, selected, members.Items)
-	if err != nil {
+	all := &fleetv1alpha1.AgentConfigList{}
+	if err := r.HubClient.List(ctx, all); err != nil {
 		return ctrl.Result{}, err
 	}
+	held, lost, contested := agentconfig.Partition(ac, selected, all.Items, members.Items)
 	works, err := r.works(ctx, ac.Name)
 	if err != nil {
 		return ctrl.Result{}, err
@@ -108,12 +109,13 @@ func (r *AgentConfigReconciler) Reconcile(ctx context.Context, req ctrl.Request)
 	for wave, names := range plan.Waves {
 		for _, name := range names {
 			i := slices.IndexFunc(states, func(s agentconfig.ClusterState) bool { return s.Name == name })
-			ac.Status.Clusters = append(ac.Status.Clusters, agentconfig.ClusterStatus(states[i], wave, ac.Spec.Version, compiled[name].ConfigHash, plan, works[name]))
+			ac.Status.Clusters = append(ac.Status.Clusters, agentconfig.ClusterStatus(states[i], wave+1, ac.Spec.Version, compiled[name].ConfigHash, plan, works[name]))
 		}
 	}
-	for _, name := range conflicts {
-		ac.Status.Clusters = append(ac.Status.Clusters, fleetv1alpha1.AgentClusterStatus{Cluster: name, Phase: fleetv1alpha1.AgentClusterConflict,
-			Message: "An older AgentConfig selects this cluster; this one leaves it alone."})
+	for _, c := range lost {
+		for _, name := range c.Clusters {
+			ac.Status.Clusters = append(ac.Status.Clusters, agentconfig.LostClusterStatus(name, c.AgentConfig))
+		}
 	}
 	updated := 0
 	for _, c := range ac.Status.Clusters {
@@ -126,7 +128,7 @@ func (r *AgentConfigReconciler) Reconcile(ctx context.Context, req ctrl.Request)
 	if len(selected) == 0 {
 		plan.Reason, plan.Message = fleetv1alpha1.NoClustersSelectedReason, "The placement selects no MemberCluster."
 	}
-	agentconfig.SetConditions(ac, plan, conflicts, contested)
+	agentconfig.SetConditions(ac, plan, lost, contested)
 	if len(errs) == 0 {
 		ac.Status.ObservedGeneration = ac.Generation
 	}
@@ -134,54 +136,6 @@ func (r *AgentConfigReconciler) Reconcile(ctx context.Context, req ctrl.Request)
 		errs = append(errs, err)
 	}
 	return ctrl.Result{RequeueAfter: plan.RequeueAfter}, kerrors.NewAggregate(errs)
-}
-
-// partition splits the selected clusters into those this AgentConfig holds and those an older
-// AgentConfig (by creation time, then name) also selects (conflicts): a cluster runs one agent
-// install, the oldest AgentConfig's. Contested are held clusters that a younger one also selects;
-// both AgentConfigs report the conflict.
-func (r *AgentConfigReconciler) partition(ctx context.Context, ac *fleetv1alpha1.AgentConfig, selected []string, members []fleetv1alpha1.MemberCluster) (held, conflicts, contested []string, err error) {
-	all := &fleetv1alpha1.AgentConfigList{}
-	if err := r.HubClient.List(ctx, all); err != nil {
-		return nil, nil, nil, err
-	}
-	byOlder, byYounger := map[string]bool{}, map[string]bool{}
-	for i := range all.Items {
-		o := &all.Items[i]
-		if o.Name == ac.Name || !o.DeletionTimestamp.IsZero() {
-			continue
-		}
-		names, err := agentconfig.Select(o, members)
-		if err != nil {
-			continue
-		}
-		for _, n := range names {
-			if older(o, ac) {
-				byOlder[n] = true
-			} else {
-				byYounger[n] = true
-			}
-		}
-	}
-	for _, n := range selected {
-		switch {
-		case byOlder[n]:
-			conflicts = append(conflicts, n)
-		case byYounger[n]:
-			contested = append(contested, n)
-			held = append(held, n)
-		default:
-			held = append(held, n)
-		}
-	}
-	return held, conflicts, contested, nil
-}
-
-func older(a, b *fleetv1alpha1.AgentConfig) bool {
-	if !a.CreationTimestamp.Equal(&b.CreationTimestamp) {
-		return a.CreationTimestamp.Before(&b.CreationTimestamp)
-	}
-	return a.Name < b.Name
 }
 
 // works returns the AgentConfig's ClusterWorks by member.
