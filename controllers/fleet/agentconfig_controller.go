@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"k8s.io/apimachinery/pkg/api/equality"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	kerrors "k8s.io/apimachinery/pkg/util/errors"
 	"k8s.io/utils/clock"
 	ctrl "sigs.k8s.io/controller-runtime"
@@ -21,6 +22,7 @@ import (
 	fleetv1alpha1 "github.com/meridian-io/meridian/apis/fleet/v1alpha1"
 	"github.com/meridian-io/meridian/controllers/internal/hubwork"
 	"github.com/meridian-io/meridian/internal/agentconfig"
+	"github.com/meridian-io/meridian/internal/agentstatus"
 )
 
 // AgentConfigReconciler compiles each AgentConfig into one ClusterWork per selected member and
@@ -31,6 +33,9 @@ type AgentConfigReconciler struct {
 	// HubReader reads ClusterWorks (with their status) from the hub.
 	HubReader client.Reader
 	Clock     clock.Clock
+	// Writes bounds the status writes: at most one per AgentConfig per heartbeat interval (its
+	// spec.config's), except the first status of a new generation, written at once.
+	Writes *agentstatus.Coalescer
 }
 
 // +kubebuilder:rbac:groups=fleet.meridian.io,resources=agentconfigs,verbs=get;list;watch
@@ -41,6 +46,9 @@ type AgentConfigReconciler struct {
 func (r *AgentConfigReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
 	ac := &fleetv1alpha1.AgentConfig{}
 	if err := r.HubClient.Get(ctx, req.NamespacedName, ac); err != nil {
+		if apierrors.IsNotFound(err) {
+			r.Writes.Forget(req.Name)
+		}
 		return ctrl.Result{}, client.IgnoreNotFound(err)
 	}
 	if !ac.DeletionTimestamp.IsZero() {
@@ -53,7 +61,7 @@ func (r *AgentConfigReconciler) Reconcile(ctx context.Context, req ctrl.Request)
 	}
 	selected, err := agentconfig.Select(ac, members.Items)
 	if err != nil {
-		return ctrl.Result{}, r.terminal(ctx, before, ac, fleetv1alpha1.InvalidPlacementReason, err.Error())
+		return r.terminal(ctx, before, ac, fleetv1alpha1.InvalidPlacementReason, err.Error())
 	}
 	all := &fleetv1alpha1.AgentConfigList{}
 	if err := r.HubClient.List(ctx, all); err != nil {
@@ -75,7 +83,7 @@ func (r *AgentConfigReconciler) Reconcile(ctx context.Context, req ctrl.Request)
 	for _, name := range held {
 		m, err := agentconfig.Compile(ac, byName[name])
 		if err != nil {
-			return ctrl.Result{}, r.terminal(ctx, before, ac, fleetv1alpha1.ClusterFailedReason, err.Error())
+			return r.terminal(ctx, before, ac, fleetv1alpha1.ClusterFailedReason, err.Error())
 		}
 		compiled[name] = m
 		states = append(states, agentconfig.StateFromWork(name, m.Revision, works[name]).
@@ -84,7 +92,7 @@ func (r *AgentConfigReconciler) Reconcile(ctx context.Context, req ctrl.Request)
 	now := r.Clock.Now()
 	plan, err := agentconfig.PlanRollout(ac.Spec.Rollout, states, now)
 	if err != nil {
-		return ctrl.Result{}, r.terminal(ctx, before, ac, fleetv1alpha1.InvalidPlacementReason, err.Error())
+		return r.terminal(ctx, before, ac, fleetv1alpha1.InvalidPlacementReason, err.Error())
 	}
 	for _, s := range states {
 		// Clusters that have the revision keep their Work in line (drift of the Work itself);
@@ -132,10 +140,15 @@ func (r *AgentConfigReconciler) Reconcile(ctx context.Context, req ctrl.Request)
 	if len(errs) == 0 {
 		ac.Status.ObservedGeneration = ac.Generation
 	}
-	if err := r.patchStatus(ctx, before, ac); err != nil {
+	wait, err := r.patchStatus(ctx, before, ac)
+	if err != nil {
 		errs = append(errs, err)
 	}
-	return ctrl.Result{RequeueAfter: plan.RequeueAfter}, kerrors.NewAggregate(errs)
+	requeue := plan.RequeueAfter
+	if wait > 0 && (requeue == 0 || wait < requeue) {
+		requeue = wait
+	}
+	return ctrl.Result{RequeueAfter: requeue}, kerrors.NewAggregate(errs)
 }
 
 // works returns the AgentConfig's ClusterWorks by member.
@@ -174,17 +187,41 @@ func (r *AgentConfigReconciler) writeWork(ctx context.Context, ac *fleetv1alpha1
 }
 
 // terminal reports an error that retrying will not fix as Stalled, and waits for a new spec.
-func (r *AgentConfigReconciler) terminal(ctx context.Context, before, ac *fleetv1alpha1.AgentConfig, reason, msg string) error {
+func (r *AgentConfigReconciler) terminal(ctx context.Context, before, ac *fleetv1alpha1.AgentConfig, reason, msg string) (ctrl.Result, error) {
 	agentconfig.SetConditions(ac, agentconfig.Plan{Phase: fleetv1alpha1.RolloutStalled, Reason: reason, Message: msg}, nil, nil)
 	ac.Status.ObservedGeneration = ac.Generation
-	return r.patchStatus(ctx, before, ac)
+	wait, err := r.patchStatus(ctx, before, ac)
+	return ctrl.Result{RequeueAfter: wait}, err
 }
 
-func (r *AgentConfigReconciler) patchStatus(ctx context.Context, before, after *fleetv1alpha1.AgentConfig) error {
+// patchStatus writes the status when it changed, coalesced: within the heartbeat interval after
+// the last write it writes nothing and returns how long to wait; the pass after that wait writes
+// the status as it then is. Under agent churn the member summaries this status follows change up
+// to once per member per interval; the AgentConfig is written at most once per interval however
+// many members it spans. The first status of a new generation is written at once, so that a
+// user's change is acknowledged (observedGeneration) without delay.
+func (r *AgentConfigReconciler) patchStatus(ctx context.Context, before, after *fleetv1alpha1.AgentConfig) (time.Duration, error) {
 	if equality.Semantic.DeepEqual(before.Status, after.Status) {
-		return nil
+		return 0, nil
 	}
-	return client.IgnoreNotFound(r.HubClient.Status().Patch(ctx, after, client.MergeFrom(before)))
+	if before.Status.ObservedGeneration == after.Status.ObservedGeneration {
+		if wait := r.Writes.Hold(after.Name, heartbeat(after)); wait > 0 {
+			return wait, nil
+		}
+	}
+	if err := r.HubClient.Status().Patch(ctx, after, client.MergeFrom(before)); err != nil {
+		return 0, client.IgnoreNotFound(err)
+	}
+	r.Writes.Wrote(after.Name)
+	return 0, nil
+}
+
+// heartbeat is the agents' heartbeat interval in the AgentConfig's base config.
+func heartbeat(ac *fleetv1alpha1.AgentConfig) time.Duration {
+	if s := ac.Spec.Config.HeartbeatIntervalSeconds; s > 0 {
+		return time.Duration(s) * time.Second
+	}
+	return agentstatus.DefaultInterval
 }
 
 // SetupWithManager registers the reconciler: an AgentConfig is queued again when its spec changes,
@@ -193,6 +230,9 @@ func (r *AgentConfigReconciler) patchStatus(ctx context.Context, before, after *
 func (r *AgentConfigReconciler) SetupWithManager(mgr ctrl.Manager) error {
 	if r.Clock == nil {
 		r.Clock = clock.RealClock{}
+	}
+	if r.Writes == nil {
+		r.Writes = &agentstatus.Coalescer{Clock: r.Clock}
 	}
 	memberChanged := predicate.Funcs{
 		UpdateFunc: func(e event.UpdateEvent) bool {
