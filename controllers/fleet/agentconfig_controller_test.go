@@ -103,11 +103,11 @@ func TestAgentConfigStatusWritesAreCoalesced(t *testing.T) {
 	if writes != 1 {
 		t.Fatalf("first pass: %d status writes, want 1", writes)
 	}
-	// Three members' agents come up within the interval: 75 summary changes, each a pass.
+	// Three members' agents come up within the interval: 45 summary changes, each a pass.
 	interval := 10 * time.Second
-	const steps = 25
+	const steps = 15
 	for i := int32(1); i <= steps; i++ {
-		clk.SetTime(t0.Add(time.Duration(i) * 390 * time.Millisecond))
+		clk.SetTime(t0.Add(time.Duration(i) * 650 * time.Millisecond))
 		for _, m := range []string{"m1", "m2", "m3"} {
 			setReady(m, i)
 			res := reconcile()
