@@ -94,7 +94,7 @@ func (r *AgentConfigReconciler) Reconcile(ctx context.Context, req ctrl.Request)
 	if err != nil {
 		return r.terminal(ctx, before, ac, fleetv1alpha1.InvalidPlacementReason, err.Error())
 	}
-	for _, s := range states {
+	for i, s := range states {
 		// Clusters that have the revision keep their Work in line (drift of the Work itself);
 		// clusters the plan names get it now; the others keep what they have.
 		if s.HasRevision || slices.Contains(plan.Update, s.Name) {
@@ -103,6 +103,12 @@ func (r *AgentConfigReconciler) Reconcile(ctx context.Context, req ctrl.Request)
 				errs = append(errs, err)
 			}
 			works[s.Name] = w
+			if !s.HasRevision && err == nil {
+				// Handed the revision in this pass: its line says so now, not one (coalesced)
+				// status write later.
+				states[i] = agentconfig.StateFromWork(s.Name, compiled[s.Name].Revision, w).
+					WithAgents(byName[s.Name].Status.Agents, ac.Name, ac.Spec.Version, compiled[s.Name].ConfigHash)
+			}
 		}
 	}
 	for member, w := range works {
@@ -133,8 +139,14 @@ func (r *AgentConfigReconciler) Reconcile(ctx context.Context, req ctrl.Request)
 	}
 	ac.Status.Rollout = &fleetv1alpha1.RolloutStatus{Phase: plan.Phase, Wave: int32(plan.Wave), Waves: int32(len(plan.Waves)),
 		Summary: fmt.Sprintf("%d/%d clusters", updated, len(selected))}
-	if len(selected) == 0 {
+	switch {
+	case len(selected) == 0:
 		plan.Reason, plan.Message = fleetv1alpha1.NoClustersSelectedReason, "The placement selects no MemberCluster."
+	case len(held) == 0:
+		// Older AgentConfigs hold every selected cluster: nothing rolls out, and waiting will
+		// not change that (Stalled, from SetConditions).
+		ac.Status.Rollout.Phase = fleetv1alpha1.RolloutStalled
+		plan.Reason, plan.Message = fleetv1alpha1.AgentConfigConflictReason, "Nothing to roll out: older AgentConfigs hold every cluster this one selects."
 	}
 	agentconfig.SetConditions(ac, plan, lost, contested)
 	if len(errs) == 0 {
