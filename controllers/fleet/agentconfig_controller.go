@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"k8s.io/apimachinery/pkg/api/equality"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	kerrors "k8s.io/apimachinery/pkg/util/errors"
 	"k8s.io/utils/clock"
 	ctrl "sigs.k8s.io/controller-runtime"
@@ -21,6 +22,7 @@ import (
 	fleetv1alpha1 "github.com/meridian-io/meridian/apis/fleet/v1alpha1"
 	"github.com/meridian-io/meridian/controllers/internal/hubwork"
 	"github.com/meridian-io/meridian/internal/agentconfig"
+	"github.com/meridian-io/meridian/internal/agentstatus"
 )
 
 // AgentConfigReconciler compiles each AgentConfig into one ClusterWork per selected member and
@@ -31,6 +33,9 @@ type AgentConfigReconciler struct {
 	// HubReader reads ClusterWorks (with their status) from the hub.
 	HubReader client.Reader
 	Clock     clock.Clock
+	// Writes bounds the status writes: at most one per AgentConfig per heartbeat interval (its
+	// spec.config's), except the first status of a new generation, written at once.
+	Writes *agentstatus.Coalescer
 }
 
 // +kubebuilder:rbac:groups=fleet.meridian.io,resources=agentconfigs,verbs=get;list;watch
@@ -41,6 +46,9 @@ type AgentConfigReconciler struct {
 func (r *AgentConfigReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
 	ac := &fleetv1alpha1.AgentConfig{}
 	if err := r.HubClient.Get(ctx, req.NamespacedName, ac); err != nil {
+		if apierrors.IsNotFound(err) {
+			r.Writes.Forget(req.Name)
+		}
 		return ctrl.Result{}, client.IgnoreNotFound(err)
 	}
 	if !ac.DeletionTimestamp.IsZero() {
@@ -53,12 +61,13 @@ func (r *AgentConfigReconciler) Reconcile(ctx context.Context, req ctrl.Request)
 	}
 	selected, err := agentconfig.Select(ac, members.Items)
 	if err != nil {
-		return ctrl.Result{}, r.terminal(ctx, before, ac, fleetv1alpha1.InvalidPlacementReason, err.Error())
+		return r.terminal(ctx, before, ac, fleetv1alpha1.InvalidPlacementReason, err.Error())
 	}
-	held, conflicts, contested, err := r.partition(ctx, ac, selected, members.Items)
-	if err != nil {
+	all := &fleetv1alpha1.AgentConfigList{}
+	if err := r.HubClient.List(ctx, all); err != nil {
 		return ctrl.Result{}, err
 	}
+	held, lost, contested := agentconfig.Partition(ac, selected, all.Items, members.Items)
 	works, err := r.works(ctx, ac.Name)
 	if err != nil {
 		return ctrl.Result{}, err
@@ -74,7 +83,7 @@ func (r *AgentConfigReconciler) Reconcile(ctx context.Context, req ctrl.Request)
 	for _, name := range held {
 		m, err := agentconfig.Compile(ac, byName[name])
 		if err != nil {
-			return ctrl.Result{}, r.terminal(ctx, before, ac, fleetv1alpha1.ClusterFailedReason, err.Error())
+			return r.terminal(ctx, before, ac, fleetv1alpha1.ClusterFailedReason, err.Error())
 		}
 		compiled[name] = m
 		states = append(states, agentconfig.StateFromWork(name, m.Revision, works[name]).
@@ -83,9 +92,9 @@ func (r *AgentConfigReconciler) Reconcile(ctx context.Context, req ctrl.Request)
 	now := r.Clock.Now()
 	plan, err := agentconfig.PlanRollout(ac.Spec.Rollout, states, now)
 	if err != nil {
-		return ctrl.Result{}, r.terminal(ctx, before, ac, fleetv1alpha1.InvalidPlacementReason, err.Error())
+		return r.terminal(ctx, before, ac, fleetv1alpha1.InvalidPlacementReason, err.Error())
 	}
-	for _, s := range states {
+	for i, s := range states {
 		// Clusters that have the revision keep their Work in line (drift of the Work itself);
 		// clusters the plan names get it now; the others keep what they have.
 		if s.HasRevision || slices.Contains(plan.Update, s.Name) {
@@ -94,6 +103,12 @@ func (r *AgentConfigReconciler) Reconcile(ctx context.Context, req ctrl.Request)
 				errs = append(errs, err)
 			}
 			works[s.Name] = w
+			if !s.HasRevision && err == nil {
+				// Handed the revision in this pass: its line says so now, not one (coalesced)
+				// status write later.
+				states[i] = agentconfig.StateFromWork(s.Name, compiled[s.Name].Revision, w).
+					WithAgents(byName[s.Name].Status.Agents, ac.Name, ac.Spec.Version, compiled[s.Name].ConfigHash)
+			}
 		}
 	}
 	for member, w := range works {
@@ -108,12 +123,13 @@ func (r *AgentConfigReconciler) Reconcile(ctx context.Context, req ctrl.Request)
 	for wave, names := range plan.Waves {
 		for _, name := range names {
 			i := slices.IndexFunc(states, func(s agentconfig.ClusterState) bool { return s.Name == name })
-			ac.Status.Clusters = append(ac.Status.Clusters, agentconfig.ClusterStatus(states[i], wave, ac.Spec.Version, compiled[name].ConfigHash, plan, works[name]))
+			ac.Status.Clusters = append(ac.Status.Clusters, agentconfig.ClusterStatus(states[i], wave+1, ac.Spec.Version, compiled[name].ConfigHash, plan, works[name]))
 		}
 	}
-	for _, name := range conflicts {
-		ac.Status.Clusters = append(ac.Status.Clusters, fleetv1alpha1.AgentClusterStatus{Cluster: name, Phase: fleetv1alpha1.AgentClusterConflict,
-			Message: "An older AgentConfig selects this cluster; this one leaves it alone."})
+	for _, c := range lost {
+		for _, name := range c.Clusters {
+			ac.Status.Clusters = append(ac.Status.Clusters, agentconfig.LostClusterStatus(name, c.AgentConfig))
+		}
 	}
 	updated := 0
 	for _, c := range ac.Status.Clusters {
@@ -123,65 +139,28 @@ func (r *AgentConfigReconciler) Reconcile(ctx context.Context, req ctrl.Request)
 	}
 	ac.Status.Rollout = &fleetv1alpha1.RolloutStatus{Phase: plan.Phase, Wave: int32(plan.Wave), Waves: int32(len(plan.Waves)),
 		Summary: fmt.Sprintf("%d/%d clusters", updated, len(selected))}
-	if len(selected) == 0 {
+	switch {
+	case len(selected) == 0:
 		plan.Reason, plan.Message = fleetv1alpha1.NoClustersSelectedReason, "The placement selects no MemberCluster."
+	case len(held) == 0:
+		// Older AgentConfigs hold every selected cluster: nothing rolls out, and waiting will
+		// not change that (Stalled, from SetConditions).
+		ac.Status.Rollout.Phase = fleetv1alpha1.RolloutStalled
+		plan.Reason, plan.Message = fleetv1alpha1.AgentConfigConflictReason, "Nothing to roll out: older AgentConfigs hold every cluster this one selects."
 	}
-	agentconfig.SetConditions(ac, plan, conflicts, contested)
+	agentconfig.SetConditions(ac, plan, lost, contested)
 	if len(errs) == 0 {
 		ac.Status.ObservedGeneration = ac.Generation
 	}
-	if err := r.patchStatus(ctx, before, ac); err != nil {
+	wait, err := r.patchStatus(ctx, before, ac)
+	if err != nil {
 		errs = append(errs, err)
 	}
-	return ctrl.Result{RequeueAfter: plan.RequeueAfter}, kerrors.NewAggregate(errs)
-}
-
-// partition splits the selected clusters into those this AgentConfig holds and those an older
-// AgentConfig (by creation time, then name) also selects (conflicts): a cluster runs one agent
-// install, the oldest AgentConfig's. Contested are held clusters that a younger one also selects;
-// both AgentConfigs report the conflict.
-func (r *AgentConfigReconciler) partition(ctx context.Context, ac *fleetv1alpha1.AgentConfig, selected []string, members []fleetv1alpha1.MemberCluster) (held, conflicts, contested []string, err error) {
-	all := &fleetv1alpha1.AgentConfigList{}
-	if err := r.HubClient.List(ctx, all); err != nil {
-		return nil, nil, nil, err
+	requeue := plan.RequeueAfter
+	if wait > 0 && (requeue == 0 || wait < requeue) {
+		requeue = wait
 	}
-	byOlder, byYounger := map[string]bool{}, map[string]bool{}
-	for i := range all.Items {
-		o := &all.Items[i]
-		if o.Name == ac.Name || !o.DeletionTimestamp.IsZero() {
-			continue
-		}
-		names, err := agentconfig.Select(o, members)
-		if err != nil {
-			continue
-		}
-		for _, n := range names {
-			if older(o, ac) {
-				byOlder[n] = true
-			} else {
-				byYounger[n] = true
-			}
-		}
-	}
-	for _, n := range selected {
-		switch {
-		case byOlder[n]:
-			conflicts = append(conflicts, n)
-		case byYounger[n]:
-			contested = append(contested, n)
-			held = append(held, n)
-		default:
-			held = append(held, n)
-		}
-	}
-	return held, conflicts, contested, nil
-}
-
-func older(a, b *fleetv1alpha1.AgentConfig) bool {
-	if !a.CreationTimestamp.Equal(&b.CreationTimestamp) {
-		return a.CreationTimestamp.Before(&b.CreationTimestamp)
-	}
-	return a.Name < b.Name
+	return ctrl.Result{RequeueAfter: requeue}, kerrors.NewAggregate(errs)
 }
 
 // works returns the AgentConfig's ClusterWorks by member.
@@ -220,17 +199,41 @@ func (r *AgentConfigReconciler) writeWork(ctx context.Context, ac *fleetv1alpha1
 }
 
 // terminal reports an error that retrying will not fix as Stalled, and waits for a new spec.
-func (r *AgentConfigReconciler) terminal(ctx context.Context, before, ac *fleetv1alpha1.AgentConfig, reason, msg string) error {
+func (r *AgentConfigReconciler) terminal(ctx context.Context, before, ac *fleetv1alpha1.AgentConfig, reason, msg string) (ctrl.Result, error) {
 	agentconfig.SetConditions(ac, agentconfig.Plan{Phase: fleetv1alpha1.RolloutStalled, Reason: reason, Message: msg}, nil, nil)
 	ac.Status.ObservedGeneration = ac.Generation
-	return r.patchStatus(ctx, before, ac)
+	wait, err := r.patchStatus(ctx, before, ac)
+	return ctrl.Result{RequeueAfter: wait}, err
 }
 
-func (r *AgentConfigReconciler) patchStatus(ctx context.Context, before, after *fleetv1alpha1.AgentConfig) error {
+// patchStatus writes the status when it changed, coalesced: within the heartbeat interval after
+// the last write it writes nothing and returns how long to wait; the pass after that wait writes
+// the status as it then is. Under agent churn the member summaries this status follows change up
+// to once per member per interval; the AgentConfig is written at most once per interval however
+// many members it spans. The first status of a new generation is written at once, so that a
+// user's change is acknowledged (observedGeneration) without delay.
+func (r *AgentConfigReconciler) patchStatus(ctx context.Context, before, after *fleetv1alpha1.AgentConfig) (time.Duration, error) {
 	if equality.Semantic.DeepEqual(before.Status, after.Status) {
-		return nil
+		return 0, nil
 	}
-	return client.IgnoreNotFound(r.HubClient.Status().Patch(ctx, after, client.MergeFrom(before)))
+	if before.Status.ObservedGeneration == after.Status.ObservedGeneration {
+		if wait := r.Writes.Hold(after.Name, heartbeat(after)); wait > 0 {
+			return wait, nil
+		}
+	}
+	if err := r.HubClient.Status().Patch(ctx, after, client.MergeFrom(before)); err != nil {
+		return 0, client.IgnoreNotFound(err)
+	}
+	r.Writes.Wrote(after.Name)
+	return 0, nil
+}
+
+// heartbeat is the agents' heartbeat interval in the AgentConfig's base config.
+func heartbeat(ac *fleetv1alpha1.AgentConfig) time.Duration {
+	if s := ac.Spec.Config.HeartbeatIntervalSeconds; s > 0 {
+		return time.Duration(s) * time.Second
+	}
+	return agentstatus.DefaultInterval
 }
 
 // SetupWithManager registers the reconciler: an AgentConfig is queued again when its spec changes,
@@ -239,6 +242,9 @@ func (r *AgentConfigReconciler) patchStatus(ctx context.Context, before, after *
 func (r *AgentConfigReconciler) SetupWithManager(mgr ctrl.Manager) error {
 	if r.Clock == nil {
 		r.Clock = clock.RealClock{}
+	}
+	if r.Writes == nil {
+		r.Writes = &agentstatus.Coalescer{Clock: r.Clock}
 	}
 	memberChanged := predicate.Funcs{
 		UpdateFunc: func(e event.UpdateEvent) bool {

@@ -60,7 +60,8 @@ func (s ClusterState) WithAgents(sum *fleetv1alpha1.AgentSummary, agentConfig, v
 type Plan struct {
 	// Waves are the clusters by wave.
 	Waves [][]string
-	// Wave is the wave being rolled out (len(Waves) when complete).
+	// Wave is the wave being rolled out, counted from 1 as every message counts them ("wave 2
+	// of 3"): len(Waves) when complete, 0 when there are no clusters.
 	Wave int
 	// Update are the clusters whose Work should carry the revision now.
 	Update []string
@@ -112,7 +113,7 @@ func PlanRollout(r fleetv1alpha1.AgentRollout, states []ClusterState, now time.T
 	}
 	p := Plan{Waves: waves, Failed: map[string]string{}}
 	for w, wave := range waves {
-		p.Wave = w
+		p.Wave = w + 1
 		var pending, progressing []string
 		for _, name := range wave {
 			s := byName[name]
@@ -136,21 +137,21 @@ func PlanRollout(r fleetv1alpha1.AgentRollout, states []ClusterState, now time.T
 			}
 		}
 		if len(p.Failed) > 0 && r.FailurePolicy != fleetv1alpha1.RolloutContinue {
-			p.Phase, p.Reason, p.Message = fleetv1alpha1.RolloutStalled, failReason(p.Failed, byName), failMessage(p.Failed, w)
+			p.Phase, p.Reason, p.Message = fleetv1alpha1.RolloutStalled, failReason(p.Failed, byName), failMessage(p.Failed, p.Wave, len(waves))
 			p.RequeueAfter = 0
 			return p, nil
 		}
 		if len(pending) > 0 {
 			if r.Paused {
 				p.Phase, p.Reason = fleetv1alpha1.RolloutPaused, fleetv1alpha1.RolloutPausedReason
-				p.Message = fmt.Sprintf("The rollout is paused at wave %d; clusters %s keep their previous agents.", w, strings.Join(pending, ", "))
+				p.Message = fmt.Sprintf("The rollout is paused at wave %d of %d; clusters %s keep their previous agents.", p.Wave, len(waves), strings.Join(pending, ", "))
 				return p, nil
 			}
 			p.Update = pending
 		}
 		if len(pending) > 0 || len(progressing) > 0 {
 			p.Phase, p.Reason = fleetv1alpha1.RolloutProgressing, fleetv1alpha1.RolloutProgressingReason
-			p.Message = fmt.Sprintf("Rolling out wave %d of %d: clusters %s.", w+1, len(waves), strings.Join(wave, ", "))
+			p.Message = fmt.Sprintf("Rolling out wave %d of %d: clusters %s.", p.Wave, len(waves), strings.Join(wave, ", "))
 			return p, nil
 		}
 	}
@@ -158,7 +159,7 @@ func PlanRollout(r fleetv1alpha1.AgentRollout, states []ClusterState, now time.T
 	p.Phase, p.Reason = fleetv1alpha1.RolloutComplete, fleetv1alpha1.RolloutCompleteReason
 	p.Message = fmt.Sprintf("Every one of the %d clusters runs the wanted agents, all ready.", len(states))
 	if len(p.Failed) > 0 {
-		p.Message = fmt.Sprintf("The rollout went through every wave (failurePolicy Continue); %s.", failMessage(p.Failed, -1))
+		p.Message = fmt.Sprintf("The rollout went through every wave (failurePolicy Continue); %s.", failMessage(p.Failed, 0, 0))
 	}
 	return p, nil
 }
@@ -172,14 +173,15 @@ func failReason(failed map[string]string, states map[string]ClusterState) string
 	return fleetv1alpha1.ProgressDeadlineExceededReason
 }
 
-func failMessage(failed map[string]string, wave int) string {
+// failMessage lists the failed clusters; with a wave (from 1) it says the rollout stopped there.
+func failMessage(failed map[string]string, wave, waves int) string {
 	var parts []string
 	for _, name := range sortedKeys(failed) {
 		parts = append(parts, fmt.Sprintf("cluster %s failed: %s", name, failed[name]))
 	}
 	msg := strings.Join(parts, "; ")
-	if wave >= 0 {
-		msg = fmt.Sprintf("The rollout stopped at wave %d: %s. Later clusters keep their previous agents; fix the config (or set failurePolicy Continue) to go on.", wave+1, msg)
+	if wave > 0 {
+		msg = fmt.Sprintf("The rollout stopped at wave %d of %d: %s. Later clusters keep their previous agents; fix the config (or set failurePolicy Continue) to go on.", wave, waves, msg)
 	}
 	return msg
 }

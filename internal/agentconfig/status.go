@@ -3,7 +3,6 @@ package agentconfig
 import (
 	"fmt"
 	"strconv"
-	"strings"
 	"time"
 
 	"k8s.io/apimachinery/pkg/api/meta"
@@ -45,7 +44,7 @@ func StateFromWork(name, revision string, w *fleetv1alpha1.ClusterWork) ClusterS
 	return s
 }
 
-// ClusterStatus is one cluster's line of the AgentConfig's status.
+// ClusterStatus is one cluster's line of the AgentConfig's status; wave counts from 1.
 func ClusterStatus(s ClusterState, wave int, version, configHash string, plan Plan, w *fleetv1alpha1.ClusterWork) fleetv1alpha1.AgentClusterStatus {
 	out := fleetv1alpha1.AgentClusterStatus{Cluster: s.Name, Wave: int32(wave), Desired: s.Desired, Updated: s.Updated, Ready: s.Ready}
 	if s.Agents != nil {
@@ -73,7 +72,7 @@ func ClusterStatus(s ClusterState, wave int, version, configHash string, plan Pl
 		}
 	default:
 		out.Phase = fleetv1alpha1.AgentClusterPending
-		out.Message = fmt.Sprintf("Waiting for wave %d; the cluster keeps its previous agents.", wave)
+		out.Message = fmt.Sprintf("Waiting for wave %d of %d; the cluster keeps its previous agents.", wave, len(plan.Waves))
 	}
 	return out
 }
@@ -86,10 +85,13 @@ func workConditions(w *fleetv1alpha1.ClusterWork) []metav1.Condition {
 }
 
 // SetConditions sets Ready, Reconciling, Stalled, Progressing and Degraded from the plan, following
-// kstatus: Ready is False whenever Reconciling or Stalled is True, and those two are never both True.
-// Conflicts are clusters an older AgentConfig holds; contested ones this AgentConfig holds while a
-// younger one selects them too.
-func SetConditions(ac *fleetv1alpha1.AgentConfig, plan Plan, conflicts, contested []string) {
+// kstatus: Ready is False whenever Reconciling or Stalled is True, and those two are never both True
+// (internal/conditions removes the one that is not). Lost are the clusters older AgentConfigs hold:
+// waiting will not give them to this one, so it is Stalled (reason AgentConfigConflict) until a
+// person narrows a placement, even while the clusters it holds roll out (Progressing says how
+// far). Contested are clusters this one holds while younger AgentConfigs select them too: Degraded
+// says so, and it stays Ready.
+func SetConditions(ac *fleetv1alpha1.AgentConfig, plan Plan, lost, contested []Conflict) {
 	gen := ac.Generation
 	set := func(t string, s metav1.ConditionStatus, reason, msg string) {
 		conditions.Set(&ac.Status.Conditions, metav1.Condition{Type: t, Status: s, Reason: reason, Message: msg, ObservedGeneration: gen})
@@ -97,39 +99,48 @@ func SetConditions(ac *fleetv1alpha1.AgentConfig, plan Plan, conflicts, conteste
 	degradedReason, degradedMsg := plan.Reason, plan.Message
 	degraded := len(plan.Failed) > 0
 	switch {
-	case len(conflicts) > 0:
-		degraded = true
-		degradedReason = fleetv1alpha1.AgentConfigConflictReason
-		degradedMsg = fmt.Sprintf("An older AgentConfig holds clusters %s; this one leaves them alone. Narrow one of the placements.", strings.Join(conflicts, ", "))
+	case len(lost) > 0:
+		degraded, degradedReason, degradedMsg = true, fleetv1alpha1.AgentConfigConflictReason, LostMessage(lost)
 	case len(contested) > 0:
-		degraded = true
-		degradedReason = fleetv1alpha1.AgentConfigConflictReason
-		degradedMsg = fmt.Sprintf("A younger AgentConfig also selects clusters %s; this one, the older, keeps them. Narrow one of the placements.", strings.Join(contested, ", "))
+		degraded, degradedReason, degradedMsg = true, fleetv1alpha1.AgentConfigConflictReason, ContestedMessage(contested)
 	}
 	if degraded {
 		set(fleetv1alpha1.DegradedCondition, metav1.ConditionTrue, degradedReason, degradedMsg)
 	} else {
 		set(fleetv1alpha1.DegradedCondition, metav1.ConditionFalse, fleetv1alpha1.HealthyReason, "No cluster failed and no other AgentConfig competes for a cluster.")
 	}
-	switch plan.Phase {
-	case fleetv1alpha1.RolloutStalled:
-		set(fleetv1alpha1.StalledCondition, metav1.ConditionTrue, plan.Reason, plan.Message)
-		set(fleetv1alpha1.ReconcilingCondition, metav1.ConditionFalse, plan.Reason, "The rollout is stopped.")
-		set(fleetv1alpha1.ProgressingCondition, metav1.ConditionFalse, plan.Reason, plan.Message)
-		set(fleetv1alpha1.ReadyCondition, metav1.ConditionFalse, plan.Reason, plan.Message)
-	case fleetv1alpha1.RolloutComplete:
+	progressing := metav1.ConditionFalse
+	if plan.Phase == fleetv1alpha1.RolloutProgressing {
+		progressing = metav1.ConditionTrue
+	}
+	set(fleetv1alpha1.ProgressingCondition, progressing, plan.Reason, plan.Message)
+
+	stalled, stalledReason, stalledMsg := plan.Phase == fleetv1alpha1.RolloutStalled, plan.Reason, plan.Message
+	if len(lost) > 0 {
+		stalled, stalledReason, stalledMsg = true, fleetv1alpha1.AgentConfigConflictReason, LostMessage(lost)
+		if plan.Phase == fleetv1alpha1.RolloutStalled {
+			stalledMsg += " " + plan.Message
+		}
+	}
+	switch {
+	case stalled:
+		set(fleetv1alpha1.StalledCondition, metav1.ConditionTrue, stalledReason, stalledMsg)
+		set(fleetv1alpha1.ReconcilingCondition, metav1.ConditionFalse, stalledReason, "")
+		set(fleetv1alpha1.ReadyCondition, metav1.ConditionFalse, stalledReason, stalledMsg)
+	case plan.Phase == fleetv1alpha1.RolloutComplete:
 		set(fleetv1alpha1.StalledCondition, metav1.ConditionFalse, plan.Reason, "")
 		set(fleetv1alpha1.ReconcilingCondition, metav1.ConditionFalse, plan.Reason, "")
-		set(fleetv1alpha1.ProgressingCondition, metav1.ConditionFalse, plan.Reason, plan.Message)
-		if len(conflicts) > 0 {
-			set(fleetv1alpha1.ReadyCondition, metav1.ConditionFalse, fleetv1alpha1.AgentConfigConflictReason, degradedMsg)
-		} else {
-			set(fleetv1alpha1.ReadyCondition, metav1.ConditionTrue, plan.Reason, plan.Message)
-		}
+		set(fleetv1alpha1.ReadyCondition, metav1.ConditionTrue, plan.Reason, plan.Message)
 	default: // Progressing, Paused
 		set(fleetv1alpha1.StalledCondition, metav1.ConditionFalse, plan.Reason, "")
 		set(fleetv1alpha1.ReconcilingCondition, metav1.ConditionTrue, plan.Reason, plan.Message)
-		set(fleetv1alpha1.ProgressingCondition, metav1.ConditionStatus(map[bool]string{true: "True", false: "False"}[plan.Phase == fleetv1alpha1.RolloutProgressing]), plan.Reason, plan.Message)
 		set(fleetv1alpha1.ReadyCondition, metav1.ConditionFalse, plan.Reason, plan.Message)
 	}
+}
+
+// LostClusterStatus is the line of a cluster that an older AgentConfig holds: no wave, nothing
+// written there by this one.
+func LostClusterStatus(cluster, holder string) fleetv1alpha1.AgentClusterStatus {
+	return fleetv1alpha1.AgentClusterStatus{Cluster: cluster, Phase: fleetv1alpha1.AgentClusterConflict,
+		Message: fmt.Sprintf("The older AgentConfig %s holds this cluster; this one leaves it alone.", holder)}
 }

@@ -144,7 +144,7 @@ func TestReporterCoalesces(t *testing.T) {
 		},
 	}).Build()
 	clk := clocktesting.NewFakePassiveClock(t0)
-	r := &Reporter{HubClient: c, Clock: clk}
+	r := &Reporter{HubClient: c, Coalescer: Coalescer{Clock: clk}}
 	ctx := context.Background()
 	interval := 10 * time.Second
 	report := func(ready int32) time.Duration {

@@ -39,20 +39,20 @@ var kinds = map[schema.GroupVersionResource]cache.TransformFunc{
 // agents' Leases in meridian-system and, once their CRDs exist, NodeAgentInfos and Antrea's info
 // kinds, each trimmed. Notify is called (from informer goroutines; it must return quickly) when a
 // member's summary may have changed. A Lease renewal that changes nothing but the renew time is
-// not a change: the summary's own clock (Summarize's next) covers a Lease turning stale.
+// not a change: the summary's own clock (Summarize's next) covers a Lease turning stale. The
+// member lifecycle (informers started on connect, stopped on disconnect or new credentials) is
+// membercache.PerMember's. A disconnected member is forgotten; its MemberCluster keeps the last
+// summary written, and its Reachable condition says how old that is.
 type Aggregator struct {
+	*membercache.PerMember[*member]
 	notify func(member string)
 	clock  clock.PassiveClock
-	mu     sync.RWMutex
-	// members by name; a member is here from its connection to its disconnection.
-	members map[string]*member
 }
 
 type member struct {
-	name   string
-	ctx    context.Context
-	cancel context.CancelFunc
-	dyn    func(schema.GroupVersionResource) cache.SharedIndexInformer
+	name string
+	ctx  context.Context
+	dyn  func(schema.GroupVersionResource) cache.SharedIndexInformer
 
 	nodes, leases, crds cache.SharedIndexInformer
 	mu                  sync.Mutex
@@ -69,13 +69,14 @@ func New(notify func(member string), clk clock.PassiveClock) *Aggregator {
 	if clk == nil {
 		clk = clock.RealClock{}
 	}
-	return &Aggregator{notify: notify, clock: clk, members: map[string]*member{}}
+	a := &Aggregator{notify: notify, clock: clk}
+	a.PerMember = membercache.NewPerMember(membercache.PerMemberFuncs[*member]{New: a.connect, Run: a.run})
+	return a
 }
 
-// MemberConnected starts the member's informers on the new connection.
-func (a *Aggregator) MemberConnected(mc *membercache.Member) {
-	ctx, cancel := context.WithCancel(mc.Context())
-	m := &member{name: mc.Name, ctx: ctx, cancel: cancel, running: map[schema.GroupVersionResource]*kindInformer{}}
+// connect makes the member's informers on its new connection.
+func (a *Aggregator) connect(ctx context.Context, mc *membercache.Member) *member {
+	m := &member{name: mc.Name, ctx: ctx, running: map[schema.GroupVersionResource]*kindInformer{}}
 	m.dyn = func(gvr schema.GroupVersionResource) cache.SharedIndexInformer {
 		return dynamicinformer.NewFilteredDynamicInformer(mc.WatchDynamic, gvr, metav1.NamespaceAll, 0, cache.Indexers{}, nil).Informer()
 	}
@@ -87,13 +88,6 @@ func (a *Aggregator) MemberConnected(mc *membercache.Member) {
 	_ = m.nodes.SetTransform(TrimNode)
 	_ = m.leases.SetTransform(TrimLease)
 	_ = m.crds.SetTransform(TrimCRD)
-
-	a.mu.Lock()
-	if old := a.members[mc.Name]; old != nil {
-		old.cancel()
-	}
-	a.members[mc.Name] = m
-	a.mu.Unlock()
 
 	changed := func(any) { a.notify(m.name) }
 	_, _ = m.nodes.AddEventHandler(cache.ResourceEventHandlerFuncs{AddFunc: changed, DeleteFunc: changed})
@@ -108,14 +102,12 @@ func (a *Aggregator) MemberConnected(mc *membercache.Member) {
 	})
 	crdsChanged := func(any) { a.syncKinds(m) }
 	_, _ = m.crds.AddEventHandler(cache.ResourceEventHandlerFuncs{AddFunc: crdsChanged, UpdateFunc: func(_, o any) { crdsChanged(o) }, DeleteFunc: crdsChanged})
-	for _, inf := range []cache.SharedIndexInformer{m.nodes, m.leases, m.crds} {
-		go inf.RunWithContext(ctx)
-	}
-	go func() {
-		if cache.WaitForCacheSync(ctx.Done(), m.nodes.HasSynced, m.leases.HasSynced, m.crds.HasSynced) {
-			a.notify(m.name)
-		}
-	}()
+	return m
+}
+
+// run starts the member's informers; the member's summary is ready once they synced.
+func (a *Aggregator) run(ctx context.Context, m *member) {
+	membercache.RunInformers(ctx, func() { a.notify(m.name) }, m.nodes, m.leases, m.crds)
 }
 
 // leaseChanged says whether a Lease update can change the summary: another holder or duration,
@@ -160,12 +152,7 @@ func (a *Aggregator) syncKinds(m *member) {
 			notify := func(any) { a.notify(m.name) }
 			_, _ = k.inf.AddEventHandler(cache.ResourceEventHandlerFuncs{AddFunc: notify, UpdateFunc: func(_, o any) { notify(o) }, DeleteFunc: notify})
 			m.running[gvr] = k
-			go k.inf.RunWithContext(ctx)
-			go func() {
-				if cache.WaitForCacheSync(ctx.Done(), k.inf.HasSynced) {
-					a.notify(m.name)
-				}
-			}()
+			membercache.RunInformers(ctx, func() { a.notify(m.name) }, k.inf)
 			changed = true
 		case !served[gvr] && k != nil:
 			k.cancel()
@@ -178,40 +165,11 @@ func (a *Aggregator) syncKinds(m *member) {
 	}
 }
 
-// MemberHealthChanged is not needed: the informers retry by themselves.
-func (a *Aggregator) MemberHealthChanged(string, membercache.Health) {}
-
-// MemberDisconnected forgets the member. Its MemberCluster keeps the last summary written; its
-// Reachable condition says how old that is.
-func (a *Aggregator) MemberDisconnected(name string) {
-	a.mu.Lock()
-	m := a.members[name]
-	delete(a.members, name)
-	a.mu.Unlock()
-	if m != nil {
-		m.cancel()
-	}
-}
-
-// Start blocks until ctx ends and stops every member's informers; a manager Runnable.
-func (a *Aggregator) Start(ctx context.Context) error {
-	<-ctx.Done()
-	a.mu.Lock()
-	for name, m := range a.members {
-		m.cancel()
-		delete(a.members, name)
-	}
-	a.mu.Unlock()
-	return nil
-}
-
 // Snapshot is what the member's agents report; ok is false while the member is not connected or
 // its informers have not synced.
 func (a *Aggregator) Snapshot(name string) (Member, bool) {
-	a.mu.RLock()
-	m := a.members[name]
-	a.mu.RUnlock()
-	if m == nil || !m.nodes.HasSynced() || !m.leases.HasSynced() || !m.crds.HasSynced() {
+	m, ok := a.Get(name)
+	if !ok || !m.nodes.HasSynced() || !m.leases.HasSynced() || !m.crds.HasSynced() {
 		return Member{}, false
 	}
 	m.mu.Lock()

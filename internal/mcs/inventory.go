@@ -13,6 +13,7 @@ import (
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/dynamic/dynamicinformer"
+	"k8s.io/client-go/informers"
 	"k8s.io/client-go/tools/cache"
 	mcsv1beta1 "sigs.k8s.io/mcs-api/pkg/apis/v1beta1"
 
@@ -55,28 +56,29 @@ type Handlers struct {
 // Inventory keeps, for each connected member, what service discovery reads from it: namespaces,
 // Services, EndpointSlices and ServiceExports (trimmed to the fields used), and Meridian's
 // ServiceImports' status. It only reads members, over the member cache's clients: it is a
-// membercache.Subscriber, and a member's informers live exactly as long as its connection.
+// membercache.PerMember, and a member's informers live exactly as long as its connection.
 type Inventory struct {
+	*membercache.PerMember[*memberInventory]
 	handlers Handlers
-
-	mu      sync.Mutex
-	stopped bool
-	members map[string]*memberInventory
-	// notices are the goroutines that tell the handlers of a disconnect.
-	notices sync.WaitGroup
 }
 
 var _ membercache.Subscriber = (*Inventory)(nil)
 
 // NewInventory returns an empty Inventory; the member cache's notices add and remove members.
 func NewInventory(h Handlers) *Inventory {
-	return &Inventory{handlers: h, members: map[string]*memberInventory{}}
+	i := &Inventory{handlers: h}
+	// A member that goes takes its inventory with it: service discovery is told (on its own
+	// goroutine: the handlers queue requests on a bounded channel, never block the member cache).
+	i.PerMember = membercache.NewPerMember(membercache.PerMemberFuncs[*memberInventory]{New: i.connect, Run: i.run, Gone: h.Member})
+	return i
 }
 
 type memberInventory struct {
-	name   string
-	cancel context.CancelFunc
-	dyn    dynamic.Interface
+	name string
+	dyn  dynamic.Interface
+	// factory is the member's shared informer factory, started until the connection ends.
+	factory informers.SharedInformerFactory
+	done    <-chan struct{}
 
 	services, slices, namespaces cache.SharedIndexInformer
 
@@ -86,67 +88,10 @@ type memberInventory struct {
 	imports  cache.SharedIndexInformer
 }
 
-// MemberConnected starts the member's inventory on its new clients, replacing any older one.
-func (i *Inventory) MemberConnected(m *membercache.Member) {
-	i.mu.Lock()
-	defer i.mu.Unlock()
-	if i.stopped {
-		return
-	}
-	if old := i.members[m.Name]; old != nil {
-		old.cancel()
-	}
-	i.members[m.Name] = i.start(m)
-}
-
-// MemberDisconnected stops the member's informers and tells service discovery that the member's
-// inventory is gone.
-func (i *Inventory) MemberDisconnected(name string) {
-	i.mu.Lock()
-	defer i.mu.Unlock()
-	old := i.members[name]
-	if old == nil {
-		return
-	}
-	old.cancel()
-	delete(i.members, name)
-	if i.stopped {
-		return
-	}
-	// The handlers queue requests on a bounded channel: never block the member cache on it.
-	i.notices.Add(1)
-	go func() {
-		defer i.notices.Done()
-		i.handlers.Member(name)
-	}()
-}
-
-// MemberHealthChanged does nothing: the informers reconnect by themselves.
-func (i *Inventory) MemberHealthChanged(string, membercache.Health) {}
-
-// Stop ends every member's inventory.
-func (i *Inventory) Stop() {
-	i.mu.Lock()
-	i.stopped = true
-	for name, m := range i.members {
-		m.cancel()
-		delete(i.members, name)
-	}
-	i.mu.Unlock()
-	i.notices.Wait()
-}
-
-// Start blocks until ctx ends, then stops; it makes the Inventory a manager Runnable.
-func (i *Inventory) Start(ctx context.Context) error {
-	<-ctx.Done()
-	i.Stop()
-	return nil
-}
-
-func (i *Inventory) start(mc *membercache.Member) *memberInventory {
+// connect takes the member's informers from its shared factory and adds the handlers.
+func (i *Inventory) connect(_ context.Context, mc *membercache.Member) *memberInventory {
 	name := mc.Name
-	ctx, cancel := context.WithCancel(mc.Context())
-	m := &memberInventory{name: name, cancel: cancel, dyn: mc.WatchDynamic}
+	m := &memberInventory{name: name, dyn: mc.WatchDynamic, factory: mc.Informers, done: mc.Done()}
 	f := mc.Informers
 	m.services = f.Core().V1().Services().Informer()
 	m.slices = f.Discovery().V1().EndpointSlices().Informer()
@@ -180,14 +125,19 @@ func (i *Inventory) start(mc *membercache.Member) *memberInventory {
 		},
 		DeleteFunc: func(o any) { i.namespaceChanged(name, o) },
 	})
-	f.Start(mc.Done())
+	return m
+}
+
+// run starts the member's informers: the shared factory's for the connection (other subscribers
+// share them), then the CRD watch that starts the MCS informers.
+func (i *Inventory) run(ctx context.Context, m *memberInventory) {
+	m.factory.Start(m.done)
 	go func() {
 		if cache.WaitForCacheSync(ctx.Done(), m.services.HasSynced, m.slices.HasSynced, m.namespaces.HasSynced) {
-			i.handlers.Member(name)
+			i.handlers.Member(m.name)
 		}
 	}()
 	go i.watchCRDs(ctx, m)
-	return m
 }
 
 func (i *Inventory) serviceHandler(key func(any) (string, string)) cache.ResourceEventHandler {
@@ -369,10 +319,8 @@ func sliceService(o any) ([]string, error) {
 // member returns a member's inventory when its caches are usable for service discovery: the
 // core caches synced and the MCS informers running.
 func (i *Inventory) member(name string) *memberInventory {
-	i.mu.Lock()
-	m := i.members[name]
-	i.mu.Unlock()
-	if m == nil || !m.services.HasSynced() || !m.slices.HasSynced() || !m.namespaces.HasSynced() {
+	m, ok := i.Get(name)
+	if !ok || !m.services.HasSynced() || !m.slices.HasSynced() || !m.namespaces.HasSynced() {
 		return nil
 	}
 	m.mu.Lock()
@@ -388,10 +336,8 @@ func (i *Inventory) Ready(member string) bool { return i.member(member) != nil }
 
 // CRDs reports the member's MCS CRD state.
 func (i *Inventory) CRDs(member string) CRDState {
-	i.mu.Lock()
-	m := i.members[member]
-	i.mu.Unlock()
-	if m == nil {
+	m, ok := i.Get(member)
+	if !ok {
 		return CRDsUnknown
 	}
 	m.mu.Lock()
@@ -481,14 +427,8 @@ type ServiceKey struct{ Namespace, Name string }
 // Candidates lists every service some member might export: those with a ServiceExport, and every
 // Service in a namespace for which all(member, namespace) says every Service is exported.
 func (i *Inventory) Candidates(all func(member, namespace string) bool) []ServiceKey {
-	i.mu.Lock()
-	names := make([]string, 0, len(i.members))
-	for n := range i.members {
-		names = append(names, n)
-	}
-	i.mu.Unlock()
 	seen := map[ServiceKey]bool{}
-	for _, n := range names {
+	for _, n := range i.Names() {
 		m := i.member(n)
 		if m == nil {
 			continue

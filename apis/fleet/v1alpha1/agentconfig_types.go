@@ -233,7 +233,8 @@ const (
 type AgentClusterStatus struct {
 	// cluster is the MemberCluster's name.
 	Cluster string `json:"cluster"`
-	// wave is the cluster's wave, from 0.
+	// wave is the cluster's wave, counted from 1 as the messages count them ("wave 2 of 3");
+	// 0 for a cluster in no wave (another AgentConfig holds it).
 	Wave int32 `json:"wave"`
 	// phase of the cluster in the rollout.
 	Phase AgentClusterPhase `json:"phase"`
@@ -271,7 +272,8 @@ const (
 type RolloutStatus struct {
 	// phase of the rollout.
 	Phase RolloutPhase `json:"phase"`
-	// wave being rolled out, from 0 (equal to waves when complete).
+	// wave being rolled out, counted from 1 as the messages count them ("wave 2 of 3"): equal
+	// to waves when complete, 0 when no cluster is selected.
 	Wave int32 `json:"wave"`
 	// waves in all.
 	Waves int32 `json:"waves"`

@@ -1,7 +1,8 @@
 // Package inventory keeps, for policy, what the hub must know of every member: the form its API
 // offers (from its CustomResourceDefinitions) and its pods (IP, labels, namespace) and namespaces
-// (labels), trimmed to those fields. It is a subscriber of the member cache: a member's informers
-// start when it connects and stop with the connection; a member that disconnects keeps nothing.
+// (labels), trimmed to those fields. It is a subscriber of the member cache (a
+// membercache.PerMember): a member's informers start when it connects and stop with the
+// connection; a member that disconnects keeps nothing.
 package inventory
 
 import (
@@ -45,16 +46,15 @@ type Handlers struct {
 
 var crdResource = schema.GroupVersionResource{Group: "apiextensions.k8s.io", Version: "v1", Resource: "customresourcedefinitions"}
 
-// Inventory is the member-cache subscriber.
+// Inventory is the member-cache subscriber; the member lifecycle (informers started on connect,
+// stopped on disconnect or new credentials) is membercache.PerMember's.
 type Inventory struct {
+	*membercache.PerMember[*member]
 	handlers Handlers
-	mu       sync.RWMutex
-	members  map[string]*member
 }
 
 type member struct {
 	name                  string
-	cancel                context.CancelFunc
 	pods, namespaces, crd cache.SharedIndexInformer
 	mu                    sync.Mutex
 	served                map[schema.GroupVersionKind]bool
@@ -69,13 +69,15 @@ func New(h Handlers) *Inventory {
 	if h.PodsChanged == nil {
 		h.PodsChanged = func([]PodChange) {}
 	}
-	return &Inventory{handlers: h, members: map[string]*member{}}
+	i := &Inventory{handlers: h}
+	// A member that goes keeps nothing: every policy placed on it needs a new pass.
+	i.PerMember = membercache.NewPerMember(membercache.PerMemberFuncs[*member]{New: i.connect, Run: i.run, Gone: h.MemberChanged})
+	return i
 }
 
-// MemberConnected starts the member's informers on the new connection.
-func (i *Inventory) MemberConnected(mc *membercache.Member) {
-	ctx, cancel := context.WithCancel(mc.Context())
-	m := &member{name: mc.Name, cancel: cancel}
+// connect makes the member's informers on its new connection.
+func (i *Inventory) connect(_ context.Context, mc *membercache.Member) *member {
+	m := &member{name: mc.Name}
 	rc := mc.WatchKubernetes.CoreV1().RESTClient()
 	m.pods = cache.NewSharedIndexInformer(cache.NewListWatchFromClient(rc, "pods", metav1.NamespaceAll, fields.Everything()), &corev1.Pod{}, 0,
 		cache.Indexers{cache.NamespaceIndex: cache.MetaNamespaceIndexFunc})
@@ -84,13 +86,6 @@ func (i *Inventory) MemberConnected(mc *membercache.Member) {
 	_ = m.pods.SetTransform(TrimPod)
 	_ = m.namespaces.SetTransform(TrimNamespace)
 	_ = m.crd.SetTransform(TrimCRD)
-
-	i.mu.Lock()
-	if old := i.members[mc.Name]; old != nil {
-		old.cancel()
-	}
-	i.members[mc.Name] = m
-	i.mu.Unlock()
 
 	_, _ = m.pods.AddEventHandler(cache.ResourceEventHandlerFuncs{
 		AddFunc:    func(o any) { i.podChanged(m, nil, o) },
@@ -108,51 +103,23 @@ func (i *Inventory) MemberConnected(mc *membercache.Member) {
 	})
 	observe := func(any) { i.crdsChanged(m) }
 	_, _ = m.crd.AddEventHandler(cache.ResourceEventHandlerFuncs{AddFunc: observe, UpdateFunc: func(_, o any) { observe(o) }, DeleteFunc: observe})
-	for _, inf := range []cache.SharedIndexInformer{m.pods, m.namespaces, m.crd} {
-		go inf.RunWithContext(ctx)
-	}
-	go func() {
-		if cache.WaitForCacheSync(ctx.Done(), m.pods.HasSynced, m.namespaces.HasSynced, m.crd.HasSynced) {
-			m.mu.Lock()
-			m.formKnown = true
-			m.mu.Unlock()
-			i.crdsChanged(m)
-			i.handlers.MemberChanged(m.name)
-		}
-	}()
+	return m
 }
 
-// MemberHealthChanged is not needed: the informers retry by themselves.
-func (i *Inventory) MemberHealthChanged(string, membercache.Health) {}
-
-// MemberDisconnected forgets the member.
-func (i *Inventory) MemberDisconnected(name string) {
-	i.mu.Lock()
-	m := i.members[name]
-	delete(i.members, name)
-	i.mu.Unlock()
-	if m != nil {
-		m.cancel()
-		i.handlers.MemberChanged(name)
-	}
-}
-
-// Start blocks until ctx ends and stops every member's informers; a manager Runnable.
-func (i *Inventory) Start(ctx context.Context) error {
-	<-ctx.Done()
-	i.mu.Lock()
-	for name, m := range i.members {
-		m.cancel()
-		delete(i.members, name)
-	}
-	i.mu.Unlock()
-	return nil
+// run starts the member's informers; its form is known once they synced.
+func (i *Inventory) run(ctx context.Context, m *member) {
+	membercache.RunInformers(ctx, func() {
+		m.mu.Lock()
+		m.formKnown = true
+		m.mu.Unlock()
+		i.crdsChanged(m)
+		i.handlers.MemberChanged(m.name)
+	}, m.pods, m.namespaces, m.crd)
 }
 
 func (i *Inventory) get(name string) *member {
-	i.mu.RLock()
-	defer i.mu.RUnlock()
-	return i.members[name]
+	m, _ := i.Get(name)
+	return m
 }
 
 // Form is the member's form; ok is false until the member is connected and its CRDs are listed.

@@ -24,9 +24,12 @@ import (
 	appsv1 "k8s.io/api/apps/v1"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/util/intstr"
 	"k8s.io/client-go/kubernetes"
+	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/utils/ptr"
+	kstatus "sigs.k8s.io/cli-utils/pkg/kstatus/status"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	fleetv1alpha1 "github.com/meridian-io/meridian/apis/fleet/v1alpha1"
@@ -137,7 +140,7 @@ var _ = Describe("AgentConfig rollout across members", Ordered, func() {
 		rollsInOrder(ctx)
 	}, SpecTimeout(5*time.Minute))
 
-	It("reports a second AgentConfig for the same clusters as a conflict on both and leaves the clusters alone", func(ctx SpecContext) {
+	It("reports a second AgentConfig for the same clusters as a conflict on both, the younger Stalled, and leaves the clusters alone", func(ctx SpecContext) {
 		second := ac.DeepCopy()
 		second.ObjectMeta = metav1.ObjectMeta{Name: "fleet-2"}
 		second.Spec.Config.LogVerbosity = 9
@@ -145,17 +148,34 @@ var _ = Describe("AgentConfig rollout across members", Ordered, func() {
 		Eventually(func(g Gomega) {
 			got := &fleetv1alpha1.AgentConfig{}
 			g.Expect(bed.Hub.Client.Get(ctx, client.ObjectKeyFromObject(second), got)).To(Succeed())
-			c := meta.FindStatusCondition(got.Status.Conditions, fleetv1alpha1.DegradedCondition)
-			g.Expect(c).NotTo(BeNil())
-			g.Expect(c.Reason).To(Equal(fleetv1alpha1.AgentConfigConflictReason))
-			g.Expect(c.Message).To(ContainSubstring("An older AgentConfig holds clusters member-2, member-3"))
-			g.Expect(meta.IsStatusConditionTrue(got.Status.Conditions, fleetv1alpha1.ReadyCondition)).To(BeFalse())
+			g.Expect(got.Status.ObservedGeneration).To(Equal(got.Generation))
+			// Waiting does not resolve a conflict: the younger is Stalled (kstatus Failed, Argo CD
+			// Degraded), naming the AgentConfig that holds the clusters, not InProgress forever.
+			for _, t := range []string{fleetv1alpha1.StalledCondition, fleetv1alpha1.DegradedCondition} {
+				c := meta.FindStatusCondition(got.Status.Conditions, t)
+				g.Expect(c).NotTo(BeNil(), "no %s condition", t)
+				g.Expect(c.Status).To(Equal(metav1.ConditionTrue), "%s: %+v", t, c)
+				g.Expect(c.Reason).To(Equal(fleetv1alpha1.AgentConfigConflictReason))
+				g.Expect(c.Message).To(ContainSubstring("held by an older one: AgentConfig fleet (clusters member-2, member-3)"))
+			}
+			g.Expect(meta.FindStatusCondition(got.Status.Conditions, fleetv1alpha1.ReconcilingCondition)).To(BeNil())
+			ready := meta.FindStatusCondition(got.Status.Conditions, fleetv1alpha1.ReadyCondition)
+			g.Expect(ready).NotTo(BeNil())
+			g.Expect(ready.Status).To(Equal(metav1.ConditionFalse))
+			g.Expect(ready.Reason).To(Equal(fleetv1alpha1.AgentConfigConflictReason))
+			g.Expect(kstatusOf(got)).To(Equal(kstatus.FailedStatus))
+			for _, c := range got.Status.Clusters {
+				g.Expect(c.Phase).To(Equal(fleetv1alpha1.AgentClusterConflict), "cluster %s", c.Cluster)
+				g.Expect(c.Message).To(ContainSubstring("The older AgentConfig fleet holds this cluster"))
+			}
 
 			first := &fleetv1alpha1.AgentConfig{}
 			g.Expect(bed.Hub.Client.Get(ctx, client.ObjectKeyFromObject(ac), first)).To(Succeed())
-			c = meta.FindStatusCondition(first.Status.Conditions, fleetv1alpha1.DegradedCondition)
+			c := meta.FindStatusCondition(first.Status.Conditions, fleetv1alpha1.DegradedCondition)
 			g.Expect(c).NotTo(BeNil())
-			g.Expect(c.Message).To(ContainSubstring("A younger AgentConfig also selects clusters member-2, member-3"))
+			g.Expect(c.Message).To(ContainSubstring("A younger AgentConfig also selects clusters this one holds: AgentConfig fleet-2 (clusters member-2, member-3)"))
+			g.Expect(meta.IsStatusConditionTrue(first.Status.Conditions, fleetv1alpha1.ReadyCondition)).To(BeTrue())
+			g.Expect(meta.FindStatusCondition(first.Status.Conditions, fleetv1alpha1.StalledCondition)).To(BeNil())
 		}).WithContext(ctx).WithTimeout(time.Minute).WithPolling(200 * time.Millisecond).Should(Succeed())
 		works := &fleetv1alpha1.ClusterWorkList{}
 		Expect(bed.Hub.Client.List(ctx, works, client.MatchingLabels{fleetv1alpha1.AgentConfigLabel: "fleet-2"})).To(Succeed())
@@ -269,7 +289,13 @@ var _ = Describe("AgentConfig rollout across members", Ordered, func() {
 			g.Expect(c).NotTo(BeNil())
 			g.Expect(c.Status).To(Equal(metav1.ConditionTrue))
 			g.Expect(c.Reason).To(Equal(fleetv1alpha1.RolloutPausedReason))
-			g.Expect(c.Message).To(ContainSubstring("clusters member-2 keep their previous agents"))
+			// Waves count from 1 everywhere: the message, the rollout and each cluster's line.
+			g.Expect(c.Message).To(Equal("The rollout is paused at wave 1 of 2; clusters member-2 keep their previous agents."))
+			g.Expect(got.Status.Rollout.Wave).To(BeEquivalentTo(1))
+			g.Expect(got.Status.Rollout.Waves).To(BeEquivalentTo(2))
+			for _, cl := range got.Status.Clusters {
+				g.Expect(cl.Wave).To(BeEquivalentTo(map[string]int{"member-2": 1, "member-3": 2}[cl.Cluster]), "cluster %s", cl.Cluster)
+			}
 			g.Expect(meta.IsStatusConditionTrue(got.Status.Conditions, fleetv1alpha1.ReadyCondition)).To(BeFalse())
 		}).WithContext(ctx).WithTimeout(time.Minute).WithPolling(200 * time.Millisecond).Should(Succeed())
 		Consistently(func(g Gomega) {
@@ -355,4 +381,14 @@ func memberClusterTable(ctx context.Context, name string) *metav1.Table {
 	Expect(json.Unmarshal(raw, table)).To(Succeed())
 	Expect(table.Rows).To(HaveLen(1))
 	return table
+}
+
+// kstatusOf is what kstatus (Flux, Argo CD's kstatus-based tools, kubectl apply --wait) reads
+// from the object.
+func kstatusOf(obj client.Object) kstatus.Status {
+	u, err := runtime.DefaultUnstructuredConverter.ToUnstructured(obj)
+	Expect(err).NotTo(HaveOccurred())
+	res, err := kstatus.Compute(&unstructured.Unstructured{Object: u})
+	Expect(err).NotTo(HaveOccurred())
+	return res.Status
 }

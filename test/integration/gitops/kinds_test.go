@@ -150,6 +150,15 @@ var kinds = []kind{
 				ac.Spec.Rollout.Paused = true
 				return create(ctx, ac)
 			}},
+			// A younger AgentConfig selecting a cluster an older one holds: waiting will not give
+			// it the cluster. The holder is paused, so neither writes to the member.
+			{name: "stalled-conflict", readyReason: fleetv1alpha1.AgentConfigConflictReason, create: func(ctx context.Context) client.Object {
+				create(ctx, memberCluster("conflict-target", testbed.KubeconfigSecretName(agentMember)))
+				holder := agentConfig("gitops-conflict-1", "conflict-target")
+				holder.Spec.Rollout.Paused = true
+				create(ctx, holder)
+				return create(ctx, agentConfig("gitops-conflict-2", "conflict-target"))
+			}},
 		},
 	},
 	{

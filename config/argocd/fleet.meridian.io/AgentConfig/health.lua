@@ -8,15 +8,22 @@ if obj.status.observedGeneration == nil or obj.status.observedGeneration < obj.m
   hs.message = "Waiting for Meridian to observe generation " .. obj.metadata.generation
   return hs
 end
-local ready, reconciling
+local ready, reconciling, stalled, degraded
 for _, c in ipairs(obj.status.conditions) do
-  -- Stalled: the rollout stopped (a cluster failed or passed its deadline). Degraded: a cluster
-  -- failed under failurePolicy Continue, or another AgentConfig selects the same clusters.
-  if (c.type == "Stalled" or c.type == "Degraded") and c.status == "True" then
-    return { status = "Degraded", message = c.message }
-  end
   if c.type == "Ready" then ready = c end
   if c.type == "Reconciling" then reconciling = c end
+  if c.type == "Stalled" then stalled = c end
+  if c.type == "Degraded" then degraded = c end
+end
+-- Stalled: needs a person. The rollout stopped (a cluster failed or passed its deadline), or an
+-- older AgentConfig holds clusters this one selects (reason AgentConfigConflict).
+if stalled ~= nil and stalled.status == "True" then
+  return { status = "Degraded", message = stalled.message }
+end
+-- Degraded: a cluster failed under failurePolicy Continue, or a younger AgentConfig also selects
+-- clusters this one holds.
+if degraded ~= nil and degraded.status == "True" then
+  return { status = "Degraded", message = degraded.message }
 end
 if reconciling ~= nil and reconciling.status == "True" then
   -- spec.rollout.paused holds the rollout: clusters not yet handed the change keep their agents.
