@@ -48,6 +48,11 @@ type Options struct {
 	Webhooks bool
 	// ClusterAPI installs Cluster API's Cluster CRD on the hub, from the module cache.
 	ClusterAPI bool
+	// EndpointRouting makes the hub's apiserver send requests for a Service (a webhook
+	// configuration's service reference) to one of the Service's EndpointSlice addresses, not to
+	// its ClusterIP (kube-apiserver --enable-aggregator-routing): on loopback no kube-proxy carries
+	// ClusterIPs, and a test that writes the slice reaches a local server through its Service.
+	EndpointRouting bool
 	// Dir holds the control planes' files; default a new temporary folder, removed on Stop.
 	Dir string
 	// Output receives the control planes' logs; default discarded (MERIDIAN_TESTBED_LOGS=1: stderr).
@@ -213,6 +218,9 @@ func hubEnvironment(opts Options) (*envtest.Environment, error) {
 		ControlPlaneStopTimeout:  apiStopTimeout,
 	}
 	env.ControlPlane.GetAPIServer().Out, env.ControlPlane.GetAPIServer().Err = opts.Output, opts.Output
+	if opts.EndpointRouting {
+		env.ControlPlane.GetAPIServer().Configure().Set("enable-aggregator-routing", "true")
+	}
 	if opts.Webhooks {
 		env.WebhookInstallOptions = envtest.WebhookInstallOptions{Paths: []string{filepath.Join(root, "config", "webhook")}}
 	}
@@ -344,7 +352,8 @@ func (c *Cluster) StartAPIServer() error {
 }
 
 // ModuleDir returns the folder of a module of Meridian's go.mod in the module cache, downloading
-// it through the module proxy when absent.
+// it through the module proxy when absent. A module that go.mod does not require is named with
+// its version, module@version; go.mod and go.sum stay as they are.
 func ModuleDir(module string) (string, error) { return moduleDirIn(RepoRoot(), module) }
 
 // moduleDirIn is ModuleDir for the go.mod in dir (e.g. a tools module under hack/).

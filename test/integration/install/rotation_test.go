@@ -9,14 +9,21 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
+	"strings"
 	"testing"
 	"time"
 
 	admissionv1 "k8s.io/api/admissionregistration/v1"
 	corev1 "k8s.io/api/core/v1"
+	discoveryv1 "k8s.io/api/discovery/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/wait"
+	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
+	fleetv1alpha1 "github.com/meridian-io/meridian/apis/fleet/v1alpha1"
 	"github.com/meridian-io/meridian/controllers"
 	"github.com/meridian-io/meridian/test/testbed"
 )
@@ -24,7 +31,9 @@ import (
 // The installer's manager issues its own webhook certificate: installed for real on a hub, the
 // manager binary (run as a local process, as no container runtime is here) fills the Secret, writes
 // the CA into the ValidatingWebhookConfiguration, and turns ready once the certificate is mounted.
-func TestInstalledManagerRotatesItsCertificate(t *testing.T) {
+// Then the hub's apiserver calls the installed webhook configuration as a cluster's would: through
+// the webhook Service, whose endpoint is the manager, with the CA the manager injected.
+func TestInstalledManagerRotatesItsCertificateAndAnswersThroughItsService(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
 	defer cancel()
 	root := testbed.RepoRoot()
@@ -44,7 +53,9 @@ func TestInstalledManagerRotatesItsCertificate(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	bed, err := testbed.Start(ctx, testbed.Options{Scheme: scheme})
+	// With endpoint routing the hub's apiserver sends a webhook call to an address of the webhook
+	// Service's EndpointSlice (below), as there is no kube-proxy to carry its ClusterIP here.
+	bed, err := testbed.Start(ctx, testbed.Options{Scheme: scheme, EndpointRouting: true})
 	if bed != nil {
 		defer func() {
 			if err := bed.Stop(); err != nil {
@@ -120,6 +131,69 @@ func TestInstalledManagerRotatesItsCertificate(t *testing.T) {
 		}
 	}
 	waitFor(t, 2*time.Minute, "the manager to turn ready with its webhook server started", func() error { return readyz(probe) })
+
+	port, err := strconv.Atoi(webhookPort)
+	if err != nil {
+		t.Fatal(err)
+	}
+	checkWebhookThroughService(ctx, t, c, int32(port))
+}
+
+// checkWebhookThroughService has the hub's apiserver call the installed
+// ValidatingWebhookConfiguration, whose webhooks name the Service meridian-webhook-service.
+func checkWebhookThroughService(ctx context.Context, t *testing.T, c client.Client, port int32) {
+	t.Helper()
+	valid := func(name string) *fleetv1alpha1.MemberCluster {
+		return &fleetv1alpha1.MemberCluster{
+			ObjectMeta: metav1.ObjectMeta{Name: name},
+			Spec: fleetv1alpha1.MemberClusterSpec{
+				KubeconfigSecretRef: &fleetv1alpha1.KubeconfigSecretReference{Namespace: "meridian-system", Name: name + "-kubeconfig"},
+				Probe:               fleetv1alpha1.ProbeSettings{IntervalSeconds: 10, TimeoutSeconds: 5},
+			},
+		}
+	}
+	// The Service has no endpoint yet (no kubelet runs the manager's pod): the apiserver finds
+	// nowhere to send the call and, the webhooks failing closed, refuses the object.
+	err := c.Create(ctx, valid("before-endpoints"), client.DryRunAll)
+	if err == nil || !strings.Contains(err.Error(), `no endpoints available for service "meridian-webhook-service"`) {
+		t.Fatalf("creating a MemberCluster while the webhook Service has no endpoint: got %v, want the apiserver to find no endpoint", err)
+	}
+
+	// Play the endpoints controller and kube-proxy: the Service's endpoint is the manager's
+	// webhook server, which listens on loopback at its own port rather than the pod's 9443.
+	slice := &discoveryv1.EndpointSlice{
+		ObjectMeta: metav1.ObjectMeta{
+			Namespace: "meridian-system", Name: "meridian-webhook-service-local",
+			Labels: map[string]string{
+				discoveryv1.LabelServiceName: "meridian-webhook-service",
+				discoveryv1.LabelManagedBy:   "meridian-install-test",
+			},
+		},
+		AddressType: discoveryv1.AddressTypeIPv4,
+		Endpoints:   []discoveryv1.Endpoint{{Addresses: []string{"127.0.0.1"}, Conditions: discoveryv1.EndpointConditions{Ready: ptr.To(true)}}},
+		Ports:       []discoveryv1.EndpointPort{{Name: ptr.To(""), Port: ptr.To(port), Protocol: ptr.To(corev1.ProtocolTCP)}},
+	}
+	if err := c.Create(ctx, slice); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, time.Minute, "the apiserver to call the webhook through its Service and accept a valid MemberCluster", func() error {
+		return c.Create(ctx, valid("good"), client.DryRunAll)
+	})
+
+	bad := valid("overlapping-probes")
+	bad.Spec.Probe = fleetv1alpha1.ProbeSettings{IntervalSeconds: 2, TimeoutSeconds: 5} // within the schema's bounds
+	err = c.Create(ctx, bad)
+	for _, want := range []string{
+		`admission webhook "vmembercluster-v1alpha1.fleet.meridian.io" denied the request`,
+		"spec.probe.timeoutSeconds: Invalid value: 5: must not exceed spec.probe.intervalSeconds (2), or probes would overlap",
+	} {
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("creating a MemberCluster whose probe timeout exceeds its interval: got %v, want an error with %q", err, want)
+		}
+	}
+	if !apierrors.IsInvalid(err) {
+		t.Errorf("the refusal is not an Invalid error (HTTP 422): %v", err)
+	}
 }
 
 func readyz(addr string) error {
