@@ -16,11 +16,9 @@ import (
 
 	admissionv1 "k8s.io/api/admissionregistration/v1"
 	corev1 "k8s.io/api/core/v1"
-	discoveryv1 "k8s.io/api/discovery/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/wait"
-	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	fleetv1alpha1 "github.com/meridian-io/meridian/apis/fleet/v1alpha1"
@@ -53,9 +51,10 @@ func TestInstalledManagerRotatesItsCertificateAndAnswersThroughItsService(t *tes
 	if err != nil {
 		t.Fatal(err)
 	}
-	// With endpoint routing the hub's apiserver sends a webhook call to an address of the webhook
-	// Service's EndpointSlice (below), as there is no kube-proxy to carry its ClusterIP here.
-	bed, err := testbed.Start(ctx, testbed.Options{Scheme: scheme, EndpointRouting: true})
+	// The hub's apiserver reaches the webhook Service's ClusterIP through the test, which plays
+	// kube-proxy (no kube-proxy runs on loopback).
+	proxy := startKubeProxy(t)
+	bed, err := testbed.Start(ctx, testbed.Options{Scheme: scheme, ClusterEgressProxy: proxy.socket()})
 	if bed != nil {
 		defer func() {
 			if err := bed.Stop(); err != nil {
@@ -132,16 +131,13 @@ func TestInstalledManagerRotatesItsCertificateAndAnswersThroughItsService(t *tes
 	}
 	waitFor(t, 2*time.Minute, "the manager to turn ready with its webhook server started", func() error { return readyz(probe) })
 
-	port, err := strconv.Atoi(webhookPort)
-	if err != nil {
-		t.Fatal(err)
-	}
-	checkWebhookThroughService(ctx, t, c, int32(port))
+	checkWebhookThroughService(ctx, t, c, proxy, net.JoinHostPort("127.0.0.1", webhookPort))
 }
 
 // checkWebhookThroughService has the hub's apiserver call the installed
-// ValidatingWebhookConfiguration, whose webhooks name the Service meridian-webhook-service.
-func checkWebhookThroughService(ctx context.Context, t *testing.T, c client.Client, port int32) {
+// ValidatingWebhookConfiguration, whose webhooks name the Service meridian-webhook-service, the
+// manager listening at endpoint.
+func checkWebhookThroughService(ctx context.Context, t *testing.T, c client.Client, proxy *kubeProxy, endpoint string) {
 	t.Helper()
 	valid := func(name string) *fleetv1alpha1.MemberCluster {
 		return &fleetv1alpha1.MemberCluster{
@@ -152,30 +148,25 @@ func checkWebhookThroughService(ctx context.Context, t *testing.T, c client.Clie
 			},
 		}
 	}
-	// The Service has no endpoint yet (no kubelet runs the manager's pod): the apiserver finds
-	// nowhere to send the call and, the webhooks failing closed, refuses the object.
-	err := c.Create(ctx, valid("before-endpoints"), client.DryRunAll)
-	if err == nil || !strings.Contains(err.Error(), `no endpoints available for service "meridian-webhook-service"`) {
-		t.Fatalf("creating a MemberCluster while the webhook Service has no endpoint: got %v, want the apiserver to find no endpoint", err)
-	}
-
-	// Play the endpoints controller and kube-proxy: the Service's endpoint is the manager's
-	// webhook server, which listens on loopback at its own port rather than the pod's 9443.
-	slice := &discoveryv1.EndpointSlice{
-		ObjectMeta: metav1.ObjectMeta{
-			Namespace: "meridian-system", Name: "meridian-webhook-service-local",
-			Labels: map[string]string{
-				discoveryv1.LabelServiceName: "meridian-webhook-service",
-				discoveryv1.LabelManagedBy:   "meridian-install-test",
-			},
-		},
-		AddressType: discoveryv1.AddressTypeIPv4,
-		Endpoints:   []discoveryv1.Endpoint{{Addresses: []string{"127.0.0.1"}, Conditions: discoveryv1.EndpointConditions{Ready: ptr.To(true)}}},
-		Ports:       []discoveryv1.EndpointPort{{Name: ptr.To(""), Port: ptr.To(port), Protocol: ptr.To(corev1.ProtocolTCP)}},
-	}
-	if err := c.Create(ctx, slice); err != nil {
+	svc := &corev1.Service{}
+	if err := c.Get(ctx, client.ObjectKey{Namespace: "meridian-system", Name: "meridian-webhook-service"}, svc); err != nil {
 		t.Fatal(err)
 	}
+	if svc.Spec.ClusterIP == "" || len(svc.Spec.Ports) != 1 {
+		t.Fatalf("the webhook Service has ClusterIP %q and ports %v, want a ClusterIP and one port", svc.Spec.ClusterIP, svc.Spec.Ports)
+	}
+	clusterIPPort := net.JoinHostPort(svc.Spec.ClusterIP, strconv.Itoa(int(svc.Spec.Ports[0].Port)))
+
+	// The Service has no endpoint yet (no kubelet runs the manager's pod): the apiserver's call
+	// to the ClusterIP is refused and, the webhooks failing closed, so is the object.
+	err := c.Create(ctx, valid("before-endpoints"), client.DryRunAll)
+	if err == nil || !strings.Contains(err.Error(), `failed calling webhook "vmembercluster-v1alpha1.fleet.meridian.io"`) {
+		t.Fatalf("creating a MemberCluster while the webhook Service has no endpoint: got %v, want the webhook call to fail", err)
+	}
+
+	// The endpoint is the manager's webhook server, on loopback at its own port rather than the
+	// pod's 9443 (the Service's targetPort).
+	proxy.setEndpoint(clusterIPPort, endpoint)
 	waitFor(t, time.Minute, "the apiserver to call the webhook through its Service and accept a valid MemberCluster", func() error {
 		return c.Create(ctx, valid("good"), client.DryRunAll)
 	})
