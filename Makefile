@@ -182,8 +182,9 @@ demo: build test-tools $(KUBECTL) ## Start a hub and two members on loopback, ru
 	MERIDIAN_BIN_DIR=$(BIN) $(GO) run ./test/demo
 
 .PHONY: build-installer
-build-installer: ## Write dist/install.yaml (CRDs, RBAC, manager, webhook, certificate) from config/default, with kustomize as a library.
+build-installer: ## Write dist/install.yaml (CRDs, RBAC, manager, webhook; the manager issues its certificate) from config/default, and dist/install-cert-manager.yaml (cert-manager issues it) from config/default-cert-manager, with kustomize as a library.
 	cd hack/installer && $(GO) run . -kustomization $(ROOT)/config/default -o $(ROOT)/dist/install.yaml
+	cd hack/installer && $(GO) run . -kustomization $(ROOT)/config/default-cert-manager -o $(ROOT)/dist/install-cert-manager.yaml
 
 .PHONY: docker-build
 docker-build: ## Build the manager and node agent images (needs a Docker engine).

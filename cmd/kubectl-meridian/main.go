@@ -4,6 +4,7 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
@@ -12,21 +13,28 @@ import (
 	"os/signal"
 	"sort"
 
+	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
+	"sigs.k8s.io/controller-runtime/pkg/client"
 )
 
 // command is one subcommand: it defines its flags on fs and returns what runs once they are parsed.
 type command struct {
 	summary string
-	setup   func(fs *flag.FlagSet, g *globals) func(ctx context.Context, stdout io.Writer) error
+	// positional describes the arguments besides flags the command takes ("" for none); they
+	// reach it in globals.args.
+	positional string
+	setup      func(fs *flag.FlagSet, g *globals) func(ctx context.Context, stdout io.Writer) error
 }
 
 var commands = map[string]command{}
 
-// globals are the flags every command has: which hub to talk to.
+// globals are the flags every command has (which hub to talk to) and the command's positional
+// arguments.
 type globals struct {
 	kubeconfig, context string
+	args                []string
 }
 
 // hubConfig loads the hub's REST config as kubectl does: --kubeconfig, else $KUBECONFIG, else
@@ -39,6 +47,30 @@ func (g *globals) hubConfig() (*rest.Config, error) {
 		return nil, fmt.Errorf("load the hub's kubeconfig: %w", err)
 	}
 	return cfg, nil
+}
+
+// hubClient connects to the hub with a client that knows the kinds of the command's scheme.
+func (g *globals) hubClient(newScheme func() (*runtime.Scheme, error)) (client.Client, error) {
+	cfg, err := g.hubConfig()
+	if err != nil {
+		return nil, err
+	}
+	scheme, err := newScheme()
+	if err != nil {
+		return nil, err
+	}
+	hub, err := client.New(cfg, client.Options{Scheme: scheme})
+	if err != nil {
+		return nil, fmt.Errorf("connect to the hub: %w", err)
+	}
+	return hub, nil
+}
+
+// writeJSON prints v as `-o json` does: indented.
+func writeJSON(w io.Writer, v any) error {
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	return enc.Encode(v)
 }
 
 func usage(w io.Writer) {
@@ -76,14 +108,29 @@ func run(args []string, stdout, stderr io.Writer) int {
 	fs.StringVar(&g.kubeconfig, "kubeconfig", "", "Path to the hub's kubeconfig (default: $KUBECONFIG, then ~/.kube/config).")
 	fs.StringVar(&g.context, "context", "", "Context of the kubeconfig to use (default: the current one).")
 	exec := cmd.setup(fs, g)
-	if err := fs.Parse(args[1:]); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return 0
+	if cmd.positional != "" {
+		fs.Usage = func() {
+			fmt.Fprintf(stderr, "Usage: kubectl meridian %s %s [flags]\n", args[0], cmd.positional)
+			fs.PrintDefaults()
 		}
-		return 2
 	}
-	if fs.NArg() > 0 {
-		fmt.Fprintf(stderr, "error: unexpected arguments %v\n", fs.Args())
+	// Flags may come before, between or after the positional arguments, as with kubectl.
+	rest := args[1:]
+	for {
+		if err := fs.Parse(rest); err != nil {
+			if errors.Is(err, flag.ErrHelp) {
+				return 0
+			}
+			return 2
+		}
+		if fs.NArg() == 0 {
+			break
+		}
+		g.args = append(g.args, fs.Arg(0))
+		rest = fs.Args()[1:]
+	}
+	if cmd.positional == "" && len(g.args) > 0 {
+		fmt.Fprintf(stderr, "error: unexpected arguments %v\n", g.args)
 		return 2
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)

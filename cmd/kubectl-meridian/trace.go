@@ -2,13 +2,10 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"flag"
 	"fmt"
 	"io"
 	"time"
-
-	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/meridian-io/meridian/internal/policy/trace"
 )
@@ -44,28 +41,18 @@ func traceCommand(fs *flag.FlagSet, g *globals) func(context.Context, io.Writer)
 		if req.Port, err = trace.ParsePort(*port); err != nil {
 			return usageError{err}
 		}
-		cfg, err := g.hubConfig()
+		hub, err := g.hubClient(trace.NewScheme)
 		if err != nil {
 			return err
-		}
-		scheme, err := trace.NewScheme()
-		if err != nil {
-			return err
-		}
-		hub, err := client.New(cfg, client.Options{Scheme: scheme})
-		if err != nil {
-			return fmt.Errorf("connect to the hub: %w", err)
 		}
 		ctx, cancel := context.WithTimeout(ctx, *timeout)
 		defer cancel()
-		res, err := trace.Run(ctx, hub, trace.SecretConnector(hub, scheme), req)
+		res, err := trace.Run(ctx, hub, trace.SecretConnector(hub, hub.Scheme()), req)
 		if err != nil {
 			return err
 		}
 		if *output == "json" {
-			enc := json.NewEncoder(stdout)
-			enc.SetIndent("", "  ")
-			return enc.Encode(res)
+			return writeJSON(stdout, res)
 		}
 		res.Print(stdout)
 		return nil

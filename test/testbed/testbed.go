@@ -48,6 +48,13 @@ type Options struct {
 	Webhooks bool
 	// ClusterAPI installs Cluster API's Cluster CRD on the hub, from the module cache.
 	ClusterAPI bool
+	// ClusterEgressProxy, a Unix socket, is an HTTP CONNECT proxy through which the hub's
+	// apiserver opens its connections into the cluster, such as to the ClusterIP of a Service that a
+	// webhook configuration names (kube-apiserver --egress-selector-config-file, egress "cluster";
+	// a socket, as kube-apiserver v1.36 insists on TLS for a TCP proxy). On loopback no kube-proxy
+	// carries ClusterIPs: a test that plays kube-proxy behind this proxy reaches a local webhook
+	// server through its Service as a real cluster would.
+	ClusterEgressProxy string
 	// Dir holds the control planes' files; default a new temporary folder, removed on Stop.
 	Dir string
 	// Output receives the control planes' logs; default discarded (MERIDIAN_TESTBED_LOGS=1: stderr).
@@ -136,7 +143,7 @@ func Start(ctx context.Context, opts Options) (_ *Bed, reterr error) {
 		}
 	}()
 
-	hubEnv, err := hubEnvironment(opts)
+	hubEnv, err := hubEnvironment(opts, b.dir)
 	if err != nil {
 		return nil, err
 	}
@@ -194,7 +201,7 @@ const memberRequestTimeout = 10 * time.Second
 // up to its request timeout (60 s) when clients hold watches open, and is slow under load.
 const apiStopTimeout = 90 * time.Second
 
-func hubEnvironment(opts Options) (*envtest.Environment, error) {
+func hubEnvironment(opts Options, dir string) (*envtest.Environment, error) {
 	root := RepoRoot()
 	crds := []string{filepath.Join(root, "config", "crd", "bases")}
 	if opts.ClusterAPI {
@@ -213,6 +220,26 @@ func hubEnvironment(opts Options) (*envtest.Environment, error) {
 		ControlPlaneStopTimeout:  apiStopTimeout,
 	}
 	env.ControlPlane.GetAPIServer().Out, env.ControlPlane.GetAPIServer().Err = opts.Output, opts.Output
+	if opts.ClusterEgressProxy != "" {
+		f, err := os.Create(filepath.Join(dir, "hub-egress-selector.yaml"))
+		if err != nil {
+			return nil, err
+		}
+		_, err = fmt.Fprintf(f, `apiVersion: apiserver.k8s.io/v1beta1
+kind: EgressSelectorConfiguration
+egressSelections:
+- name: cluster
+  connection:
+    proxyProtocol: HTTPConnect
+    transport:
+      uds:
+        udsName: %s
+`, opts.ClusterEgressProxy)
+		if err := errors.Join(err, f.Close()); err != nil {
+			return nil, err
+		}
+		env.ControlPlane.GetAPIServer().Configure().Set("egress-selector-config-file", f.Name())
+	}
 	if opts.Webhooks {
 		env.WebhookInstallOptions = envtest.WebhookInstallOptions{Paths: []string{filepath.Join(root, "config", "webhook")}}
 	}
@@ -359,7 +386,8 @@ func (c *Cluster) StartAPIServer() error {
 }
 
 // ModuleDir returns the folder of a module of Meridian's go.mod in the module cache, downloading
-// it through the module proxy when absent.
+// it through the module proxy when absent. A module that go.mod does not require is named with
+// its version, module@version; go.mod and go.sum stay as they are.
 func ModuleDir(module string) (string, error) { return moduleDirIn(RepoRoot(), module) }
 
 // moduleDirIn is ModuleDir for the go.mod in dir (e.g. a tools module under hack/).

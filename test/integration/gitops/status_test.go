@@ -58,6 +58,7 @@ var _ = Describe("Every kind's status", func() {
 					}
 
 					checkTestdata(k, st, u)
+					checkDescribe(ctx, k, st, u)
 
 					By("kubectl wait reading the Ready condition")
 					name := k.resource + "/" + key.Name

@@ -9,14 +9,19 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
+	"strings"
 	"testing"
 	"time"
 
 	admissionv1 "k8s.io/api/admissionregistration/v1"
 	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/wait"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
+	fleetv1alpha1 "github.com/meridian-io/meridian/apis/fleet/v1alpha1"
 	"github.com/meridian-io/meridian/controllers"
 	"github.com/meridian-io/meridian/test/testbed"
 )
@@ -24,7 +29,9 @@ import (
 // The installer's manager issues its own webhook certificate: installed for real on a hub, the
 // manager binary (run as a local process, as no container runtime is here) fills the Secret, writes
 // the CA into the ValidatingWebhookConfiguration, and turns ready once the certificate is mounted.
-func TestInstalledManagerRotatesItsCertificate(t *testing.T) {
+// Then the hub's apiserver calls the installed webhook configuration as a cluster's would: through
+// the webhook Service, whose endpoint is the manager, with the CA the manager injected.
+func TestInstalledManagerRotatesItsCertificateAndAnswersThroughItsService(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
 	defer cancel()
 	root := testbed.RepoRoot()
@@ -44,7 +51,10 @@ func TestInstalledManagerRotatesItsCertificate(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	bed, err := testbed.Start(ctx, testbed.Options{Scheme: scheme})
+	// The hub's apiserver reaches the webhook Service's ClusterIP through the test, which plays
+	// kube-proxy (no kube-proxy runs on loopback).
+	proxy := startKubeProxy(t)
+	bed, err := testbed.Start(ctx, testbed.Options{Scheme: scheme, ClusterEgressProxy: proxy.socket()})
 	if bed != nil {
 		defer func() {
 			if err := bed.Stop(); err != nil {
@@ -120,6 +130,61 @@ func TestInstalledManagerRotatesItsCertificate(t *testing.T) {
 		}
 	}
 	waitFor(t, 2*time.Minute, "the manager to turn ready with its webhook server started", func() error { return readyz(probe) })
+
+	checkWebhookThroughService(ctx, t, c, proxy, net.JoinHostPort("127.0.0.1", webhookPort))
+}
+
+// checkWebhookThroughService has the hub's apiserver call the installed
+// ValidatingWebhookConfiguration, whose webhooks name the Service meridian-webhook-service, the
+// manager listening at endpoint.
+func checkWebhookThroughService(ctx context.Context, t *testing.T, c client.Client, proxy *kubeProxy, endpoint string) {
+	t.Helper()
+	valid := func(name string) *fleetv1alpha1.MemberCluster {
+		return &fleetv1alpha1.MemberCluster{
+			ObjectMeta: metav1.ObjectMeta{Name: name},
+			Spec: fleetv1alpha1.MemberClusterSpec{
+				KubeconfigSecretRef: &fleetv1alpha1.KubeconfigSecretReference{Namespace: "meridian-system", Name: name + "-kubeconfig"},
+				Probe:               fleetv1alpha1.ProbeSettings{IntervalSeconds: 10, TimeoutSeconds: 5},
+			},
+		}
+	}
+	svc := &corev1.Service{}
+	if err := c.Get(ctx, client.ObjectKey{Namespace: "meridian-system", Name: "meridian-webhook-service"}, svc); err != nil {
+		t.Fatal(err)
+	}
+	if svc.Spec.ClusterIP == "" || len(svc.Spec.Ports) != 1 {
+		t.Fatalf("the webhook Service has ClusterIP %q and ports %v, want a ClusterIP and one port", svc.Spec.ClusterIP, svc.Spec.Ports)
+	}
+	clusterIPPort := net.JoinHostPort(svc.Spec.ClusterIP, strconv.Itoa(int(svc.Spec.Ports[0].Port)))
+
+	// The Service has no endpoint yet (no kubelet runs the manager's pod): the apiserver's call
+	// to the ClusterIP is refused and, the webhooks failing closed, so is the object.
+	err := c.Create(ctx, valid("before-endpoints"), client.DryRunAll)
+	if err == nil || !strings.Contains(err.Error(), `failed calling webhook "vmembercluster-v1alpha1.fleet.meridian.io"`) {
+		t.Fatalf("creating a MemberCluster while the webhook Service has no endpoint: got %v, want the webhook call to fail", err)
+	}
+
+	// The endpoint is the manager's webhook server, on loopback at its own port rather than the
+	// pod's 9443 (the Service's targetPort).
+	proxy.setEndpoint(clusterIPPort, endpoint)
+	waitFor(t, time.Minute, "the apiserver to call the webhook through its Service and accept a valid MemberCluster", func() error {
+		return c.Create(ctx, valid("good"), client.DryRunAll)
+	})
+
+	bad := valid("overlapping-probes")
+	bad.Spec.Probe = fleetv1alpha1.ProbeSettings{IntervalSeconds: 2, TimeoutSeconds: 5} // within the schema's bounds
+	err = c.Create(ctx, bad)
+	for _, want := range []string{
+		`admission webhook "vmembercluster-v1alpha1.fleet.meridian.io" denied the request`,
+		"spec.probe.timeoutSeconds: Invalid value: 5: must not exceed spec.probe.intervalSeconds (2), or probes would overlap",
+	} {
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("creating a MemberCluster whose probe timeout exceeds its interval: got %v, want an error with %q", err, want)
+		}
+	}
+	if !apierrors.IsInvalid(err) {
+		t.Errorf("the refusal is not an Invalid error (HTTP 422): %v", err)
+	}
 }
 
 func readyz(addr string) error {
