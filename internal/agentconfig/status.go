@@ -89,8 +89,8 @@ func workConditions(w *fleetv1alpha1.ClusterWork) []metav1.Condition {
 // (internal/conditions removes the one that is not). Lost are the clusters older AgentConfigs hold:
 // waiting will not give them to this one, so it is Stalled (reason AgentConfigConflict) until a
 // person narrows a placement, even while the clusters it holds roll out (Progressing says how
-// far). Contested are clusters this one holds while younger AgentConfigs select them too: Degraded
-// says so, and it stays Ready.
+// far). Contested are clusters this one holds while younger AgentConfigs select them too: it keeps
+// them and stays Ready, and Degraded=False with reason AgentConfigConflict names the younger ones.
 func SetConditions(ac *fleetv1alpha1.AgentConfig, plan Plan, lost, contested []Conflict) {
 	gen := ac.Generation
 	set := func(t string, s metav1.ConditionStatus, reason, msg string) {
@@ -98,15 +98,17 @@ func SetConditions(ac *fleetv1alpha1.AgentConfig, plan Plan, lost, contested []C
 	}
 	degradedReason, degradedMsg := plan.Reason, plan.Message
 	degraded := len(plan.Failed) > 0
-	switch {
-	case len(lost) > 0:
+	if len(lost) > 0 {
 		degraded, degradedReason, degradedMsg = true, fleetv1alpha1.AgentConfigConflictReason, LostMessage(lost)
-	case len(contested) > 0:
-		degraded, degradedReason, degradedMsg = true, fleetv1alpha1.AgentConfigConflictReason, ContestedMessage(contested)
 	}
-	if degraded {
+	switch {
+	case degraded:
 		set(fleetv1alpha1.DegradedCondition, metav1.ConditionTrue, degradedReason, degradedMsg)
-	} else {
+	case len(contested) > 0:
+		// This one keeps what it holds and works: the conflict is said here, not as Degraded=True
+		// beside Ready=True (a negative condition True while Ready is True fails Flux's checks).
+		set(fleetv1alpha1.DegradedCondition, metav1.ConditionFalse, fleetv1alpha1.AgentConfigConflictReason, ContestedMessage(contested))
+	default:
 		set(fleetv1alpha1.DegradedCondition, metav1.ConditionFalse, fleetv1alpha1.HealthyReason, "No cluster failed and no other AgentConfig competes for a cluster.")
 	}
 	progressing := metav1.ConditionFalse

@@ -46,7 +46,7 @@ func TestConditionsFollowKstatus(t *testing.T) {
 			ready: "False", recon: "False", stall: "True", degraded: "True", progressing: "False",
 			readyReason: fleetv1alpha1.AgentConfigConflictReason, readyMessage: "The rollout stopped at wave 1 of 1: cluster c failed."},
 		{name: "complete and keeps contested clusters", plan: Plan{Phase: fleetv1alpha1.RolloutComplete}, contested: contested,
-			ready: "True", recon: "False", stall: "False", degraded: "True", progressing: "False"},
+			ready: "True", recon: "False", stall: "False", degraded: "False", progressing: "False"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			ac := &fleetv1alpha1.AgentConfig{ObjectMeta: metav1.ObjectMeta{Generation: 4}}

@@ -173,6 +173,10 @@ var _ = Describe("AgentConfig rollout across members", Ordered, func() {
 			g.Expect(bed.Hub.Client.Get(ctx, client.ObjectKeyFromObject(ac), first)).To(Succeed())
 			c := meta.FindStatusCondition(first.Status.Conditions, fleetv1alpha1.DegradedCondition)
 			g.Expect(c).NotTo(BeNil())
+			// The older keeps its clusters and works: Degraded stays False (Ready=True beside a
+			// negative condition True fails Flux's checks), its reason and message name the conflict.
+			g.Expect(c.Status).To(Equal(metav1.ConditionFalse))
+			g.Expect(c.Reason).To(Equal(fleetv1alpha1.AgentConfigConflictReason))
 			g.Expect(c.Message).To(ContainSubstring("A younger AgentConfig also selects clusters this one holds: AgentConfig fleet-2 (clusters member-2, member-3)"))
 			g.Expect(meta.IsStatusConditionTrue(first.Status.Conditions, fleetv1alpha1.ReadyCondition)).To(BeTrue())
 			g.Expect(meta.FindStatusCondition(first.Status.Conditions, fleetv1alpha1.StalledCondition)).To(BeNil())
