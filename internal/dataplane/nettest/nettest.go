@@ -37,8 +37,9 @@ var (
 	counter int
 )
 
-// RemoveStale removes namespaces with Prefix whose process is gone.
+// RemoveStale removes namespaces with Prefix, and HostAddress's addresses, whose process is gone.
 func RemoveStale() {
+	removeStaleHostAddrs()
 	entries, _ := os.ReadDir("/var/run/netns")
 	for _, e := range entries {
 		name := e.Name()
@@ -481,4 +482,46 @@ func TableExists(ns netns.NsHandle, name string) (bool, error) {
 		}
 	}
 	return false, nil
+}
+
+// hostAddrLabel starts the label of the addresses HostAddress puts on the loopback device,
+// followed by the process id.
+const hostAddrLabel = "lo:mdpa"
+
+// HostAddress gives this host (the root network namespace) addr, on its loopback device under a
+// label of this process, for a server that a local kube-apiserver must reach at an address it
+// accepts (its proxy refuses 127.0.0.0/8). Traffic to it never leaves the host. The returned
+// function removes the address; RemoveStale removes one a killed process left.
+func HostAddress(addr netip.Addr) (func() error, error) {
+	lo, err := netlink.LinkByName("lo")
+	if err != nil {
+		return nil, fmt.Errorf("finding the loopback device: %w", err)
+	}
+	a := &netlink.Addr{IPNet: ipnet(netip.PrefixFrom(addr, addr.BitLen())), Label: fmt.Sprintf("%s%d", hostAddrLabel, os.Getpid())}
+	if err := netlink.AddrAdd(lo, a); err != nil {
+		return nil, fmt.Errorf("adding %s to the loopback device: %w", addr, err)
+	}
+	return func() error { return netlink.AddrDel(lo, a) }, nil
+}
+
+// removeStaleHostAddrs removes HostAddress's addresses whose process is gone.
+func removeStaleHostAddrs() {
+	lo, err := netlink.LinkByName("lo")
+	if err != nil {
+		return
+	}
+	addrs, err := netlink.AddrList(lo, netlink.FAMILY_V4)
+	if err != nil {
+		return
+	}
+	for _, a := range addrs {
+		pid, err := strconv.Atoi(strings.TrimPrefix(a.Label, hostAddrLabel))
+		if !strings.HasPrefix(a.Label, hostAddrLabel) || err != nil || pid == os.Getpid() {
+			continue
+		}
+		if _, err := os.Stat(filepath.Join("/proc", strconv.Itoa(pid))); err == nil {
+			continue // its process still runs
+		}
+		_ = netlink.AddrDel(lo, &a)
+	}
 }

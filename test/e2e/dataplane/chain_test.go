@@ -4,7 +4,7 @@ import (
 	"context"
 	"fmt"
 	"math/rand"
-	"net"
+	"net/netip"
 	"sort"
 	"strings"
 	"sync"
@@ -136,9 +136,13 @@ func TestHubToKernel(t *testing.T) {
 		}, 60*time.Second, 100*time.Millisecond).Should(BeTrue())
 	})
 	// The agents in this process stand for the DaemonSet's pods (the member has no kubelets).
-	// Their metrics ports listen on an address of this host the member apiserver's pods/proxy
-	// accepts (it refuses loopback), so that trace reads them as it would a real agent.
-	e.metricsHost = proxyableAddr()
+	// Their metrics ports listen on an address the member apiserver's pods/proxy accepts (it
+	// refuses loopback): one from 198.18.0.0/15 given to this host's loopback device (not in 127.0.0.0/8), so that trace reads
+	// them as it would a real agent.
+	removeHostAddr, err := nettest.HostAddress(agentsHostAddr)
+	g.Expect(err).NotTo(HaveOccurred())
+	t.Cleanup(func() { _ = removeHostAddr() })
+	e.metricsHost = agentsHostAddr.String()
 	e.startAgents(g, ctx, m)
 	e.realized = func(t *testing.T, g Gomega, f policy.Fleet) { hubShowsNodes(g, ctx, hub, f, len(topo.Nodes)) }
 
@@ -305,20 +309,9 @@ func keys[V any](m map[string]V) []string {
 	return out
 }
 
-// proxyableAddr is this host's first IPv4 address that a kube-apiserver proxies to (not loopback,
-// not link-local), or "" when it has none.
-func proxyableAddr() string {
-	addrs, err := net.InterfaceAddrs()
-	if err != nil {
-		return ""
-	}
-	for _, a := range addrs {
-		if n, ok := a.(*net.IPNet); ok && n.IP.To4() != nil && !n.IP.IsLoopback() && !n.IP.IsLinkLocalUnicast() {
-			return n.IP.String()
-		}
-	}
-	return ""
-}
+// agentsHostAddr is where the agents' metrics ports listen in TestHubToKernel: in 198.18.0.0/15,
+// outside the addresses nettest gives nodes and pods.
+var agentsHostAddr = netip.MustParseAddr("198.19.254.1")
 
 // traceReadsAgents runs `kubectl meridian trace`'s logic (trace.Run, with the credentials of the
 // member's kubeconfig Secret) for a connection f denies by no-https-into-shop, after check's
@@ -328,9 +321,6 @@ func proxyableAddr() string {
 // label, its node, its metrics port, a host-network address).
 func traceReadsAgents(t *testing.T, ctx context.Context, e *env, bed *testbed.Bed, f policy.Fleet) {
 	g := NewWithT(t)
-	if e.metricsHost == "" {
-		t.Skip("this host has no address but loopback, and the apiserver's pods/proxy refuses loopback")
-	}
 	for i, n := range e.topo.Nodes {
 		p := &corev1.Pod{
 			ObjectMeta: metav1.ObjectMeta{Namespace: memberv1alpha1.AgentNamespace, Name: "agent-" + nodeName(n),
