@@ -12,7 +12,6 @@ import (
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/util/wait"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/healthz"
@@ -29,22 +28,35 @@ type DefaultTiers struct {
 	HubClient client.Client
 }
 
-// Start creates the missing tiers, retrying while the hub (or the Tier webhook) is not ready yet.
+// Start creates the missing tiers, retrying until it succeeds or the manager stops: the hub or
+// the Tier webhook may not answer yet (the webhook is served by this very process, reached
+// through its Service). It never gives up, and the manager stays unready (DefaultTiersReady) for
+// as long as the tiers are missing; a failure is logged at most every maxRetryDelay.
 func (d *DefaultTiers) Start(ctx context.Context) error {
 	log := ctrl.LoggerFrom(ctx).WithName("default-tiers")
-	backoff := wait.Backoff{Duration: 200 * time.Millisecond, Factor: 2, Steps: 1 << 30, Cap: 10 * time.Second}
-	err := wait.ExponentialBackoffWithContext(ctx, backoff, func(ctx context.Context) (bool, error) {
-		if err := d.ensure(ctx); err != nil {
-			log.V(2).Info("Creating default tiers, will retry", "error", err.Error())
-			return false, nil
+	delay := 200 * time.Millisecond
+	for {
+		err := d.ensure(ctx)
+		if err == nil {
+			return nil
 		}
-		return true, nil
-	})
-	if err != nil && ctx.Err() == nil {
-		return fmt.Errorf("create the default tiers: %w", err)
+		if delay == maxRetryDelay {
+			log.Info("Creating the default tiers failed; retrying (the manager stays unready until they exist)", "error", err.Error())
+		} else {
+			log.V(2).Info("Creating the default tiers, will retry", "error", err.Error())
+		}
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-time.After(delay):
+		}
+		delay = min(2*delay, maxRetryDelay)
 	}
-	return nil
 }
+
+// maxRetryDelay caps DefaultTiers' wait between attempts. (wait.Backoff's Cap would end the
+// retries when reached, which is how the manager once gave up after about 13 s.)
+const maxRetryDelay = 10 * time.Second
 
 // NeedLeaderElection: only the leader writes.
 func (d *DefaultTiers) NeedLeaderElection() bool { return true }

@@ -129,15 +129,20 @@ func TestInstalledManagerRotatesItsCertificateAndAnswersThroughItsService(t *tes
 			t.Fatal(err)
 		}
 	}
-	waitFor(t, 2*time.Minute, "the manager to turn ready with its webhook server started", func() error { return readyz(probe) })
-
-	checkWebhookThroughService(ctx, t, c, proxy, net.JoinHostPort("127.0.0.1", webhookPort))
+	// The manager turns ready only once the default Tiers exist, which it creates through its own
+	// Tier webhook, reached through the Service: the Service publishes not-ready addresses, so its
+	// endpoint is there before readiness (checkWebhookThroughService plays the endpoints
+	// controller and kube-proxy), and the manager turns ready after.
+	checkWebhookThroughService(ctx, t, c, proxy, net.JoinHostPort("127.0.0.1", webhookPort), func() {
+		waitFor(t, 2*time.Minute, "the manager to turn ready with its webhook server started", func() error { return readyz(probe) })
+	})
 }
 
 // checkWebhookThroughService has the hub's apiserver call the installed
 // ValidatingWebhookConfiguration, whose webhooks name the Service meridian-webhook-service, the
 // manager listening at endpoint.
-func checkWebhookThroughService(ctx context.Context, t *testing.T, c client.Client, proxy *kubeProxy, endpoint string) {
+// ready runs once the Service has its endpoint, before the webhook calls that must succeed.
+func checkWebhookThroughService(ctx context.Context, t *testing.T, c client.Client, proxy *kubeProxy, endpoint string, ready func()) {
 	t.Helper()
 	valid := func(name string) *fleetv1alpha1.MemberCluster {
 		return &fleetv1alpha1.MemberCluster{
@@ -156,6 +161,9 @@ func checkWebhookThroughService(ctx context.Context, t *testing.T, c client.Clie
 		t.Fatalf("the webhook Service has ClusterIP %q and ports %v, want a ClusterIP and one port", svc.Spec.ClusterIP, svc.Spec.Ports)
 	}
 	clusterIPPort := net.JoinHostPort(svc.Spec.ClusterIP, strconv.Itoa(int(svc.Spec.Ports[0].Port)))
+	if !svc.Spec.PublishNotReadyAddresses {
+		t.Fatal("the webhook Service does not publish not-ready addresses: the manager, unready until it has created the default Tiers through its own webhook, would never be reached")
+	}
 
 	// The Service has no endpoint yet (no kubelet runs the manager's pod): the apiserver's call
 	// to the ClusterIP is refused and, the webhooks failing closed, so is the object.
@@ -167,6 +175,7 @@ func checkWebhookThroughService(ctx context.Context, t *testing.T, c client.Clie
 	// The endpoint is the manager's webhook server, on loopback at its own port rather than the
 	// pod's 9443 (the Service's targetPort).
 	proxy.setEndpoint(clusterIPPort, endpoint)
+	ready()
 	waitFor(t, time.Minute, "the apiserver to call the webhook through its Service and accept a valid MemberCluster", func() error {
 		return c.Create(ctx, valid("good"), client.DryRunAll)
 	})
