@@ -250,10 +250,13 @@ func (e *env) scrape(t *testing.T) []map[string]float64 {
 	t.Helper()
 	var out []map[string]float64
 	for i, port := range e.metricsPorts {
-		resp, err := http.Get(fmt.Sprintf("http://%s/metrics", net.JoinHostPort(e.host(), fmt.Sprint(port))))
-		if err != nil {
-			t.Fatalf("scrape the agent of %s: %v", e.topo.Nodes[i].Name, err)
-		}
+		// The agent starts its metrics server on its own goroutine: the first scrape may come
+		// before it listens.
+		var resp *http.Response
+		NewWithT(t).Eventually(func() (err error) {
+			resp, err = http.Get(fmt.Sprintf("http://%s/metrics", net.JoinHostPort(e.host(), fmt.Sprint(port))))
+			return err
+		}, 30*time.Second, 100*time.Millisecond).Should(Succeed(), "scrape the agent of %s", e.topo.Nodes[i].Name)
 		parser := expfmt.NewTextParser(model.UTF8Validation)
 		families, err := parser.TextToMetricFamilies(resp.Body)
 		resp.Body.Close()
