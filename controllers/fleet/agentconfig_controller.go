@@ -79,6 +79,11 @@ func (r *AgentConfigReconciler) Reconcile(ctx context.Context, req ctrl.Request)
 	}
 	var errs []error
 	compiled := map[string]*agentconfig.Member{}
+	// state is a held cluster's line from its Work and the agents the member reports.
+	state := func(name string, w *fleetv1alpha1.ClusterWork) agentconfig.ClusterState {
+		return agentconfig.StateFromWork(name, compiled[name].Revision, w).
+			WithAgents(byName[name].Status.Agents, ac.Name, ac.Spec.Version, compiled[name].ConfigHash)
+	}
 	states := make([]agentconfig.ClusterState, 0, len(held))
 	for _, name := range held {
 		m, err := agentconfig.Compile(ac, byName[name])
@@ -86,8 +91,7 @@ func (r *AgentConfigReconciler) Reconcile(ctx context.Context, req ctrl.Request)
 			return r.terminal(ctx, before, ac, fleetv1alpha1.ClusterFailedReason, err.Error())
 		}
 		compiled[name] = m
-		states = append(states, agentconfig.StateFromWork(name, m.Revision, works[name]).
-			WithAgents(byName[name].Status.Agents, ac.Name, ac.Spec.Version, m.ConfigHash))
+		states = append(states, state(name, works[name]))
 	}
 	now := r.Clock.Now()
 	plan, err := agentconfig.PlanRollout(ac.Spec.Rollout, states, now)
@@ -106,8 +110,7 @@ func (r *AgentConfigReconciler) Reconcile(ctx context.Context, req ctrl.Request)
 			if !s.HasRevision && err == nil {
 				// Handed the revision in this pass: its line says so now, not one (coalesced)
 				// status write later.
-				states[i] = agentconfig.StateFromWork(s.Name, compiled[s.Name].Revision, w).
-					WithAgents(byName[s.Name].Status.Agents, ac.Name, ac.Spec.Version, compiled[s.Name].ConfigHash)
+				states[i] = state(s.Name, w)
 			}
 		}
 	}

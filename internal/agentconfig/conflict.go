@@ -25,7 +25,7 @@ type Conflict struct {
 // nothing; deleted ones are skipped.
 func Partition(ac *fleetv1alpha1.AgentConfig, selected []string, others []fleetv1alpha1.AgentConfig, members []fleetv1alpha1.MemberCluster) (held []string, lost, contested []Conflict) {
 	holder := map[string]*fleetv1alpha1.AgentConfig{} // cluster → the oldest older AgentConfig selecting it
-	younger := map[string][]string{}                  // younger AgentConfig → clusters it selects
+	younger := map[string][]string{}                  // cluster → younger AgentConfigs selecting it
 	for i := range others {
 		o := &others[i]
 		if o.Name == ac.Name || !o.DeletionTimestamp.IsZero() {
@@ -37,9 +37,9 @@ func Partition(ac *fleetv1alpha1.AgentConfig, selected []string, others []fleetv
 		}
 		for _, n := range names {
 			switch {
-			case !Older(o, ac):
-				younger[o.Name] = append(younger[o.Name], n)
-			case holder[n] == nil || Older(o, holder[n]):
+			case !older(o, ac):
+				younger[n] = append(younger[n], o.Name)
+			case holder[n] == nil || older(o, holder[n]):
 				holder[n] = o
 			}
 		}
@@ -52,10 +52,8 @@ func Partition(ac *fleetv1alpha1.AgentConfig, selected []string, others []fleetv
 			continue
 		}
 		held = append(held, n)
-		for y, names := range younger {
-			if slices.Contains(names, n) {
-				contestedBy[y] = append(contestedBy[y], n)
-			}
+		for _, y := range younger[n] {
+			contestedBy[y] = append(contestedBy[y], n)
 		}
 	}
 	return held, conflicts(lostBy), conflicts(contestedBy)
@@ -69,23 +67,13 @@ func conflicts(by map[string][]string) []Conflict {
 	return out
 }
 
-// Older says whether a was created before b (by name on a tie: creation times have a resolution
+// older says whether a was created before b (by name on a tie: creation times have a resolution
 // of one second).
-func Older(a, b *fleetv1alpha1.AgentConfig) bool {
+func older(a, b *fleetv1alpha1.AgentConfig) bool {
 	if !a.CreationTimestamp.Equal(&b.CreationTimestamp) {
 		return a.CreationTimestamp.Before(&b.CreationTimestamp)
 	}
 	return a.Name < b.Name
-}
-
-// HolderOf returns the AgentConfig of lost that holds cluster ("" when none does).
-func HolderOf(lost []Conflict, cluster string) string {
-	for _, c := range lost {
-		if slices.Contains(c.Clusters, cluster) {
-			return c.AgentConfig
-		}
-	}
-	return ""
 }
 
 // describe names each other AgentConfig with its clusters: "AgentConfig a (clusters x, y);
@@ -102,12 +90,12 @@ func describe(cs []Conflict) string {
 	return strings.Join(parts, "; ")
 }
 
-// LostMessage says which older AgentConfigs hold clusters this one selects, and what to do.
-func LostMessage(lost []Conflict) string {
+// lostMessage says which older AgentConfigs hold clusters this one selects, and what to do.
+func lostMessage(lost []Conflict) string {
 	return fmt.Sprintf("Clusters this AgentConfig selects are held by an older one: %s. This one leaves them alone; waiting will not change that: narrow one of the placements or delete one of the AgentConfigs.", describe(lost))
 }
 
-// ContestedMessage says which younger AgentConfigs also select clusters this one holds.
-func ContestedMessage(contested []Conflict) string {
+// contestedMessage says which younger AgentConfigs also select clusters this one holds.
+func contestedMessage(contested []Conflict) string {
 	return fmt.Sprintf("A younger AgentConfig also selects clusters this one holds: %s. This one, the older, keeps them; narrow one of the placements.", describe(contested))
 }

@@ -99,7 +99,7 @@ func SetConditions(ac *fleetv1alpha1.AgentConfig, plan Plan, lost, contested []C
 	degradedReason, degradedMsg := plan.Reason, plan.Message
 	degraded := len(plan.Failed) > 0
 	if len(lost) > 0 {
-		degraded, degradedReason, degradedMsg = true, fleetv1alpha1.AgentConfigConflictReason, LostMessage(lost)
+		degraded, degradedReason, degradedMsg = true, fleetv1alpha1.AgentConfigConflictReason, lostMessage(lost)
 	}
 	switch {
 	case degraded:
@@ -107,7 +107,7 @@ func SetConditions(ac *fleetv1alpha1.AgentConfig, plan Plan, lost, contested []C
 	case len(contested) > 0:
 		// This one keeps what it holds and works: the conflict is said here, not as Degraded=True
 		// beside Ready=True (a negative condition True while Ready is True fails Flux's checks).
-		set(fleetv1alpha1.DegradedCondition, metav1.ConditionFalse, fleetv1alpha1.AgentConfigConflictReason, ContestedMessage(contested))
+		set(fleetv1alpha1.DegradedCondition, metav1.ConditionFalse, fleetv1alpha1.AgentConfigConflictReason, contestedMessage(contested))
 	default:
 		set(fleetv1alpha1.DegradedCondition, metav1.ConditionFalse, fleetv1alpha1.HealthyReason, "No cluster failed and no other AgentConfig competes for a cluster.")
 	}
@@ -119,7 +119,7 @@ func SetConditions(ac *fleetv1alpha1.AgentConfig, plan Plan, lost, contested []C
 
 	stalled, stalledReason, stalledMsg := plan.Phase == fleetv1alpha1.RolloutStalled, plan.Reason, plan.Message
 	if len(lost) > 0 {
-		stalled, stalledReason, stalledMsg = true, fleetv1alpha1.AgentConfigConflictReason, LostMessage(lost)
+		stalled, stalledReason, stalledMsg = true, fleetv1alpha1.AgentConfigConflictReason, lostMessage(lost)
 		if plan.Phase == fleetv1alpha1.RolloutStalled {
 			stalledMsg += " " + plan.Message
 		}

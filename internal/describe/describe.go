@@ -130,6 +130,16 @@ func newReport(kind string, obj client.Object, conds []metav1.Condition, observe
 }
 
 // works lists the ClusterWorks that match, in every member's hub namespace or in one, and that
+// addWorks lists the ClusterWorks opts select (and keep keeps, when set) and attaches them.
+func (r *Report) addWorks(ctx context.Context, hub client.Reader, keep func(*fleetv1alpha1.ClusterWork) bool, opts ...client.ListOption) error {
+	ws, err := works(ctx, hub, keep, opts...)
+	if err != nil {
+		return err
+	}
+	r.attach(ws)
+	return nil
+}
+
 // keep accepts (nil: all).
 func works(ctx context.Context, hub client.Reader, keep func(*fleetv1alpha1.ClusterWork) bool, opts ...client.ListOption) ([]Work, error) {
 	list := &fleetv1alpha1.ClusterWorkList{}

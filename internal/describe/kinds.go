@@ -3,6 +3,7 @@ package describe
 import (
 	"context"
 	"fmt"
+	"slices"
 	"sort"
 	"strings"
 
@@ -39,11 +40,9 @@ func policyReport(ctx context.Context, hub client.Reader, name string) (*Report,
 			Facts: []Fact{{"form", string(c.Form)}, {"enforcement", string(c.Enforcement)}, {"nodes", count(c.NodesRealized) + "/" + count(c.NodesDesired)}},
 		})
 	}
-	ws, err := works(ctx, hub, nil, client.MatchingLabels{policyv1alpha1.GlobalNetworkPolicyLabel: p.Name})
-	if err != nil {
+	if err := r.addWorks(ctx, hub, nil, client.MatchingLabels{policyv1alpha1.GlobalNetworkPolicyLabel: p.Name}); err != nil {
 		return nil, err
 	}
-	r.attach(ws)
 	return r, nil
 }
 
@@ -91,11 +90,9 @@ func memberReport(ctx context.Context, hub client.Reader, name string) (*Report,
 	if ns == "" {
 		ns = m.HubNamespace()
 	}
-	ws, err := works(ctx, hub, nil, client.InNamespace(ns))
-	if err != nil {
+	if err := r.addWorks(ctx, hub, nil, client.InNamespace(ns)); err != nil {
 		return nil, err
 	}
-	r.attach(ws)
 	return r, nil
 }
 
@@ -137,11 +134,9 @@ func agentReport(ctx context.Context, hub client.Reader, name string) (*Report, 
 				{"agents", fmt.Sprintf("%d desired, %d updated, %d ready, %d stale", c.Desired, c.Updated, c.Ready, c.Stale)}},
 		})
 	}
-	ws, err := works(ctx, hub, nil, client.MatchingLabels{fleetv1alpha1.AgentConfigLabel: a.Name})
-	if err != nil {
+	if err := r.addWorks(ctx, hub, nil, client.MatchingLabels{fleetv1alpha1.AgentConfigLabel: a.Name}); err != nil {
 		return nil, err
 	}
-	r.attach(ws)
 	return r, nil
 }
 
@@ -161,10 +156,10 @@ func namespaceReport(ctx context.Context, hub client.Reader, name string) (*Repo
 		namespaceIn[c.Cluster] = c.Namespace
 		var exports, imports []string
 		for _, s := range g.Status.Services {
-			if contains(s.SourceClusters, c.Cluster) {
+			if slices.Contains(s.SourceClusters, c.Cluster) {
 				exports = append(exports, s.Name)
 			}
-			if contains(s.ImportingClusters, c.Cluster) {
+			if slices.Contains(s.ImportingClusters, c.Cluster) {
 				imports = append(imports, s.Name)
 			}
 		}
@@ -173,8 +168,7 @@ func namespaceReport(ctx context.Context, hub client.Reader, name string) (*Repo
 			Facts: []Fact{{"namespace", c.Namespace}, {"exports", orNone(exports)}, {"imports", orNone(imports)}},
 		})
 	}
-	ws, err := works(ctx, hub, nil, client.MatchingLabels{netv1alpha1.GlobalNamespaceLabel: g.Name})
-	if err != nil {
+	if err := r.addWorks(ctx, hub, nil, client.MatchingLabels{netv1alpha1.GlobalNamespaceLabel: g.Name}); err != nil {
 		return nil, err
 	}
 	if namespaces.Len() > 0 {
@@ -187,23 +181,11 @@ func namespaceReport(ctx context.Context, hub client.Reader, name string) (*Repo
 		ours := func(w *fleetv1alpha1.ClusterWork) bool {
 			return namespaceIn[w.Labels[fleetv1alpha1.MemberClusterLabel]] == w.Labels[netv1alpha1.ServiceNamespaceLabel]
 		}
-		imports, err := works(ctx, hub, ours, client.MatchingLabelsSelector{Selector: labels.NewSelector().Add(*req)})
-		if err != nil {
+		if err := r.addWorks(ctx, hub, ours, client.MatchingLabelsSelector{Selector: labels.NewSelector().Add(*req)}); err != nil {
 			return nil, err
 		}
-		ws = append(ws, imports...)
 	}
-	r.attach(ws)
 	return r, nil
-}
-
-func contains(list []string, s string) bool {
-	for _, x := range list {
-		if x == s {
-			return true
-		}
-	}
-	return false
 }
 
 func orNone(l []string) string {

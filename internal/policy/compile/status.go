@@ -121,7 +121,7 @@ func SetStatus(g *policyv1alpha1.GlobalNetworkPolicy, clusters []policyv1alpha1.
 	sort.Slice(clusters, func(i, j int) bool { return clusters[i].Cluster < clusters[j].Cluster })
 	g.Status.Clusters = clusters
 	realized, weakest := 0, policyv1alpha1.Enforcement("")
-	var forms, pending, failed []string
+	var forms, pending, failed, noAgents []string
 	for _, c := range clusters {
 		forms = append(forms, c.Cluster+"="+string(c.Form))
 		if weakest == "" || rank(c.Enforcement) > rank(weakest) {
@@ -134,6 +134,9 @@ func SetStatus(g *policyv1alpha1.GlobalNetworkPolicy, clusters []policyv1alpha1.
 			failed = append(failed, c.Cluster)
 		default:
 			pending = append(pending, c.Cluster)
+			if AwaitingAgents(c) {
+				noAgents = append(noAgents, c.Cluster)
+			}
 		}
 	}
 	g.Status.Summary = fmt.Sprintf("%d/%d", realized, len(clusters))
@@ -167,12 +170,6 @@ func SetStatus(g *policyv1alpha1.GlobalNetworkPolicy, clusters []policyv1alpha1.
 		set(policyv1alpha1.ReadyCondition, metav1.ConditionTrue, policyv1alpha1.NoClustersReason, msg)
 	case len(pending) > 0:
 		reason, msg := policyv1alpha1.PendingReason, fmt.Sprintf("Waiting for %s to realize the policy.", strings.Join(pending, ", "))
-		var noAgents []string
-		for _, c := range clusters {
-			if AwaitingAgents(c) {
-				noAgents = append(noAgents, c.Cluster)
-			}
-		}
 		switch {
 		case len(o.Unreachable) > 0:
 			reason, msg = policyv1alpha1.MembersUnreachableReason, fmt.Sprintf("Waiting for %s to be reachable again.", strings.Join(o.Unreachable, ", "))
