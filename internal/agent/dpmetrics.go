@@ -172,7 +172,7 @@ func (c *denialCollector) add(rcs []dataplane.RuleCounter, mode dataplane.Mode) 
 }
 
 // policyOf names the policy a denying rule belongs to, from the names internal/agent/enforce
-// gives rules: "<tier>/<MemberNetworkPolicy>/<direction>/<index>[/<port>]" becomes
+// gives rules (memberv1alpha1.AgentRuleName): "<tier>/<MemberNetworkPolicy>/<direction>/<index>[/<port>]" becomes
 // "<tier>/<MemberNetworkPolicy>"; the NetworkPolicy stage's own deny (a pod that NetworkPolicies
 // isolate, no rule of which allows) becomes "networkpolicy/<namespace>".
 func policyOf(rc dataplane.RuleCounter) string {

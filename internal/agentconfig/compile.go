@@ -51,8 +51,8 @@ const (
 	NodeNameExtra = "authentication.kubernetes.io/node-name"
 	// RevisionAnnotation on a ClusterWork names the rollout revision it carries.
 	RevisionAnnotation = "agent.meridian.io/revision"
-	// appLabel selects the agent's pods.
-	appLabel = "app.kubernetes.io/name"
+	// AppLabel selects the agent's pods.
+	AppLabel = "app.kubernetes.io/name"
 )
 
 // AgentUsername is the user name the agent's service account tokens authenticate as.
@@ -290,8 +290,8 @@ func ownNodePolicy() *admissionregistrationv1.ValidatingAdmissionPolicy {
 }
 
 func daemonSet(ac *fleetv1alpha1.AgentConfig, s fleetv1alpha1.AgentSettings, configHash string) *appsv1.DaemonSet {
-	selector := map[string]string{appLabel: AgentName}
-	podLabels := map[string]string{appLabel: AgentName, "app.kubernetes.io/version": ac.Spec.Version}
+	selector := map[string]string{AppLabel: AgentName}
+	podLabels := map[string]string{AppLabel: AgentName, "app.kubernetes.io/version": ac.Spec.Version}
 	maxUnavailable := ac.Spec.Rollout.MaxUnavailable
 	if maxUnavailable == nil {
 		maxUnavailable = ptr.To(intstr.FromInt32(1))

@@ -15,7 +15,7 @@ type tableState struct {
 	fixed  []*chainSpec // the verdict chains; the forward chain is rendered last
 	pods   map[string]*podState
 	groups map[groupKey]*group // shared peer sets, by direction and rule name
-	buf    [2][]peerRule       // scratch for peerRules
+	buf    []peerRule          // scratch for peerRules
 	// Running totals of the table: nftables rules, named sets and maps, and their entries
 	// (address ranges of the sets, pods of the maps).
 	rules, sets, elems int
@@ -219,8 +219,8 @@ type groupKey struct {
 }
 
 func (s *tableState) join(p *Pod, touched map[groupKey]bool) {
-	s.buf[0] = peerRules(s.buf[0][:0], p)
-	for _, pr := range s.buf[0] {
+	s.buf = peerRules(s.buf[:0], p)
+	for _, pr := range s.buf {
 		s.joinRule(p.Name, pr, touched)
 	}
 }
@@ -240,8 +240,8 @@ func (s *tableState) joinRule(pod string, pr peerRule, touched map[groupKey]bool
 }
 
 func (s *tableState) leave(p *Pod, touched map[groupKey]bool) {
-	s.buf[0] = peerRules(s.buf[0][:0], p)
-	for _, pr := range s.buf[0] {
+	s.buf = peerRules(s.buf[:0], p)
+	for _, pr := range s.buf {
 		if pr.name == "" {
 			continue
 		}
@@ -348,9 +348,11 @@ func (s *tableState) settle(key groupKey, d *delta) []string {
 // rules flip between shared and own sets, its current one).
 func (s *tableState) bind(p *Pod, d *delta) {
 	old := s.pods[p.Name]
-	s.buf[0] = peerRules(s.buf[0][:0], p)
-	prs := s.buf[0]
-	if old != nil && sameShape(&old.pod, p) && s.rebindInPlace(old, p, prs, d) {
+	s.buf = peerRules(s.buf[:0], p)
+	prs := s.buf
+	// A pod of unchanged shape is bound from its programmed copy (update passes &old.pod, whose
+	// address and peers repeer has already taken), so only its sets can need refilling here.
+	if old != nil && sameShape(&old.pod, p) && s.rebindInPlace(old, prs, d) {
 		return
 	}
 	ps := &podState{pod: *p, id: podID(p.Name), binds: map[ruleRef]string{}, own: map[string][]AddrRange{}}
@@ -446,7 +448,7 @@ func (s *tableState) sharedSet(pr peerRule) (string, bool) {
 // has (shared or its own): its chains stay as they are and its own sets are refilled where
 // their peers changed. It allocates nothing when nothing changed, and reports false, changing
 // nothing, when some rule moves between a shared set and one of its own.
-func (s *tableState) rebindInPlace(old *podState, p *Pod, prs []peerRule, d *delta) bool {
+func (s *tableState) rebindInPlace(old *podState, prs []peerRule, d *delta) bool {
 	for _, pr := range prs {
 		cur := old.binds[pr.ref]
 		_, own := old.own[cur]
@@ -462,13 +464,6 @@ func (s *tableState) rebindInPlace(old *podState, p *Pod, prs []peerRule, d *del
 			old.own[name] = pr.peers
 		}
 	}
-	if old.pod.IP != p.IP {
-		for _, di := range []dirInfo{egress, ingress} {
-			d.mapDel[di.podMap] = append(d.mapDel[di.podMap], podTarget{ip: old.pod.IP.As4()})
-			d.mapAdd[di.podMap] = append(d.mapAdd[di.podMap], podTarget{ip: p.IP.As4(), chain: di.short + "-" + old.id})
-		}
-	}
-	old.pod = *p
 	return true
 }
 
@@ -622,11 +617,4 @@ func rangesKey(rs []AddrRange) string {
 	return string(b)
 }
 
-func sortedKeys[V any](m map[string]V) []string {
-	ks := make([]string, 0, len(m))
-	for k := range m {
-		ks = append(ks, k)
-	}
-	sort.Strings(ks)
-	return ks
-}
+func sortedKeys[V any](m map[string]V) []string { return slices.Sorted(maps.Keys(m)) }

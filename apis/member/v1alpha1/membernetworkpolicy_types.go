@@ -1,6 +1,8 @@
 package v1alpha1
 
 import (
+	"fmt"
+
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	policyv1alpha1 "github.com/meridian-io/meridian/apis/policy/v1alpha1"
@@ -144,4 +146,11 @@ type MemberNetworkPolicyList struct {
 
 func init() {
 	SchemeBuilder.Register(&MemberNetworkPolicy{}, &MemberNetworkPolicyList{})
+}
+
+// AgentRuleName is the name Meridian's node agent gives the dataplane rule of a
+// MemberNetworkPolicy's rule: "<tier>/<policy>/<direction>/<index of the rule in its direction>",
+// direction "ingress" or "egress". Rule counters, metrics and `kubectl meridian trace` read it.
+func AgentRuleName(tier, policy, direction string, index int) string {
+	return fmt.Sprintf("%s/%s/%s/%d", tier, policy, direction, index)
 }

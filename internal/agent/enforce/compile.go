@@ -251,7 +251,7 @@ func (c *compiler) policy(m *memberv1alpha1.MemberNetworkPolicy) (*compiledPolic
 				return nil, fmt.Errorf("%s rule %d (%s): %w", d.name, i, r.Name, err)
 			}
 			// Unique per policy, direction and index: the dataplane shares sets by name and peers.
-			cr.name = fmt.Sprintf("%s/%s/%s/%d", tier, m.Name, d.name, i)
+			cr.name = memberv1alpha1.AgentRuleName(tier, m.Name, d.name, i)
 			*d.out = append(*d.out, cr)
 		}
 	}

@@ -15,16 +15,17 @@ import (
 
 	memberv1alpha1 "github.com/meridian-io/meridian/apis/member/v1alpha1"
 	policyv1alpha1 "github.com/meridian-io/meridian/apis/policy/v1alpha1"
+	"github.com/meridian-io/meridian/internal/agentconfig"
 	"github.com/meridian-io/meridian/internal/policy"
 )
 
-// The node agent's side, as the agent serves it (internal/agent: CountersPath, PodCounters) and
-// as the AgentConfig's DaemonSet labels and names its pods (internal/agentconfig). They are
-// repeated here so that the plugin does not link the agent's dataplane.
+// The node agent's side: its pods as the AgentConfig's DaemonSet labels and names them
+// (internal/agentconfig), and its endpoint as the agent serves it (internal/agent: CountersPath,
+// PodCounters), repeated here so that the plugin does not link the agent's dataplane.
 const (
 	agentCountersPath = "/dataplane/counters"
-	agentLabel        = "app.kubernetes.io/name"
-	agentName         = "meridian-node-agent"
+	agentLabel        = agentconfig.AppLabel
+	agentName         = agentconfig.AgentName
 	agentPortName     = "metrics"
 )
 
@@ -105,7 +106,7 @@ func agentRuleName(g *policyv1alpha1.GlobalNetworkPolicy, tier, direction, rule 
 	if i < 0 {
 		return ""
 	}
-	return fmt.Sprintf("%s/%s/%s/%d", tier, g.Name, direction, i)
+	return memberv1alpha1.AgentRuleName(tier, g.Name, direction, i)
 }
 
 // readAgents fills, for each step of each side's path, the agent's rule and counter from the
