@@ -197,7 +197,7 @@ func run() (reterr error) {
 	}
 
 	// GlobalNetworkPolicy: tiered policies across both members and a trace (policy.go).
-	if err := policyDemo(ctx, bed, root, bin, out, hubKubeconfig, kubectl); err != nil {
+	if err := policyDemo(ctx, bed, root, bin, out, hubKubeconfig, kubectl, kubectlTo); err != nil {
 		return fmt.Errorf("policy step: %w", err)
 	}
 

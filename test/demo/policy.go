@@ -24,7 +24,7 @@ import (
 // pair of policies across both (a securityops Drop above an application Allow), waits until each
 // member holds them, prints how each member enforces them, and traces one connection with the
 // kubectl plugin.
-func policyDemo(ctx context.Context, bed *testbed.Bed, root, bin, out, hubKubeconfig string, kubectl func(args ...string) error) error {
+func policyDemo(ctx context.Context, bed *testbed.Bed, root, bin, out, hubKubeconfig string, kubectl func(args ...string) error, kubectlTo func(kubeconfig string, args ...string) error) error {
 	step("Installing policy APIs: Antrea's CRDs in member-1, network-policy-api v0.3.0's ClusterNetworkPolicy in member-2")
 	antreaCRDs := filepath.Join(out, "antrea-crds.yaml")
 	if err := os.WriteFile(antreaCRDs, antrea.CRDs, 0o600); err != nil {
@@ -41,9 +41,7 @@ func policyDemo(ctx context.Context, bed *testbed.Bed, root, bin, out, hubKubeco
 	} {
 		kc := filepath.Join(kubeconfigs, member+".kubeconfig")
 		for _, args := range [][]string{{"apply", "-f", crds}, {"wait", "--for=condition=Established", "-f", crds, "--timeout=60s"}} {
-			cmd := exec.CommandContext(ctx, filepath.Join(bin, "kubectl"), append([]string{"--kubeconfig", kc}, args...)...)
-			cmd.Stdout, cmd.Stderr = os.Stdout, os.Stderr
-			if err := cmd.Run(); err != nil {
+			if err := kubectlTo(kc, args...); err != nil {
 				return fmt.Errorf("install policy CRDs in %s: %w", member, err)
 			}
 		}
@@ -52,9 +50,7 @@ func policyDemo(ctx context.Context, bed *testbed.Bed, root, bin, out, hubKubeco
 	step("Waiting for member-1 to serve Meridian's MemberNetworkPolicy (AgentConfig default's first wave installs it with the agent)")
 	mnp := "crd/membernetworkpolicies.member.meridian.io"
 	for _, args := range [][]string{{"wait", "--for=create", mnp, "--timeout=120s"}, {"wait", "--for=condition=Established", mnp, "--timeout=60s"}} {
-		cmd := exec.CommandContext(ctx, filepath.Join(bin, "kubectl"), append([]string{"--kubeconfig", filepath.Join(kubeconfigs, "member-1.kubeconfig")}, args...)...)
-		cmd.Stdout, cmd.Stderr = os.Stdout, os.Stderr
-		if err := cmd.Run(); err != nil {
+		if err := kubectlTo(filepath.Join(kubeconfigs, "member-1.kubeconfig"), args...); err != nil {
 			return fmt.Errorf("wait for MemberNetworkPolicy in member-1: %w", err)
 		}
 	}

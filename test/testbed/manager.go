@@ -89,7 +89,11 @@ func (m *Manager) waitReady(ctx context.Context, probeAddr string) error {
 			return false, fmt.Errorf("the manager stopped before it was ready: %w", err)
 		default:
 		}
-		resp, err := http.Get(url + "?verbose")
+		req, err := http.NewRequestWithContext(ctx, http.MethodGet, url+"?verbose", nil)
+		if err != nil {
+			return false, err
+		}
+		resp, err := http.DefaultClient.Do(req)
 		if err != nil {
 			last = err.Error()
 			return false, nil

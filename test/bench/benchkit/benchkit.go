@@ -262,13 +262,22 @@ func Percentile(d []time.Duration, p int) float64 {
 
 // WriteSnapshot reads every cluster's write counters by verb and resource, in the order given.
 func WriteSnapshot(ctx context.Context, clusters []*testbed.Cluster) ([]map[string]float64, error) {
+	return snapshot(ctx, clusters, (*testbed.Cluster).WritesByVerb)
+}
+
+// RequestSnapshot reads every request each cluster has served so far, by verb and resource.
+func RequestSnapshot(ctx context.Context, clusters []*testbed.Cluster) ([]map[string]float64, error) {
+	return snapshot(ctx, clusters, (*testbed.Cluster).RequestsByVerb)
+}
+
+func snapshot(ctx context.Context, clusters []*testbed.Cluster, read func(*testbed.Cluster, context.Context) (map[string]float64, error)) ([]map[string]float64, error) {
 	out := make([]map[string]float64, len(clusters))
 	for i, c := range clusters {
-		w, err := c.WritesByVerb(ctx)
+		m, err := read(c, ctx)
 		if err != nil {
 			return nil, err
 		}
-		out[i] = w
+		out[i] = m
 	}
 	return out, nil
 }

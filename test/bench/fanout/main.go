@@ -158,7 +158,7 @@ func run() (reterr error) {
 
 	// The last status patches and watch events settle: no write for 3 s (2 minutes at most).
 	if err := benchkit.WaitQuiet(ctx, 2*time.Minute, 3*time.Second, 250*time.Millisecond, func(ctx context.Context) (float64, error) {
-		snap, err := snapshot(ctx, all)
+		snap, err := benchkit.RequestSnapshot(ctx, all)
 		if err != nil {
 			return 0, err
 		}
@@ -400,18 +400,6 @@ func meanMs(a, b latencySample) float64 {
 	return 1000 * (b.sum - a.sum) / float64(b.count-a.count)
 }
 
-// snapshot reads every request each cluster has served so far, by verb and resource.
-func snapshot(ctx context.Context, clusters []*testbed.Cluster) ([]map[string]float64, error) {
-	out := make([]map[string]float64, len(clusters))
-	for i, c := range clusters {
-		r, err := c.RequestsByVerb(ctx)
-		if err != nil {
-			return nil, err
-		}
-		out[i] = r
-	}
-	return out, nil
-}
 
 func emptySnapshot(n int) []map[string]float64 {
 	out := make([]map[string]float64, n)
@@ -446,14 +434,14 @@ func writes(byVerb map[string]float64) float64 {
 }
 
 func windowWrites(ctx context.Context, clusters []*testbed.Cluster, d time.Duration) (float64, error) {
-	before, err := snapshot(ctx, clusters)
+	before, err := benchkit.RequestSnapshot(ctx, clusters)
 	if err != nil {
 		return 0, err
 	}
 	if err := benchkit.Window(ctx, d); err != nil {
 		return 0, err
 	}
-	after, err := snapshot(ctx, clusters)
+	after, err := benchkit.RequestSnapshot(ctx, clusters)
 	if err != nil {
 		return 0, err
 	}
@@ -675,7 +663,7 @@ func (b *bench) round(ctx context.Context, r int) (round, error) {
 	var rd round
 	members, hub := b.bed.Members, []*testbed.Cluster{b.bed.Hub}
 	fmt.Printf("Round %d, baseline: %d ConfigMaps to each of %d members by a plain client, %d at a time per member\n", r, b.n, len(members), workersPerMember)
-	start, err := snapshot(ctx, members)
+	start, err := benchkit.RequestSnapshot(ctx, members)
 	if err != nil {
 		return rd, err
 	}
@@ -691,13 +679,13 @@ func (b *bench) round(ctx context.Context, r int) (round, error) {
 	if err != nil {
 		return rd, err
 	}
-	middle, err := snapshot(ctx, members)
+	middle, err := benchkit.RequestSnapshot(ctx, members)
 	if err != nil {
 		return rd, err
 	}
 
 	fmt.Printf("Round %d, fan-out: the same through %d ClusterWorks per member (%d objects each)\n", r, (b.n+b.perWork-1)/b.perWork, b.perWork)
-	hubBefore, err := snapshot(ctx, hub)
+	hubBefore, err := benchkit.RequestSnapshot(ctx, hub)
 	if err != nil {
 		return rd, err
 	}
@@ -712,11 +700,11 @@ func (b *bench) round(ctx context.Context, r int) (round, error) {
 	if err != nil {
 		return rd, err
 	}
-	end, err := snapshot(ctx, members)
+	end, err := benchkit.RequestSnapshot(ctx, members)
 	if err != nil {
 		return rd, err
 	}
-	hubAfter, err := snapshot(ctx, hub)
+	hubAfter, err := benchkit.RequestSnapshot(ctx, hub)
 	if err != nil {
 		return rd, err
 	}

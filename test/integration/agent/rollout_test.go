@@ -163,7 +163,7 @@ var _ = Describe("AgentConfig rollout across members", Ordered, func() {
 			g.Expect(ready).NotTo(BeNil())
 			g.Expect(ready.Status).To(Equal(metav1.ConditionFalse))
 			g.Expect(ready.Reason).To(Equal(fleetv1alpha1.AgentConfigConflictReason))
-			g.Expect(kstatusOf(got)).To(Equal(kstatus.FailedStatus))
+			g.Expect(kstatusOf(g, got)).To(Equal(kstatus.FailedStatus))
 			for _, c := range got.Status.Clusters {
 				g.Expect(c.Phase).To(Equal(fleetv1alpha1.AgentClusterConflict), "cluster %s", c.Cluster)
 				g.Expect(c.Message).To(ContainSubstring("The older AgentConfig fleet holds this cluster"))
@@ -389,10 +389,10 @@ func memberClusterTable(ctx context.Context, name string) *metav1.Table {
 
 // kstatusOf is what kstatus (Flux, Argo CD's kstatus-based tools, kubectl apply --wait) reads
 // from the object.
-func kstatusOf(obj client.Object) kstatus.Status {
+func kstatusOf(g Gomega, obj client.Object) kstatus.Status {
 	u, err := runtime.DefaultUnstructuredConverter.ToUnstructured(obj)
-	Expect(err).NotTo(HaveOccurred())
+	g.Expect(err).NotTo(HaveOccurred())
 	res, err := kstatus.Compute(&unstructured.Unstructured{Object: u})
-	Expect(err).NotTo(HaveOccurred())
+	g.Expect(err).NotTo(HaveOccurred())
 	return res.Status
 }

@@ -36,12 +36,7 @@ func TestInstalledManagerRotatesItsCertificateAndAnswersThroughItsService(t *tes
 	defer cancel()
 	root := testbed.RepoRoot()
 	dir := t.TempDir()
-	install := filepath.Join(dir, "install.yaml")
-	render := exec.CommandContext(ctx, "go", "run", ".", "-kustomization", filepath.Join(root, "config", "default"), "-o", install)
-	render.Dir = filepath.Join(root, "hack", "installer")
-	if out, err := render.CombinedOutput(); err != nil {
-		t.Fatalf("rendering the installer: %v\n%s", err, out)
-	}
+	install := renderInstaller(ctx, t, "default")
 	manager := filepath.Join(dir, "manager")
 	if out, err := exec.CommandContext(ctx, "go", "build", "-o", manager, filepath.Join(root, "cmd", "manager")).CombinedOutput(); err != nil {
 		t.Fatalf("building the manager: %v\n%s", err, out)
@@ -69,8 +64,7 @@ func TestInstalledManagerRotatesItsCertificateAndAnswersThroughItsService(t *tes
 		t.Fatal(err)
 	}
 	kubeconfig := filepath.Join(bed.Dir(), "hub.kubeconfig")
-	if out, err := exec.CommandContext(ctx, filepath.Join(testbed.BinDir(), "kubectl"), "--kubeconfig", kubeconfig,
-		"apply", "--server-side", "--field-manager=meridian-install", "-f", install).CombinedOutput(); err != nil {
+	if out, err := kubectl(ctx, kubeconfig, "apply", "--server-side", "--field-manager=meridian-install", "-f", install); err != nil {
 		t.Fatalf("kubectl apply: %v\n%s", err, out)
 	}
 
