@@ -400,7 +400,6 @@ func meanMs(a, b latencySample) float64 {
 	return 1000 * (b.sum - a.sum) / float64(b.count-a.count)
 }
 
-
 func emptySnapshot(n int) []map[string]float64 {
 	out := make([]map[string]float64, n)
 	for i := range out {
