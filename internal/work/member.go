@@ -95,16 +95,14 @@ func newMemberSyncer(m *membercache.Member, workers int, process ProcessFunc) *M
 		meta:         m.Metadata,
 		inflight:     make(chan struct{}, workers),
 		mapper:       m.Mapper,
-		queue: workqueue.NewTypedRateLimitingQueueWithConfig(
-			workqueue.DefaultTypedControllerRateLimiter[types.NamespacedName](),
-			workqueue.TypedRateLimitingQueueConfig[types.NamespacedName]{Name: "work-" + m.Name}),
-		status:    newStatusWriter(m.Name),
-		ctx:       ctx,
-		cancel:    cancel,
-		informers: map[schema.GroupVersionResource]cache.SharedIndexInformer{},
-		desired:   map[ObjectKey]desiredEntry{},
-		applied:   map[ObjectKey]appliedRecord{},
-		waiting:   map[string]map[types.NamespacedName]bool{},
+		queue:        newMemberQueue[types.NamespacedName](m.Name, "work"),
+		status:       newStatusWriter(m.Name),
+		ctx:          ctx,
+		cancel:       cancel,
+		informers:    map[schema.GroupVersionResource]cache.SharedIndexInformer{},
+		desired:      map[ObjectKey]desiredEntry{},
+		applied:      map[ObjectKey]appliedRecord{},
+		waiting:      map[string]map[types.NamespacedName]bool{},
 	}
 	for range workers {
 		s.wg.Add(1)
