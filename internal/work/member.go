@@ -43,6 +43,7 @@ type MemberSyncer struct {
 	queue    workqueue.TypedRateLimitingInterface[types.NamespacedName]
 	// status writes status subresources on the member's own status workers.
 	status *statusWriter
+	passes passMetrics
 	ctx    context.Context
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
@@ -97,6 +98,7 @@ func newMemberSyncer(m *membercache.Member, workers int, process ProcessFunc) *M
 		mapper:       m.Mapper,
 		queue:        newMemberQueue[types.NamespacedName](m.Name, "work"),
 		status:       newStatusWriter(m.Name),
+		passes:       newPassMetrics(m.Name),
 		ctx:          ctx,
 		cancel:       cancel,
 		informers:    map[schema.GroupVersionResource]cache.SharedIndexInformer{},
@@ -160,7 +162,7 @@ func (s *MemberSyncer) worker(process ProcessFunc) {
 		}
 		start := time.Now()
 		after, err := process(s.ctx, s, key)
-		observePass(s.name, start, err)
+		s.passes.observe(start, err)
 		switch {
 		case err != nil:
 			s.queue.AddRateLimited(key)

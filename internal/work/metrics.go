@@ -50,17 +50,25 @@ func init() {
 	metrics.Registry.MustRegister(workPassDuration, queueDepth, queueAdds, queueRetries, queueWait, queueLongestRunning)
 }
 
-func observePass(member string, start time.Time, err error) {
-	result := "success"
-	if err != nil {
-		result = "error"
-	}
-	workPassDuration.WithLabelValues(member, result).Observe(time.Since(start).Seconds())
+// passMetrics are one member syncer's series of workPassDuration, taken when it is made so that
+// a pass that ends after the member went reports nowhere instead of bringing its series back.
+type passMetrics struct{ success, failure prometheus.Observer }
+
+func newPassMetrics(member string) passMetrics {
+	return passMetrics{workPassDuration.WithLabelValues(member, "success"), workPassDuration.WithLabelValues(member, "error")}
 }
 
-// forgetMemberMetrics drops a disconnected member's series. A queue still draining after this
-// holds series no longer registered: what it reports goes nowhere, and the member's next queue
-// starts from zero.
+func (p passMetrics) observe(start time.Time, err error) {
+	o := p.success
+	if err != nil {
+		o = p.failure
+	}
+	o.Observe(time.Since(start).Seconds())
+}
+
+// forgetMemberMetrics drops a disconnected member's series. Its syncer's workers and queues,
+// which may still be ending, hold series no longer registered: what they report goes nowhere,
+// and the member's next syncer starts from zero.
 func forgetMemberMetrics(member string) {
 	match := prometheus.Labels{"member": member}
 	for _, v := range []interface {

@@ -53,6 +53,7 @@ func TestMemberQueuesReportPerMemberAndGoWithTheMember(t *testing.T) {
 	const member = "metrics-queue-member"
 	work := newMemberQueue[string](member, "work")
 	status := newMemberQueue[string](member, "status")
+	passes := newPassMetrics(member)
 	for _, item := range []string{"a", "b", "c"} {
 		work.Add(item)
 	}
@@ -82,9 +83,10 @@ func TestMemberQueuesReportPerMemberAndGoWithTheMember(t *testing.T) {
 		if shutdown {
 			break
 		}
+		passes.observe(time.Now(), nil) // a pass that ends after the member went
 		work.Done(item)
 	}
-	for _, family := range []string{"meridian_member_queue_depth", "meridian_member_queue_adds_total", "meridian_member_queue_retries_total", "meridian_member_queue_wait_duration_seconds", "meridian_member_queue_longest_running_seconds"} {
+	for _, family := range []string{"meridian_work_apply_duration_seconds", "meridian_member_queue_depth", "meridian_member_queue_adds_total", "meridian_member_queue_retries_total", "meridian_member_queue_wait_duration_seconds", "meridian_member_queue_longest_running_seconds"} {
 		if got := memberSeries(t, family, member); len(got) != 0 {
 			t.Errorf("%s{member=%q} = %v after the member went, want no series", family, member, got)
 		}
