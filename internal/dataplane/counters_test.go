@@ -23,7 +23,9 @@ func countersModel() *Model {
 	}}
 }
 
-func TestPodCountersReadOnlyThatPodWithoutWaitingForChanges(t *testing.T) {
+// onNode is a Programmer of a node namespace of its own.
+func onNode(t *testing.T) *Programmer {
+	t.Helper()
 	requirePackets(t)
 	topo := newTopology(t, 1)
 	p, err := New(Options{NetNSFd: int(topo.Nodes[0].NS)})
@@ -31,6 +33,11 @@ func TestPodCountersReadOnlyThatPodWithoutWaitingForChanges(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = p.Close() })
+	return p
+}
+
+func TestPodCountersReadOnlyThatPodWithoutWaitingForChanges(t *testing.T) {
+	p := onNode(t)
 	if _, err := p.Start(countersModel()); err != nil {
 		t.Fatal(err)
 	}
@@ -95,13 +102,7 @@ func TestPodCountersReadOnlyThatPodWithoutWaitingForChanges(t *testing.T) {
 }
 
 func TestDecideNamesTheProgrammedRule(t *testing.T) {
-	requirePackets(t)
-	topo := newTopology(t, 1)
-	p, err := New(Options{NetNSFd: int(topo.Nodes[0].NS)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = p.Close() })
+	p := onNode(t)
 	if _, ok := p.Decide("shop/a", false, netip.MustParseAddr("198.18.200.1"), TCP, 80); ok {
 		t.Error("Decide answered before the table was built")
 	}
