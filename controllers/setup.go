@@ -172,6 +172,14 @@ func Setup(ctx context.Context, mgr ctrl.Manager, opts Options) (*membercache.Ca
 		HubClient: mgr.GetClient(), HubReader: mgr.GetAPIReader(), Engine: works.Engine, Catalog: catalog, GlobalNamespaceEvents: serviceEvents,
 	}
 	discovery.NewRequests()
+	importWorks, err := networking.NewImportWorkCache(mgr)
+	if err != nil {
+		return nil, fmt.Errorf("the import ClusterWorks' cache: %w", err)
+	}
+	if err := mgr.Add(importWorks); err != nil {
+		return nil, err
+	}
+	discovery.ImportWorks = importWorks
 	inventory := mcs.NewInventory(discovery.Handlers())
 	discovery.Inventory = inventory
 	if err := mgr.Add(inventory); err != nil {

@@ -6,10 +6,13 @@ import (
 	"sort"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/apimachinery/pkg/selection"
 	"k8s.io/apimachinery/pkg/types"
 	kerrors "k8s.io/apimachinery/pkg/util/errors"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/builder"
+	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/event"
 	"sigs.k8s.io/controller-runtime/pkg/handler"
@@ -36,11 +39,15 @@ var (
 // ServiceImports' status, and the hub's view of the service for its GlobalNamespace.
 type ServiceDiscoveryReconciler struct {
 	HubClient client.Client
-	// HubReader reads ClusterWorks from the hub: the manager caches them by metadata only.
+	// HubReader reads from the hub past every cache (a Work of a name the cache does not hold yet).
 	HubReader client.Reader
-	Inventory *mcs.Inventory
-	Engine    *work.Engine
-	Catalog   *mcs.Catalog
+	// ImportWorks caches the import ClusterWorks whole (and only those: NewImportWorkCache), so
+	// that a reconcile reads the service's Works without a request to the hub; the manager's own
+	// cache holds ClusterWorks by metadata only.
+	ImportWorks cache.Cache
+	Inventory   *mcs.Inventory
+	Engine      *work.Engine
+	Catalog     *mcs.Catalog
 	// GlobalNamespaceEvents wakes the GlobalNamespace controller when a namespace's services changed.
 	GlobalNamespaceEvents chan<- event.TypedGenericEvent[*netv1alpha1.GlobalNamespace]
 
@@ -196,8 +203,25 @@ func (r *ServiceDiscoveryReconciler) wakeGlobalNamespaces(gns map[string]*netv1a
 	}
 }
 
+// NewImportWorkCache returns a cache of the hub's import ClusterWorks (those labelled with a
+// service), for ImportWorks; the caller adds it to the manager.
+func NewImportWorkCache(mgr ctrl.Manager) (cache.Cache, error) {
+	imports, err := labels.NewRequirement(netv1alpha1.ServiceNameLabel, selection.Exists, nil)
+	if err != nil {
+		return nil, err
+	}
+	return cache.New(mgr.GetConfig(), cache.Options{
+		Scheme: mgr.GetScheme(),
+		Mapper: mgr.GetRESTMapper(),
+		ByObject: map[client.Object]cache.ByObject{
+			&fleetv1alpha1.ClusterWork{}: {Label: labels.NewSelector().Add(*imports)},
+		},
+	})
+}
+
 // SetupWithManager registers the reconciler: member changes arrive from the Inventory; on the
-// hub it follows GlobalNamespaces (mode), MemberClusters (opt-out) and its import Works.
+// hub it follows GlobalNamespaces (mode), MemberClusters (opt-out) and its import Works (from
+// ImportWorks).
 func (r *ServiceDiscoveryReconciler) SetupWithManager(mgr ctrl.Manager) error {
 	all := handler.EnqueueRequestsFromMapFunc(func(ctx context.Context, _ client.Object) []reconcile.Request {
 		var out []reconcile.Request
@@ -219,8 +243,8 @@ func (r *ServiceDiscoveryReconciler) SetupWithManager(mgr ctrl.Manager) error {
 		CreateFunc:  func(event.CreateEvent) bool { return false },
 		GenericFunc: func(event.GenericEvent) bool { return false },
 	}
-	byService := handler.EnqueueRequestsFromMapFunc(func(_ context.Context, o client.Object) []reconcile.Request {
-		l := o.GetLabels()
+	byService := handler.TypedEnqueueRequestsFromMapFunc(func(_ context.Context, w *fleetv1alpha1.ClusterWork) []reconcile.Request {
+		l := w.GetLabels()
 		if l[netv1alpha1.ServiceNameLabel] == "" {
 			return nil
 		}
@@ -228,18 +252,18 @@ func (r *ServiceDiscoveryReconciler) SetupWithManager(mgr ctrl.Manager) error {
 	})
 	// A Work's status (applied, refused, member unreachable) is what the exports report; its
 	// deletion lets a renamed Work be made. Creations are this controller's own.
-	workChanged := predicate.Funcs{
-		CreateFunc: func(event.CreateEvent) bool { return false },
-		UpdateFunc: func(e event.UpdateEvent) bool {
+	workChanged := predicate.TypedFuncs[*fleetv1alpha1.ClusterWork]{
+		CreateFunc: func(event.TypedCreateEvent[*fleetv1alpha1.ClusterWork]) bool { return false },
+		UpdateFunc: func(e event.TypedUpdateEvent[*fleetv1alpha1.ClusterWork]) bool {
 			return e.ObjectOld.GetResourceVersion() != e.ObjectNew.GetResourceVersion()
 		},
-		GenericFunc: func(event.GenericEvent) bool { return false },
+		GenericFunc: func(event.TypedGenericEvent[*fleetv1alpha1.ClusterWork]) bool { return false },
 	}
 	return ctrl.NewControllerManagedBy(mgr).
 		Named("servicediscovery").
 		WatchesRawSource(source.Channel(r.requests, &handler.TypedEnqueueRequestForObject[*metav1.PartialObjectMetadata]{})).
 		Watches(&netv1alpha1.GlobalNamespace{}, all, builder.WithPredicates(discoveryChanged)).
 		Watches(&fleetv1alpha1.MemberCluster{}, all, builder.WithPredicates(discoveryChanged)).
-		Watches(&fleetv1alpha1.ClusterWork{}, byService, builder.OnlyMetadata, builder.WithPredicates(workChanged)).
+		WatchesRawSource(source.Kind(r.ImportWorks, &fleetv1alpha1.ClusterWork{}, byService, workChanged)).
 		Complete(r)
 }

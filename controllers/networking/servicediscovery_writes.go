@@ -87,7 +87,7 @@ func (r *ServiceDiscoveryReconciler) statusWritten(ctx context.Context, member, 
 // scheme that a current one replaced.
 func (r *ServiceDiscoveryReconciler) importWorks(ctx context.Context, ns, name string) (current map[string]*fleetv1alpha1.ClusterWork, stale []*fleetv1alpha1.ClusterWork, err error) {
 	list := &fleetv1alpha1.ClusterWorkList{}
-	if err := r.HubReader.List(ctx, list, client.MatchingLabels{netv1alpha1.ServiceNamespaceLabel: ns, netv1alpha1.ServiceNameLabel: name}); err != nil {
+	if err := r.ImportWorks.List(ctx, list, client.MatchingLabels{netv1alpha1.ServiceNamespaceLabel: ns, netv1alpha1.ServiceNameLabel: name}); err != nil {
 		return nil, nil, err
 	}
 	current = map[string]*fleetv1alpha1.ClusterWork{}
