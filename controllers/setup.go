@@ -12,6 +12,7 @@ import (
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/selection"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
+	"k8s.io/utils/clock"
 	clusterv1 "sigs.k8s.io/cluster-api/api/core/v1beta2"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/cache"
@@ -29,6 +30,7 @@ import (
 	"github.com/meridian-io/meridian/internal/mcs"
 	"github.com/meridian-io/meridian/internal/membercache"
 	policyinventory "github.com/meridian-io/meridian/internal/policy/inventory"
+	"github.com/meridian-io/meridian/internal/policy/realization"
 	"github.com/meridian-io/meridian/internal/statusmetrics"
 	fleetwebhook "github.com/meridian-io/meridian/internal/webhook/fleet/v1alpha1"
 	netwebhook "github.com/meridian-io/meridian/internal/webhook/networking/v1alpha1"
@@ -190,7 +192,9 @@ func Setup(ctx context.Context, mgr ctrl.Manager, opts Options) (*membercache.Ca
 	}
 
 	policyEvents := make(chan event.GenericEvent, 1024)
-	gnps := &policyctrl.GlobalNetworkPolicyReconciler{HubClient: mgr.GetClient(), HubReader: mgr.GetAPIReader(), Events: policyEvents}
+	gnps := &policyctrl.GlobalNetworkPolicyReconciler{
+		HubClient: mgr.GetClient(), HubReader: mgr.GetAPIReader(), Events: policyEvents, Realization: realization.New(clock.RealClock{}),
+	}
 	gnps.Inventory = policyinventory.New(gnps.Handlers(ctx, mgr.GetClient()))
 	if err := mgr.Add(gnps.Inventory); err != nil {
 		return nil, err

@@ -24,6 +24,7 @@ import (
 	"github.com/meridian-io/meridian/internal/placement"
 	"github.com/meridian-io/meridian/internal/policy/compile"
 	"github.com/meridian-io/meridian/internal/policy/inventory"
+	"github.com/meridian-io/meridian/internal/policy/realization"
 )
 
 // GlobalNetworkPolicyReconciler compiles each GlobalNetworkPolicy into one ClusterWork per
@@ -39,6 +40,8 @@ type GlobalNetworkPolicyReconciler struct {
 	Events chan event.GenericEvent
 	// Compiled holds each member's last compilation.
 	Compiled compile.Cache
+	// Realization times each member's realization of each policy generation.
+	Realization *realization.Timer
 }
 
 // +kubebuilder:rbac:groups=policy.meridian.io,resources=globalnetworkpolicies,verbs=get;list;watch
@@ -50,6 +53,7 @@ type GlobalNetworkPolicyReconciler struct {
 func (r *GlobalNetworkPolicyReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
 	g := &policyv1alpha1.GlobalNetworkPolicy{}
 	if err := r.HubClient.Get(ctx, req.NamespacedName, g); apierrors.IsNotFound(err) {
+		r.Realization.Forget(req.Name)
 		return ctrl.Result{}, r.deleteWorks(ctx, req.Name)
 	} else if err != nil {
 		return ctrl.Result{}, err
@@ -62,6 +66,7 @@ func (r *GlobalNetworkPolicyReconciler) Reconcile(ctx context.Context, req ctrl.
 	if err != nil {
 		return ctrl.Result{}, err
 	}
+	r.Realization.Retain(pass.memberNames())
 	selected, err := placement.Select(g.Spec.Placement, pass.members)
 	if err != nil {
 		return ctrl.Result{}, r.terminal(ctx, before, g, compile.Outcome{Reason: policyv1alpha1.NoClustersReason, Message: fmt.Sprintf("The placement is invalid: %v; fix spec.placement.", err)})
@@ -100,6 +105,9 @@ func (r *GlobalNetworkPolicyReconciler) Reconcile(ctx context.Context, req ctrl.
 	}
 	if err := r.patchStatus(ctx, before, g); err != nil {
 		errs = append(errs, err)
+	} else {
+		// Timed by what the status says, once it says it.
+		r.Realization.Observe(g.Name, g.Generation, before.Status.ObservedGeneration, g.Status.Clusters)
 	}
 	return ctrl.Result{}, kerrors.NewAggregate(errs)
 }
@@ -111,6 +119,14 @@ type pass struct {
 	tiers   []policyv1alpha1.Tier
 	members []fleetv1alpha1.MemberCluster
 	hub     *compile.Hub
+}
+
+func (p *pass) memberNames() []string {
+	names := make([]string, len(p.members))
+	for i := range p.members {
+		names[i] = p.members[i].Name
+	}
+	return names
 }
 
 // load lists the hub's tiers, members and policies without copying them out of the cache: a

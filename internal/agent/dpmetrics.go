@@ -19,7 +19,7 @@ type dataplaneMetrics struct {
 	denials                                     *denialCollector
 }
 
-func newDataplaneMetrics(source func() (*dataplane.Programmer, dataplane.Mode)) *dataplaneMetrics {
+func newDataplaneMetrics(source func() *dataplane.Programmer) *dataplaneMetrics {
 	gauge := func(name, help string) prometheus.Gauge {
 		return prometheus.NewGauge(prometheus.GaugeOpts{Name: name, Help: help})
 	}
@@ -98,7 +98,7 @@ type ruleID struct {
 // each rule counted since; what a rule counted between the last scrape and its rewrite is lost.
 // It reads the kernel only when scraped: nothing is written per packet or per scrape.
 type denialCollector struct {
-	source func() (*dataplane.Programmer, dataplane.Mode)
+	source func() *dataplane.Programmer
 
 	mu         sync.Mutex
 	last       map[ruleID]denialTotal
@@ -106,7 +106,7 @@ type denialCollector struct {
 	readErrors uint64
 }
 
-func newDenialCollector(source func() (*dataplane.Programmer, dataplane.Mode)) *denialCollector {
+func newDenialCollector(source func() *dataplane.Programmer) *denialCollector {
 	return &denialCollector{source: source, last: map[ruleID]denialTotal{}, totals: map[denialKey]denialTotal{}}
 }
 
@@ -133,7 +133,7 @@ func (c *denialCollector) Collect(ch chan<- prometheus.Metric) {
 
 // update adds what each denying rule counted since the last read.
 func (c *denialCollector) update() {
-	prog, mode := c.source()
+	prog := c.source()
 	if prog == nil {
 		return
 	}
@@ -142,7 +142,7 @@ func (c *denialCollector) update() {
 		c.readErrors++
 		return
 	}
-	c.add(rcs, mode)
+	c.add(rcs, prog.Mode())
 }
 
 // add folds one read of the rules' counters into the totals.

@@ -59,8 +59,7 @@ type enforcer struct {
 	mu      sync.Mutex
 	cfg     dataplane.Options // the table options the config asks for
 	state   dpState
-	prog    *dataplane.Programmer // the table's, once built; read by the metrics
-	mode    dataplane.Mode        // the mode prog programs
+	prog    *dataplane.Programmer // the table's, once built; read by the metrics and CountersPath
 	changed chan struct{}         // the state changed: the Run loop rewrites NodeAgentInfo
 
 	metrics *dataplaneMetrics
@@ -105,16 +104,16 @@ func (e *enforcer) setConfig(cfg agentfile.Config) {
 	}
 }
 
-// programmer returns the Programmer of the table and its mode; nil before the table is built.
-func (e *enforcer) programmer() (*dataplane.Programmer, dataplane.Mode) {
+// programmer returns the Programmer of the table; nil before the table is built.
+func (e *enforcer) programmer() *dataplane.Programmer {
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	return e.prog, e.mode
+	return e.prog
 }
 
-func (e *enforcer) setProgrammer(p *dataplane.Programmer, mode dataplane.Mode) {
+func (e *enforcer) setProgrammer(p *dataplane.Programmer) {
 	e.mu.Lock()
-	e.prog, e.mode = p, mode
+	e.prog = p
 	e.mu.Unlock()
 }
 
@@ -213,7 +212,7 @@ func (e *enforcer) run(ctx context.Context) {
 	var progOpts dataplane.Options
 	defer func() {
 		if prog != nil {
-			e.setProgrammer(nil, "")
+			e.setProgrammer(nil)
 			_ = prog.Close()
 		}
 	}()
@@ -242,7 +241,7 @@ func (e *enforcer) run(ctx context.Context) {
 				// A new mode or drop logging renders a different table: Start takes the
 				// existing table over in one transaction.
 				if prog != nil {
-					e.setProgrammer(nil, "")
+					e.setProgrammer(nil)
 					_ = prog.Close()
 					prog = nil
 				}
@@ -253,7 +252,7 @@ func (e *enforcer) run(ctx context.Context) {
 					e.metrics.observe(st, time.Since(start), serr)
 					if err = serr; err == nil {
 						prog, progOpts = p, want
-						e.setProgrammer(p, want.Mode)
+						e.setProgrammer(p)
 						generation++
 					} else {
 						_ = p.Close()

@@ -1,7 +1,10 @@
 package dataplane
 
 import (
+	"errors"
 	"fmt"
+	"net/netip"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -15,12 +18,18 @@ import (
 
 // Programmer keeps one nftables table in step with a Model. Every call that changes the table
 // sends one netlink batch, which nftables commits atomically: a packet's rules are the old
-// ones or the new ones. A Programmer is safe for concurrent use; it serializes its calls.
+// ones or the new ones. A Programmer is safe for concurrent use: its changes are serialized,
+// and its reads of counters go through a socket of their own, so that a read never waits for a
+// change or holds one up.
 type Programmer struct {
 	mu    sync.Mutex
 	opts  Options
 	conn  *nftables.Conn
 	table *nftables.Table
+	// reader is the socket of the counter reads, serialized by readMu: a dump's replies must not
+	// mix with a transaction's acknowledgements on conn.
+	readMu sync.Mutex
+	reader *nftables.Conn
 	// st is the table as this Programmer last programmed it; nil before Start and after a
 	// failed change, when what the kernel holds is not known (the next change takes the
 	// table over again, as Start does).
@@ -59,8 +68,16 @@ func New(opts Options) (*Programmer, error) {
 	if err != nil {
 		return nil, fmt.Errorf("open nftables netlink socket: %w", err)
 	}
-	return &Programmer{opts: o, conn: conn, table: &nftables.Table{Name: o.Table, Family: nftables.TableFamilyINet}}, nil
+	reader, err := nftables.New(connOpts...)
+	if err != nil {
+		_ = conn.CloseLasting()
+		return nil, fmt.Errorf("open nftables netlink socket: %w", err)
+	}
+	return &Programmer{opts: o, conn: conn, reader: reader, table: &nftables.Table{Name: o.Table, Family: nftables.TableFamilyINet}}, nil
 }
+
+// Mode is the mode the Programmer programs (Options.Mode, defaulted).
+func (p *Programmer) Mode() Mode { return p.opts.Mode }
 
 // bigBuffers lets one batch carry a whole table of tens of thousands of rules and the kernel's
 // acknowledgements of them.
@@ -71,8 +88,10 @@ func bigBuffers(c *netlink.Conn) error {
 	return c.SetReadBuffer(64 << 20)
 }
 
-// Close closes the netlink socket. The table stays in force.
-func (p *Programmer) Close() error { return p.conn.CloseLasting() }
+// Close closes the netlink sockets. The table stays in force.
+func (p *Programmer) Close() error {
+	return errors.Join(p.conn.CloseLasting(), p.reader.CloseLasting())
+}
 
 // Start builds the whole table for m in one transaction. A table of the same name left by an
 // earlier run (an agent restart) is taken over in that same transaction: its chains are
@@ -109,7 +128,7 @@ func (p *Programmer) startLocked(m *Model) (Stats, error) {
 	}
 	p.st = st
 	stats.PodsRendered = d.podsRendered
-	stats.Sets, stats.Elements = st.sets, st.elems
+	stats.Rules, stats.Sets, stats.Elements = st.rules, st.sets, st.elems
 	return stats, nil
 }
 
@@ -118,7 +137,7 @@ func (p *Programmer) create(want *desired) (Stats, error) {
 	b := newBatch(p.conn, p.table)
 	p.conn.AddTable(p.table)
 	b.msgs++
-	st := Stats{Rules: want.rules}
+	var st Stats
 	for _, name := range want.order {
 		b.addChain(want.chains[name])
 		st.ChainsWritten++
@@ -139,9 +158,16 @@ func (p *Programmer) create(want *desired) (Stats, error) {
 	return st, nil
 }
 
-// readExisting returns the names of the chains and sets of the table as the kernel holds it,
-// or nil when there is no such table.
-func (p *Programmer) readExisting() (*desired, error) {
+// existing names the chains (in the kernel's order) and sets of a table left by an earlier run.
+// Their content is not read: a take-over rewrites all of them.
+type existing struct {
+	chains []string
+	sets   []string
+}
+
+// readExisting returns the chains and sets of the table as the kernel holds it, or nil when
+// there is no such table.
+func (p *Programmer) readExisting() (*existing, error) {
 	tables, err := p.conn.ListTablesOfFamily(nftables.TableFamilyINet)
 	if err != nil {
 		return nil, fmt.Errorf("list tables: %w", err)
@@ -153,14 +179,14 @@ func (p *Programmer) readExisting() (*desired, error) {
 	if !found {
 		return nil, nil
 	}
-	d := &desired{sets: map[string]*setSpec{}, chains: map[string]*chainSpec{}}
+	e := &existing{}
 	chains, err := p.conn.ListChainsOfTableFamily(nftables.TableFamilyINet)
 	if err != nil {
 		return nil, fmt.Errorf("list chains: %w", err)
 	}
 	for _, c := range chains {
 		if c.Table.Name == p.opts.Table {
-			d.addChain(&chainSpec{name: c.Name, base: c.Hooknum != nil, unknown: true})
+			e.chains = append(e.chains, c.Name)
 		}
 	}
 	sets, err := p.conn.GetSets(p.table)
@@ -168,9 +194,9 @@ func (p *Programmer) readExisting() (*desired, error) {
 		return nil, fmt.Errorf("list sets: %w", err)
 	}
 	for _, s := range sets {
-		d.sets[s.Name] = &setSpec{name: s.Name, isMap: s.IsMap, unknown: true}
+		e.sets = append(e.sets, s.Name)
 	}
-	return d, nil
+	return e, nil
 }
 
 // Apply brings the table to m in one transaction, touching only what differs. It compares m
@@ -268,67 +294,70 @@ func (p *Programmer) send(d *delta) (Stats, error) {
 	return st, nil
 }
 
-// takeOver brings a table left by an earlier run (whose content is not known) to want in one
-// transaction: every chain it keeps is emptied and refilled, every set refilled, the rest
-// deleted. The base chain stays hooked throughout.
-func (p *Programmer) takeOver(cur, want *desired) (Stats, error) {
+// takeOver brings a table left by an earlier run to want in one transaction. What the kernel
+// holds in it is not known (an older agent, or someone, may have changed it), so every chain it
+// keeps is emptied and refilled and every set it keeps refilled, even where the new content
+// is empty; the rest is deleted. The base chain stays hooked throughout.
+func (p *Programmer) takeOver(cur *existing, want *desired) (Stats, error) {
 	b := newBatch(p.conn, p.table)
-	st := Stats{Rules: want.rules}
+	var st Stats
+	had := func(names []string) map[string]bool {
+		m := make(map[string]bool, len(names))
+		for _, n := range names {
+			m[n] = true
+		}
+		return m
+	}
+	curChains, curSets := had(cur.chains), had(cur.sets)
 
-	var newChains, changedChains, goneChains []*chainSpec
+	var newChains, keptChains []*chainSpec
 	for _, name := range want.order {
-		w, c := want.chains[name], cur.chains[name]
-		switch {
-		case c == nil:
-			newChains = append(newChains, w)
-		case !c.equal(w):
-			changedChains = append(changedChains, w)
+		if curChains[name] {
+			keptChains = append(keptChains, want.chains[name])
+		} else {
+			newChains = append(newChains, want.chains[name])
 		}
 	}
-	for _, name := range cur.order {
-		if want.chains[name] == nil {
-			goneChains = append(goneChains, cur.chains[name])
-		}
-	}
-	// 1. New chains (empty) and sets, so that rules can refer to them.
+	// 1. New chains (empty) and sets, so that rules can refer to them; kept sets refilled.
 	for _, c := range newChains {
 		b.addChain(c)
 	}
-	for name, s := range want.sets {
-		c := cur.sets[name]
-		switch {
-		case c == nil:
-			if err := b.addSet(s); err != nil {
-				return Stats{}, err
-			}
-		case !c.equal(s):
+	for _, name := range sortedKeys(want.sets) {
+		s := want.sets[name]
+		if curSets[name] {
 			if err := b.replaceElements(s); err != nil {
 				return Stats{}, err
 			}
-		default:
-			continue
+		} else if err := b.addSet(s); err != nil {
+			return Stats{}, err
 		}
 		st.SetsWritten++
 	}
-	// 2. Rules of new and changed chains.
-	for _, c := range changedChains {
+	// 2. Rules of new and kept chains.
+	for _, c := range keptChains {
 		b.flushChain(c.name)
 	}
-	for _, c := range append(newChains, changedChains...) {
+	for _, c := range append(newChains, keptChains...) {
 		b.addRules(c)
 	}
-	st.ChainsWritten = len(newChains) + len(changedChains)
+	st.ChainsWritten = len(newChains) + len(keptChains)
 	// 3. Chains and sets nothing refers to any more.
-	for _, c := range goneChains {
-		b.flushChain(c.name)
+	var gone []string
+	for _, name := range cur.chains {
+		if want.chains[name] == nil {
+			gone = append(gone, name)
+		}
 	}
-	for _, c := range goneChains {
-		b.delChain(c.name)
+	for _, name := range gone {
+		b.flushChain(name)
 	}
-	st.ChainsDeleted = len(goneChains)
-	for name, s := range cur.sets {
+	for _, name := range gone {
+		b.delChain(name)
+	}
+	st.ChainsDeleted = len(gone)
+	for _, name := range cur.sets {
 		if want.sets[name] == nil {
-			b.delSet(s)
+			b.delSet(&setSpec{name: name})
 			st.SetsDeleted++
 		}
 	}
@@ -389,6 +418,33 @@ func (p *Programmer) Counters() ([]RuleCounter, error) {
 	if err != nil {
 		return nil, err
 	}
+	return sumPerRule(rcs), nil
+}
+
+// PodCounters reads the counters of one pod's rules, summed per rule of the model, in evaluation
+// order: egress then ingress, each tiered, NetworkPolicy, baseline (and default). It reads only
+// the pod's six chains (named from the pod's name) and none when the pod has no chains: an
+// empty answer means the table holds no rule of that pod. It does not wait for a change of the
+// table in progress, nor holds one up.
+func (p *Programmer) PodCounters(pod string) ([]RuleCounter, error) {
+	id := podID(pod)
+	var chains []string
+	for _, di := range []dirInfo{egress, ingress} {
+		base := di.short + "-" + id
+		chains = append(chains, base, base+"-np", base+"-bl")
+	}
+	rcs, err := p.readRules(chains)
+	if err != nil {
+		return nil, err
+	}
+	// Another pod's name could share the hash; its rules name their pod.
+	rcs = slices.DeleteFunc(rcs, func(rc RuleCounter) bool { return rc.Pod != pod })
+	return sumPerRule(rcs), nil
+}
+
+// sumPerRule sums the counters of the nftables rules of one model rule (one per port), keeping
+// the order of their first rule.
+func sumPerRule(rcs []RuleCounter) []RuleCounter {
 	var out []RuleCounter
 	index := map[string]int{}
 	for _, rc := range rcs {
@@ -401,26 +457,37 @@ func (p *Programmer) Counters() ([]RuleCounter, error) {
 		index[rc.Key()] = len(out)
 		out = append(out, rc)
 	}
-	return out, nil
+	return out
 }
 
 // RuleCounters reads the counter of every nftables rule of the table, in table order. It is
 // one netlink dump per chain and changes nothing.
 func (p *Programmer) RuleCounters() ([]RuleCounter, error) {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	chains, err := p.conn.ListChainsOfTableFamily(nftables.TableFamilyINet)
+	p.readMu.Lock()
+	chains, err := p.reader.ListChainsOfTableFamily(nftables.TableFamilyINet)
+	p.readMu.Unlock()
 	if err != nil {
 		return nil, fmt.Errorf("list chains: %w", err)
 	}
-	var out []RuleCounter
+	var names []string
 	for _, ch := range chains {
-		if ch.Table.Name != p.opts.Table {
-			continue
+		if ch.Table.Name == p.opts.Table {
+			names = append(names, ch.Name)
 		}
-		rules, err := p.conn.GetRules(p.table, ch)
+	}
+	return p.readRules(names)
+}
+
+// readRules dumps the rules of the named chains with their counters. A chain that is not there
+// (deleted since it was listed, or a pod's chain of a pod the table does not hold) has no rules.
+func (p *Programmer) readRules(chains []string) ([]RuleCounter, error) {
+	p.readMu.Lock()
+	defer p.readMu.Unlock()
+	var out []RuleCounter
+	for _, name := range chains {
+		rules, err := p.reader.GetRules(p.table, &nftables.Chain{Name: name, Table: p.table})
 		if err != nil {
-			return nil, fmt.Errorf("list rules of chain %s: %w", ch.Name, err)
+			return nil, fmt.Errorf("list rules of chain %s: %w", name, err)
 		}
 		for _, r := range rules {
 			comment, _ := userdata.GetString(r.UserData, userdata.TypeComment)
@@ -443,6 +510,28 @@ func (p *Programmer) RuleCounters() ([]RuleCounter, error) {
 		}
 	}
 	return out, nil
+}
+
+// Decide says which rule of the table decides one side of a new connection of a pod of the
+// node: the reference evaluation (Direction.Decide) of the pod's model as the table was last
+// programmed. ok is false when the table holds no such pod (or its state is not known: before
+// Start, after a failed change). Decision.Stage and Index name the rule's counter
+// (RuleCounter.Stage and Index of the same direction).
+func (p *Programmer) Decide(pod string, ingress bool, peer netip.Addr, proto Protocol, port uint16) (d Decision, ok bool) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.st == nil {
+		return Decision{}, false
+	}
+	ps := p.st.pods[pod]
+	if ps == nil {
+		return Decision{}, false
+	}
+	dir := &ps.pod.Egress
+	if ingress {
+		dir = &ps.pod.Ingress
+	}
+	return dir.Decide(peer, proto, port), true
 }
 
 // actionOf reads a pod rule's action back from its verdict (see renderDirection).

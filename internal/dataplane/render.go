@@ -4,7 +4,6 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
-	"slices"
 	"strconv"
 
 	"github.com/google/nftables"
@@ -93,17 +92,11 @@ type setSpec struct {
 	isMap   bool
 	ranges  []AddrRange // interval set
 	targets []podTarget // verdict map
-	unknown bool        // read from the kernel: content not known, always rewritten
 }
 
 type podTarget struct {
 	ip    [4]byte
 	chain string
-}
-
-func (s *setSpec) equal(o *setSpec) bool {
-	return !s.unknown && !o.unknown && s.isMap == o.isMap &&
-		slices.Equal(s.ranges, o.ranges) && slices.Equal(s.targets, o.targets)
 }
 
 // elements renders the set's content: each range is a start element and an end element one
@@ -196,14 +189,9 @@ func (r ruleSpec) exprs() []expr.Any {
 }
 
 type chainSpec struct {
-	name    string
-	base    bool
-	rules   []ruleSpec
-	unknown bool // read from the kernel: content not known, always rewritten
-}
-
-func (c *chainSpec) equal(o *chainSpec) bool {
-	return !c.unknown && !o.unknown && c.base == o.base && slices.Equal(c.rules, o.rules)
+	name  string
+	base  bool
+	rules []ruleSpec
 }
 
 // desired is the whole table as it should be.
@@ -211,13 +199,11 @@ type desired struct {
 	sets   map[string]*setSpec
 	chains map[string]*chainSpec
 	order  []string // chain names in creation order
-	rules  int      // nftables rules in the table
 }
 
 func (d *desired) addChain(c *chainSpec) {
 	d.chains[c.name] = c
 	d.order = append(d.order, c.name)
-	d.rules += len(c.rules)
 }
 
 // ruleComment names a rule for counters: direction, stage, index, pod and the rule's name.

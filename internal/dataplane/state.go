@@ -408,7 +408,7 @@ func (s *tableState) bind(p *Pod, d *delta) {
 			switch {
 			case old == nil:
 				d.newChains = append(d.newChains, c)
-			case !old.chains[i].equal(c):
+			case !slices.Equal(old.chains[i].rules, c.rules):
 				d.rewrite = append(d.rewrite, c)
 			}
 		}

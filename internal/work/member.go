@@ -43,6 +43,7 @@ type MemberSyncer struct {
 	queue    workqueue.TypedRateLimitingInterface[types.NamespacedName]
 	// status writes status subresources on the member's own status workers.
 	status *statusWriter
+	passes passMetrics
 	ctx    context.Context
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
@@ -95,16 +96,15 @@ func newMemberSyncer(m *membercache.Member, workers int, process ProcessFunc) *M
 		meta:         m.Metadata,
 		inflight:     make(chan struct{}, workers),
 		mapper:       m.Mapper,
-		queue: workqueue.NewTypedRateLimitingQueueWithConfig(
-			workqueue.DefaultTypedControllerRateLimiter[types.NamespacedName](),
-			workqueue.TypedRateLimitingQueueConfig[types.NamespacedName]{Name: "work-" + m.Name}),
-		status:    newStatusWriter(m.Name),
-		ctx:       ctx,
-		cancel:    cancel,
-		informers: map[schema.GroupVersionResource]cache.SharedIndexInformer{},
-		desired:   map[ObjectKey]desiredEntry{},
-		applied:   map[ObjectKey]appliedRecord{},
-		waiting:   map[string]map[types.NamespacedName]bool{},
+		queue:        newMemberQueue[types.NamespacedName](m.Name, "work"),
+		status:       newStatusWriter(m.Name),
+		passes:       newPassMetrics(m.Name),
+		ctx:          ctx,
+		cancel:       cancel,
+		informers:    map[schema.GroupVersionResource]cache.SharedIndexInformer{},
+		desired:      map[ObjectKey]desiredEntry{},
+		applied:      map[ObjectKey]appliedRecord{},
+		waiting:      map[string]map[types.NamespacedName]bool{},
 	}
 	for range workers {
 		s.wg.Add(1)
@@ -162,7 +162,7 @@ func (s *MemberSyncer) worker(process ProcessFunc) {
 		}
 		start := time.Now()
 		after, err := process(s.ctx, s, key)
-		observePass(s.name, start, err)
+		s.passes.observe(start, err)
 		switch {
 		case err != nil:
 			s.queue.AddRateLimited(key)

@@ -46,9 +46,7 @@ type statusWriter struct {
 
 func newStatusWriter(member string) *statusWriter {
 	return &statusWriter{
-		queue: workqueue.NewTypedRateLimitingQueueWithConfig(
-			workqueue.DefaultTypedControllerRateLimiter[statusKey](),
-			workqueue.TypedRateLimitingQueueConfig[statusKey]{Name: "status-" + member}),
+		queue:   newMemberQueue[statusKey](member, "status"),
 		pending: map[statusKey]*statusRequest{},
 	}
 }

@@ -176,6 +176,23 @@ type compiledRule struct {
 	action dataplane.Action
 	peers  dataplane.AddrSet
 	ports  []port
+	egress egressCache
+}
+
+// egressCache holds an egress rule's resolution: it does not depend on the pod the rule applies
+// to (a named port resolves on the destinations), so it is done once per Compile, not once per
+// pod of the node; the pods' models then share its peer sets.
+type egressCache struct {
+	done bool
+	out  []resolved
+}
+
+// resolveEgress is resolve for an egress rule, once.
+func (c *compiler) resolveEgress(cache *egressCache, name string, peers *dataplane.AddrSet, ports []port) []resolved {
+	if !cache.done {
+		cache.out, cache.done = c.resolve(name, peers, ports, nil, false), true
+	}
+	return cache.out
 }
 
 func selector(s *metav1.LabelSelector) (labels.Selector, error) {
@@ -347,7 +364,7 @@ func convertPort(proto corev1.Protocol, p *intstr.IntOrString, end *int32) (port
 }
 
 // resolve turns a rule's peers and ports into dataplane rules for subject (docs/policy.md rule
-// 6). Numeric ports keep the rule's peers. A named port resolves on the destination pod: on
+// 6; subject is not read on egress). Numeric ports keep the rule's peers. A named port resolves on the destination pod: on
 // ingress that is subject itself; on egress it is each member pod among the peers, so the rule
 // is split into consecutive rules with the same action, one per resolved number. A rule that
 // can match nothing is left out (an empty port list would match every port).
@@ -422,8 +439,14 @@ func (c *compiler) policyRules(cp *compiledPolicy, subject *pod, ingress bool) [
 	var out []dataplane.Rule
 	for i := range rules {
 		r := &rules[i]
-		peers := r.peers
-		for _, res := range c.resolve(r.name, &peers, r.ports, subject, ingress) {
+		var rs []resolved
+		if ingress {
+			peers := r.peers
+			rs = c.resolve(r.name, &peers, r.ports, subject, true)
+		} else {
+			rs = c.resolveEgress(&r.egress, r.name, &r.peers, r.ports)
+		}
+		for _, res := range rs {
 			out = append(out, dataplane.Rule{Name: res.name, Action: r.action, Peers: res.peers, Ports: res.ports})
 		}
 	}
@@ -439,9 +462,10 @@ type compiledNetpol struct {
 }
 
 type compiledNPRule struct {
-	name  string
-	peers *dataplane.AddrSet // nil: every address
-	ports []port
+	name   string
+	peers  *dataplane.AddrSet // nil: every address
+	ports  []port
+	egress egressCache
 }
 
 func (c *compiler) netpols(in []networkingv1.NetworkPolicy) []*compiledNetpol {
@@ -575,8 +599,15 @@ func (c *compiler) netpolStage(nps []*compiledNetpol, subject *pod, ingress bool
 		if ingress {
 			rules = cn.ingress
 		}
-		for _, r := range rules {
-			for _, res := range c.resolve(r.name, r.peers, r.ports, subject, ingress) {
+		for i := range rules {
+			r := &rules[i]
+			var rs []resolved
+			if ingress {
+				rs = c.resolve(r.name, r.peers, r.ports, subject, true)
+			} else {
+				rs = c.resolveEgress(&r.egress, r.name, r.peers, r.ports)
+			}
+			for _, res := range rs {
 				st.Allow = append(st.Allow, dataplane.AllowRule{Name: res.name, Peers: res.peers, Ports: res.ports})
 			}
 		}

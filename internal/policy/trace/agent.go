@@ -53,18 +53,23 @@ func proxyGetter(cfg *rest.Config) (func(context.Context, string, string, int32,
 	}, nil
 }
 
-// AgentRule is, for one step of the path, the rule of the node agent's nftables table that
-// stands for it, with what it counted, or why there is none.
+// AgentRule is, for one step of the path (or for a side the namespace's NetworkPolicies or the
+// default decided), the rule of the node agent's nftables table that stands for it, with what it
+// counted, or why there is none.
 type AgentRule struct {
 	// Node is the pod's node; AgentPod the agent's pod there (namespace/name) when one was found.
 	Node     string `json:"node,omitempty"`
 	AgentPod string `json:"agentPod,omitempty"`
 	// Mode is the agent's enforcement mode (Enforce or Audit).
 	Mode string `json:"mode,omitempty"`
-	// Rule is the agent's name of the step's rule: <tier>/<policy>/<direction>/<index>.
+	// Rule is the agent's name of the rule: <tier>/<policy>/<direction>/<index> for a Meridian
+	// rule, networkpolicy/<namespace>/<name>/<direction>/<index> for a NetworkPolicy's rule, and
+	// for a stage's closing rule (Index -1) what it does ("selected by a NetworkPolicy, no rule
+	// allows", "nothing matched: allow").
 	Rule string `json:"rule"`
 	// Found: the table holds the rule; Stage, Index, Action, Packets and Bytes are then the
-	// table's (Index is the rule's position in its stage; Action as the table enforces it).
+	// table's (Index is the rule's position in its stage, -1 for the stage's closing rule;
+	// Action as the table enforces it).
 	Found   bool   `json:"found"`
 	Stage   string `json:"stage,omitempty"`
 	Index   int    `json:"index,omitempty"`
@@ -78,10 +83,11 @@ type AgentRule struct {
 
 // agentCounters is the agent's answer (agent.PodCounters, its rules dataplane.RuleCounter).
 type agentCounters struct {
-	Node  string             `json:"node"`
-	Mode  string             `json:"mode"`
-	Pod   string             `json:"pod"`
-	Rules []agentRuleCounter `json:"rules"`
+	Node     string             `json:"node"`
+	Mode     string             `json:"mode"`
+	Pod      string             `json:"pod"`
+	Rules    []agentRuleCounter `json:"rules"`
+	Decision *agentDecision     `json:"decision"`
 }
 
 // agentRuleCounter is one rule of the agent's answer (dataplane.RuleCounter).
@@ -91,6 +97,14 @@ type agentRuleCounter struct {
 	Name             string
 	Action           string
 	Packets, Bytes   uint64
+}
+
+// agentDecision is the rule of the agent's table that decides the connection the request named
+// (dataplane.Decision).
+type agentDecision struct {
+	Verdict, Stage string
+	Index          int
+	Name           string
 }
 
 // agentRuleName is the name the node agent gives a GlobalNetworkPolicy's rule on a member
@@ -109,43 +123,76 @@ func agentRuleName(g *policyv1alpha1.GlobalNetworkPolicy, tier, direction, rule 
 	return memberv1alpha1.AgentRuleName(tier, g.Name, direction, i)
 }
 
-// readAgents fills, for each step of each side's path, the agent's rule and counter from the
-// agent on the node of that side's pod. It never fails the trace: what it cannot read, it says in
-// the AgentRule's Note.
+// readAgents fills, for each side with a pod, from the agent on that pod's node: for each step
+// of the side's path the agent's rule and counter, and for a side decided by the namespace's
+// NetworkPolicies or by the default the rule of the agent's table that decides it. It never
+// fails the trace: what it cannot read, it says in the AgentRule's Note.
 func (r *Result) readAgents(ctx context.Context, members map[string]*Member) {
 	for _, s := range []struct {
-		dir  string
-		side policy.Side
-		pod  PodName
-		out  *[]AgentRule
-	}{{"egress", r.Decision.Egress, r.Request.From, &r.EgressAgent}, {"ingress", r.Decision.Ingress, r.Request.To, &r.IngressAgent}} {
-		if len(s.side.Path) == 0 || s.side.Cluster == "" {
+		dir      string
+		side     policy.Side
+		pod      PodName
+		peer     string
+		path     *[]AgentRule
+		decision **AgentRule
+	}{
+		{"egress", r.Decision.Egress, r.Request.From, r.ToIP, &r.EgressAgent, &r.EgressAgentDecision},
+		{"ingress", r.Decision.Ingress, r.Request.To, r.FromIP, &r.IngressAgent, &r.IngressAgentDecision},
+	} {
+		byStage := s.side.DecidedBy == policy.ByNetworkPolicy || s.side.DecidedBy == policy.ByDefault
+		if s.side.Cluster == "" || (len(s.side.Path) == 0 && !byStage) {
 			continue
 		}
-		var names []string
-		for _, st := range s.side.Path {
-			name := ""
-			if g := r.Policies[st.Policy]; g != nil {
-				name = agentRuleName(g, st.Tier, s.dir, st.Rule)
-			}
-			names = append(names, name)
+		q := url.Values{"pod": {s.pod.Namespace + "/" + s.pod.Name}}
+		if s.peer != "" {
+			q.Set("direction", s.dir)
+			q.Set("peer", s.peer)
+			q.Set("protocol", string(r.Request.Port.Protocol))
+			q.Set("port", strconv.Itoa(int(r.Request.Port.Number)))
 		}
-		*s.out = readPodRules(ctx, members[s.pod.Cluster], s.pod, r.nodes[s.pod], s.dir, s.side.Path, names)
+		a := readAgent(ctx, members[s.pod.Cluster], s.pod, r.nodes[s.pod], q)
+		if len(s.side.Path) > 0 {
+			var names []string
+			for _, st := range s.side.Path {
+				name := ""
+				if g := r.Policies[st.Policy]; g != nil {
+					name = agentRuleName(g, st.Tier, s.dir, st.Rule)
+				}
+				names = append(names, name)
+			}
+			*s.path = a.pathRules(s.dir, s.side.Path, names)
+		}
+		if byStage {
+			d := a.decisionRule(s.dir, s.side)
+			*s.decision = &d
+		}
 	}
 }
 
-// readPodRules asks the agent of node for pod's rules and picks those named.
-func readPodRules(ctx context.Context, m *Member, pod PodName, node, dir string, path []policy.Step, names []string) []AgentRule {
-	out := make([]AgentRule, len(path))
-	for i := range out {
-		out[i] = AgentRule{Node: node, Rule: names[i]}
+// agentAnswer is what the agent of one pod's node answered, or why nothing was read.
+type agentAnswer struct {
+	node, agentPod string
+	counters       *agentCounters
+	note           string
+}
+
+func (a agentAnswer) rule(name string) AgentRule {
+	r := AgentRule{Node: a.node, AgentPod: a.agentPod, Rule: name, Note: a.note}
+	if a.counters != nil {
+		r.Mode = a.counters.Mode
 	}
-	fail := func(note string) []AgentRule {
-		for i := range out {
-			out[i].Note = note
-		}
-		return out
-	}
+	return r
+}
+
+func (r *AgentRule) found(c agentRuleCounter) {
+	r.Found, r.Stage, r.Index, r.Action, r.Packets, r.Bytes = true, c.Stage, c.Index, c.Action, c.Packets, c.Bytes
+}
+
+// readAgent asks the agent of node for pod's rules (and, with a connection in query, the rule
+// that decides it).
+func readAgent(ctx context.Context, m *Member, pod PodName, node string, query url.Values) agentAnswer {
+	a := agentAnswer{node: node}
+	fail := func(note string) agentAnswer { a.note = note; return a }
 	switch {
 	case m == nil || m.ProxyGet == nil:
 		return fail("the member's agents are not asked by this trace")
@@ -174,37 +221,79 @@ func readPodRules(ctx context.Context, m *Member, pod PodName, node, dir string,
 			}
 		}
 	}
-	agentPod := agent.Namespace + "/" + agent.Name
-	for i := range out {
-		out[i].AgentPod = agentPod
-	}
+	a.agentPod = agent.Namespace + "/" + agent.Name
 	if port == 0 {
-		return fail(fmt.Sprintf("the agent's pod %s names no %q port", agentPod, agentPortName))
+		return fail(fmt.Sprintf("the agent's pod %s names no %q port", a.agentPod, agentPortName))
 	}
-	body, err := m.ProxyGet(ctx, agent.Namespace, agent.Name, port, agentCountersPath, url.Values{"pod": {pod.Namespace + "/" + pod.Name}})
+	body, err := m.ProxyGet(ctx, agent.Namespace, agent.Name, port, agentCountersPath, query)
 	if err != nil {
-		return fail(fmt.Sprintf("could not read the agent %s through %s's apiserver (pods/proxy, port %d): %v", agentPod, pod.Cluster, port, err))
+		return fail(fmt.Sprintf("could not read the agent %s through %s's apiserver (pods/proxy, port %d): %v", a.agentPod, pod.Cluster, port, err))
 	}
 	var pc agentCounters
 	if err := json.Unmarshal(body, &pc); err != nil {
-		return fail(fmt.Sprintf("the agent %s answered what is not its counters: %v", agentPod, err))
+		return fail(fmt.Sprintf("the agent %s answered what is not its counters: %v", a.agentPod, err))
 	}
+	a.counters = &pc
+	return a
+}
+
+// pathRules picks, for each step of a side's path, the agent's rule of that name.
+func (a agentAnswer) pathRules(dir string, path []policy.Step, names []string) []AgentRule {
+	out := make([]AgentRule, len(path))
 	for i, st := range path {
-		out[i].Mode = pc.Mode
+		out[i] = a.rule(names[i])
+		if a.counters == nil {
+			continue
+		}
 		if names[i] == "" {
 			out[i].Note = fmt.Sprintf("policy %s has no %s rule %s on the hub now", st.Policy, dir, st.Rule)
 			continue
 		}
-		j := slices.IndexFunc(pc.Rules, func(c agentRuleCounter) bool { return c.Direction == dir && c.Name == names[i] })
+		j := slices.IndexFunc(a.counters.Rules, func(c agentRuleCounter) bool { return c.Direction == dir && c.Name == names[i] })
 		if j < 0 {
 			out[i].Note = "the agent's table holds no such rule for the pod (it lags the member's objects, or the member's policy differs)"
 			continue
 		}
-		c := pc.Rules[j]
-		out[i].Found, out[i].Stage, out[i].Index, out[i].Action, out[i].Packets, out[i].Bytes = true, c.Stage, c.Index, c.Action, c.Packets, c.Bytes
-		if c.Action != string(st.Action) {
-			out[i].Note = fmt.Sprintf("the table's rule does %s where the policy says %s (it lags the member's objects, or differs)", c.Action, st.Action)
+		out[i].found(a.counters.Rules[j])
+		if a.counters.Rules[j].Action != string(st.Action) {
+			out[i].Note = fmt.Sprintf("the table's rule does %s where the policy says %s (it lags the member's objects, or differs)", a.counters.Rules[j].Action, st.Action)
 		}
+	}
+	return out
+}
+
+// decisionRule is, for a side the namespace's NetworkPolicies or the default decided, the rule
+// of the agent's table that decides the connection, as the agent says: one of the pod's
+// NetworkPolicy allow rules, its NetworkPolicy isolation drop, or its default accept.
+func (a agentAnswer) decisionRule(dir string, side policy.Side) AgentRule {
+	out := a.rule("")
+	if a.counters == nil {
+		return out
+	}
+	d := a.counters.Decision
+	if d == nil {
+		out.Note = "the agent did not say which of its rules decides this connection (its table is being rebuilt after a failed change, or the agent is older than this trace)"
+		return out
+	}
+	out.Rule = d.Name
+	j := slices.IndexFunc(a.counters.Rules, func(c agentRuleCounter) bool {
+		return c.Direction == dir && c.Stage == d.Stage && c.Index == d.Index
+	})
+	if j < 0 {
+		out.Note = fmt.Sprintf("the agent decides this connection by its %s rule %d, but its table holds no counted rule of that stage and index for the pod", d.Stage, d.Index)
+		return out
+	}
+	c := a.counters.Rules[j]
+	out.found(c)
+	if out.Rule == "" {
+		out.Rule = c.Name
+	}
+	want := "default"
+	if side.DecidedBy == policy.ByNetworkPolicy {
+		want = "networkpolicy"
+	}
+	if d.Stage != want || d.Verdict != string(side.Verdict) {
+		out.Note = fmt.Sprintf("the table decides this side by its %s stage (%s) where the reference says %s by the %s stage (it lags the member's objects, or differs)", d.Stage, d.Verdict, side.Verdict, want)
 	}
 	return out
 }

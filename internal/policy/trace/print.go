@@ -3,6 +3,7 @@ package trace
 import (
 	"fmt"
 	"io"
+	"strconv"
 	"strings"
 
 	policyv1alpha1 "github.com/meridian-io/meridian/apis/policy/v1alpha1"
@@ -22,8 +23,8 @@ func (r *Result) Print(w io.Writer) {
 	default:
 		fmt.Fprintln(w, "Allowed by both sides.")
 	}
-	r.side(w, "egress", d.Egress, r.FromNamespace, r.EgressAgent)
-	r.side(w, "ingress", d.Ingress, r.ToNamespace, r.IngressAgent)
+	r.side(w, "egress", d.Egress, r.FromNamespace, r.EgressAgent, r.EgressAgentDecision)
+	r.side(w, "ingress", d.Ingress, r.ToNamespace, r.IngressAgent, r.IngressAgentDecision)
 	if len(r.Skipped) > 0 {
 		fmt.Fprintf(w, "\nNot evaluated (the manager does not enforce them either):\n")
 		for _, s := range r.Skipped {
@@ -32,7 +33,7 @@ func (r *Result) Print(w io.Writer) {
 	}
 }
 
-func (r *Result) side(w io.Writer, name string, s policy.Side, namespace string, agents []AgentRule) {
+func (r *Result) side(w io.Writer, name string, s policy.Side, namespace string, agents []AgentRule, decision *AgentRule) {
 	fmt.Fprintf(w, "\n%s side", strings.ToUpper(name[:1])+name[1:])
 	if s.Cluster != "" {
 		fmt.Fprintf(w, ", in %s", s.Cluster)
@@ -67,6 +68,9 @@ func (r *Result) side(w io.Writer, name string, s policy.Side, namespace string,
 		fmt.Fprintf(w, "  %sno NetworkPolicy of namespace %s selects the pod for %s and no baseline rule matched: allowed (nothing decided)\n", lead, namespace, name)
 	case policy.NoSide:
 		fmt.Fprintf(w, "  not a pod of a member: no %s side\n", name)
+	}
+	if decision != nil { // a side the NetworkPolicies or the default decided
+		decision.print(w)
 	}
 }
 
@@ -130,7 +134,11 @@ func (a AgentRule) print(w io.Writer) {
 	if a.Mode != "" && a.Mode != "Enforce" {
 		mode = ", " + a.Mode + " mode: counted, let through"
 	}
-	fmt.Fprintf(w, "    nftables rule %s (%s): %s rule #%d, %s, matched %d packets, %d bytes%s\n", a.Rule, where, a.Stage, a.Index, a.Action, a.Packets, a.Bytes, mode)
+	rule, which := a.Rule, fmt.Sprintf("%s rule #%d", a.Stage, a.Index)
+	if a.Index < 0 { // a stage's closing rule, named by what it does
+		rule, which = strconv.Quote(a.Rule), fmt.Sprintf("%s stage's closing rule", a.Stage)
+	}
+	fmt.Fprintf(w, "    nftables rule %s (%s): %s, %s, matched %d packets, %d bytes%s\n", rule, where, which, a.Action, a.Packets, a.Bytes, mode)
 	if a.Note != "" {
 		fmt.Fprintf(w, "      %s\n", a.Note)
 	}

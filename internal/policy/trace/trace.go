@@ -91,6 +91,12 @@ type Result struct {
 	// is none (docs/dataplane.md).
 	EgressAgent  []AgentRule `json:",omitempty"`
 	IngressAgent []AgentRule `json:",omitempty"`
+	// EgressAgentDecision and IngressAgentDecision are, for a side the namespace's
+	// NetworkPolicies or the default decided (no Meridian rule), the rule of the agent's table
+	// that decides it (a NetworkPolicy allow rule, the NetworkPolicy isolation drop, the default
+	// accept) with its counter, or why there is none.
+	EgressAgentDecision  *AgentRule `json:",omitempty"`
+	IngressAgentDecision *AgentRule `json:",omitempty"`
 	// nodes are the two pods' nodes.
 	nodes map[PodName]string
 }

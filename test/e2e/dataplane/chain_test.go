@@ -5,7 +5,9 @@ import (
 	"fmt"
 	"math/rand"
 	"net/netip"
+	"slices"
 	"sort"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -19,6 +21,7 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/intstr"
 	"k8s.io/utils/ptr"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -147,7 +150,11 @@ func TestHubToKernel(t *testing.T) {
 	e.realized = func(t *testing.T, g Gomega, f policy.Fleet) { hubShowsNodes(g, ctx, hub, f, len(topo.Nodes)) }
 
 	t.Run("hand-written", func(t *testing.T) { e.check(t, handWritten(base)) })
-	t.Run("trace shows the agent's rule and counter", func(t *testing.T) { traceReadsAgents(t, ctx, e, bed, handWritten(base)) })
+	t.Run("trace shows the agent's rule and counter", func(t *testing.T) {
+		f := isolateOne(handWritten(base))
+		e.check(t, f)
+		traceReadsAgents(t, ctx, e, bed, f)
+	})
 	for _, seed := range []int64{2, 3} {
 		t.Run(fmt.Sprintf("random seed %d", seed), func(t *testing.T) { e.check(t, reseed(base, seed, topo)) })
 	}
@@ -317,8 +324,10 @@ var agentsHostAddr = netip.MustParseAddr("198.19.254.1")
 // member's kubeconfig Secret) for a connection f denies by no-https-into-shop, after check's
 // probes: the deciding step shows the agent's nftables rule with the packets it dropped, read
 // through the member apiserver's pods/proxy from the agent of the destination's node; one more
-// probe moves the counter. The test plays the kubelet for the agents' pods (the DaemonSet's
-// label, its node, its metrics port, a host-network address).
+// probe moves the counter. Then the same for sides that the namespace's NetworkPolicies (the
+// isolation drop, an allow rule) or the default decided: trace shows the agent's rule for that
+// decision, which one more probe moves. The test plays the kubelet for the agents' pods (the
+// DaemonSet's label, its node, its metrics port, a host-network address).
 func traceReadsAgents(t *testing.T, ctx context.Context, e *env, bed *testbed.Bed, f policy.Fleet) {
 	g := NewWithT(t)
 	for i, n := range e.topo.Nodes {
@@ -344,6 +353,8 @@ func traceReadsAgents(t *testing.T, ctx context.Context, e *env, bed *testbed.Be
 		g.Expect(err).NotTo(HaveOccurred())
 		return res
 	}
+	found := false
+pairs:
 	for i := range pods {
 		for j := range pods {
 			if i == j {
@@ -367,8 +378,95 @@ func traceReadsAgents(t *testing.T, ctx context.Context, e *env, bed *testbed.Be
 			again := run(i, j).IngressAgent[len(path)-1]
 			g.Expect(again.Packets).To(BeNumerically(">", last.Packets), "one more dropped SYN (and its retries) on the same rule")
 			t.Logf("%s -> %s: rule %s counted %d packets, %d after one more probe", pods[i].Name, pods[j].Name, last.Rule, last.Packets, again.Packets)
-			return
+			found = true
+			break pairs
 		}
 	}
-	t.Fatalf("no pair of pods is denied on ingress by no-https-into-shop on 443/TCP: the fleet changed?")
+	if !found {
+		t.Fatalf("no pair of pods is denied on ingress by no-https-into-shop on 443/TCP: the fleet changed?")
+	}
+
+	// Sides decided by the NetworkPolicies or by the default, one of each kind the fleet has.
+	outcomes := map[policy.Verdict]nettest.Outcome{policy.Allow: nettest.Connected, policy.Drop: nettest.TimedOut, policy.Reject: nettest.Refused}
+	seen := map[string]bool{}
+	for i := range pods {
+		for j := range pods {
+			if i == j {
+				continue
+			}
+			res := run(i, j)
+			for _, s := range []struct {
+				dir  string
+				side policy.Side
+				node string
+				rule func(*trace.Result) *trace.AgentRule
+			}{
+				{"egress", res.Decision.Egress, e.nodeOf(i), func(r *trace.Result) *trace.AgentRule { return r.EgressAgentDecision }},
+				{"ingress", res.Decision.Ingress, e.nodeOf(j), func(r *trace.Result) *trace.AgentRule { return r.IngressAgentDecision }},
+			} {
+				var kind, stage string
+				switch {
+				case s.side.DecidedBy == policy.ByDefault:
+					kind, stage = "the default accept", "default"
+				case s.side.DecidedBy != policy.ByNetworkPolicy:
+					continue
+				case s.side.Verdict.Denied():
+					kind, stage = "the NetworkPolicy isolation drop", "networkpolicy"
+				default:
+					kind, stage = "a NetworkPolicy allow rule", "networkpolicy"
+				}
+				// An ingress side behind a denying egress side never sees the packet.
+				if seen[kind] || (s.dir == "ingress" && res.Decision.Egress.Verdict.Denied()) {
+					continue
+				}
+				seen[kind] = true
+				var out strings.Builder
+				res.Print(&out)
+				t.Log(out.String())
+				got := s.rule(res)
+				g.Expect(got).NotTo(BeNil(), "%s side of %s -> %s: no agent rule for %s\n%s", s.dir, pods[i].Name, pods[j].Name, kind, out.String())
+				g.Expect(*got).To(And(HaveField("Found", true), HaveField("Note", ""), HaveField("Node", s.node), HaveField("Stage", stage),
+					HaveField("Action", string(s.side.Verdict))), out.String())
+				name := got.Rule
+				if got.Index < 0 {
+					name = strconv.Quote(got.Rule)
+				} else {
+					g.Expect(got.Rule).To(HavePrefix("networkpolicy/"+map[string]string{"egress": pods[i].Namespace, "ingress": pods[j].Namespace}[s.dir]+"/"), out.String())
+				}
+				g.Expect(out.String()).To(ContainSubstring("nftables rule " + name + " (agent meridian-system/agent-" + s.node + " on node " + s.node + ")"))
+				outcome, err := nettest.Probe(e.topo.Pods[i], e.topo.Pods[j].IP, "TCP", 443, 300*time.Millisecond)
+				g.Expect(err).NotTo(HaveOccurred())
+				g.Expect(outcome).To(Equal(outcomes[res.Decision.Verdict]))
+				again := s.rule(run(i, j))
+				g.Expect(again).NotTo(BeNil())
+				g.Expect(again.Packets).To(BeNumerically(">", got.Packets), "one more connection on %s", kind)
+				t.Logf("%s -> %s, %s side: %s, rule %s counted %d packets, %d after one more probe", pods[i].Name, pods[j].Name, s.dir, kind, got.Rule, got.Packets, again.Packets)
+			}
+		}
+	}
+	t.Logf("sides decided by the NetworkPolicies or the default, checked: %v", keys(seen))
+	g.Expect(keys(seen)).To(ConsistOf("the default accept", "the NetworkPolicy isolation drop", "a NetworkPolicy allow rule"))
+}
+
+// isolateOne adds to f a NetworkPolicy that isolates the first pod outside shop (where
+// no-https-into-shop decides 443 first) for ingress and allows TCP 443 from one other pod: a
+// side decided by a NetworkPolicy's allow rule and one by the isolation, whatever labels the
+// fleet drew.
+func isolateOne(f policy.Fleet) policy.Fleet {
+	c := f.Clusters[0]
+	pods := c.Pods
+	j := slices.IndexFunc(pods, func(p policy.Pod) bool { return p.Namespace != "shop" })
+	from := pods[(j+1)%len(pods)]
+	np := networkingv1.NetworkPolicy{ObjectMeta: metav1.ObjectMeta{Namespace: pods[j].Namespace, Name: "trace-isolate"}}
+	np.Spec.PodSelector = metav1.LabelSelector{MatchLabels: pods[j].Labels}
+	np.Spec.PolicyTypes = []networkingv1.PolicyType{networkingv1.PolicyTypeIngress}
+	port := intstr.FromInt32(443)
+	np.Spec.Ingress = []networkingv1.NetworkPolicyIngressRule{{
+		From:  []networkingv1.NetworkPolicyPeer{{IPBlock: &networkingv1.IPBlock{CIDR: from.IP + "/32"}}},
+		Ports: []networkingv1.NetworkPolicyPort{{Protocol: ptr.To(corev1.ProtocolTCP), Port: &port}},
+	}}
+	c.NetworkPolicies = append(append([]networkingv1.NetworkPolicy(nil), c.NetworkPolicies...), np)
+	f.Clusters = append([]policy.Cluster(nil), f.Clusters...)
+	f.Clusters[0] = c
+	return f
 }

@@ -14,6 +14,7 @@ import (
 	"math/rand"
 	"net"
 	"net/http"
+	"net/url"
 	"os"
 	"path/filepath"
 	"slices"
@@ -45,6 +46,7 @@ import (
 	"github.com/meridian-io/meridian/internal/agent/agenttest"
 	"github.com/meridian-io/meridian/internal/agent/enforce"
 	"github.com/meridian-io/meridian/internal/agent/enforce/enforcetest"
+	"github.com/meridian-io/meridian/internal/dataplane"
 	"github.com/meridian-io/meridian/internal/dataplane/nettest"
 	"github.com/meridian-io/meridian/internal/policy"
 	"github.com/meridian-io/meridian/internal/policy/policytest"
@@ -287,8 +289,12 @@ func (e *env) scrape(t *testing.T) []map[string]float64 {
 // some pod's rule of the named policy counted packets. It checks the endpoint's refusals too.
 func (e *env) podCountersMoved(t *testing.T, f policy.Fleet, policyName string) {
 	t.Helper()
-	get := func(port int, pod string) (int, agent.PodCounters) {
-		resp, err := http.Get(fmt.Sprintf("http://%s%s?pod=%s", net.JoinHostPort(e.host(), fmt.Sprint(port)), agent.CountersPath, pod))
+	get := func(port int, pod string, conn ...string) (int, agent.PodCounters) {
+		q := url.Values{"pod": {pod}}
+		for i := 0; i+1 < len(conn); i += 2 {
+			q.Set(conn[i], conn[i+1])
+		}
+		resp, err := http.Get(fmt.Sprintf("http://%s%s?%s", net.JoinHostPort(e.host(), fmt.Sprint(port)), agent.CountersPath, q.Encode()))
 		if err != nil {
 			t.Fatalf("ask the agent for %s: %v", pod, err)
 		}
@@ -312,6 +318,20 @@ func (e *env) podCountersMoved(t *testing.T, f policy.Fleet, policyName string) 
 		}
 		for _, r := range pc.Rules {
 			counted = counted || (strings.Contains(r.Name, policyName) && r.Packets > 0)
+		}
+		// Named a connection, the agent says which of those rules decides it.
+		peer := e.topo.Pods[(i+1)%len(e.topo.Pods)].IP.String()
+		code, pc = get(e.metricsPorts[node], name, "direction", "ingress", "peer", peer, "protocol", "TCP", "port", "443")
+		switch {
+		case code != http.StatusOK || pc.Decision == nil:
+			t.Errorf("the agent of %s answered %d with decision %v for pod %s's ingress from %s", p.Node.Name, code, pc.Decision, name, peer)
+		case !slices.ContainsFunc(pc.Rules, func(r dataplane.RuleCounter) bool {
+			return r.Direction == "ingress" && r.Stage == pc.Decision.Stage && r.Index == pc.Decision.Index
+		}):
+			t.Errorf("the agent of %s decides pod %s's ingress from %s by %+v, which is none of its rules %+v", p.Node.Name, name, peer, *pc.Decision, pc.Rules)
+		}
+		if code, _ := get(e.metricsPorts[node], name, "direction", "ingress", "peer", peer); code != http.StatusBadRequest {
+			t.Errorf("a request naming half a connection was answered %d, want 400", code)
 		}
 		other := e.metricsPorts[1-node]
 		if code, _ := get(other, name); code != http.StatusNotFound {

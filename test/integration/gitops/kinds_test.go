@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"regexp"
 
+	. "github.com/onsi/ginkgo/v2"
 	. "github.com/onsi/gomega"
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
@@ -158,6 +159,28 @@ var kinds = []kind{
 				holder.Spec.Rollout.Paused = true
 				create(ctx, holder)
 				return create(ctx, agentConfig("gitops-conflict-2", "conflict-target"))
+			}},
+			// The older of the two keeps the cluster and its agents: still Ready, with Degraded
+			// False for reason AgentConfigConflict naming the younger.
+			{name: "ready-contested", readyReason: fleetv1alpha1.RolloutCompleteReason, create: func(ctx context.Context) client.Object {
+				holder := ensureAgents(ctx).(*fleetv1alpha1.AgentConfig)
+				contender := create(ctx, agentConfig("gitops-contender", liveMember))
+				degradedReason := func(ctx context.Context) func(Gomega) string {
+					return func(g Gomega) string {
+						g.Expect(bed.Hub.Client.Get(ctx, client.ObjectKeyFromObject(holder), holder)).To(Succeed())
+						c := apimeta.FindStatusCondition(holder.Status.Conditions, fleetv1alpha1.DegradedCondition)
+						g.Expect(c).NotTo(BeNil(), "AgentConfig %s has no Degraded condition", holder.Name)
+						g.Expect(c.Status).To(Equal(metav1.ConditionFalse), "AgentConfig %s: %v", holder.Name, c)
+						return c.Reason
+					}
+				}
+				// gitops-ready is the ready state's object, which other specs use: uncontested again.
+				DeferCleanup(func(ctx SpecContext) {
+					Expect(client.IgnoreNotFound(bed.Hub.Client.Delete(ctx, contender))).To(Succeed())
+					Eventually(degradedReason(ctx), timeout, poll).ShouldNot(Equal(fleetv1alpha1.AgentConfigConflictReason))
+				})
+				Eventually(degradedReason(ctx), timeout, poll).Should(Equal(fleetv1alpha1.AgentConfigConflictReason))
+				return holder
 			}},
 		},
 	},
