@@ -116,9 +116,9 @@ const notConnected = "The member is not connected: its objects wait until it is 
 
 // pass is the hub state one reconcile works from.
 type pass struct {
-	tiers    []policyv1alpha1.Tier
-	members  []fleetv1alpha1.MemberCluster
-	policies []policyv1alpha1.GlobalNetworkPolicy
+	tiers   []policyv1alpha1.Tier
+	members []fleetv1alpha1.MemberCluster
+	hub     *compile.Hub
 }
 
 func (p *pass) memberNames() []string {
@@ -129,18 +129,22 @@ func (p *pass) memberNames() []string {
 	return names
 }
 
+// load lists the hub's tiers, members and policies without copying them out of the cache: a
+// pass reads them only (the compiler copies what it keeps), and every policy's change is a pass
+// that reads all of them.
 func (r *GlobalNetworkPolicyReconciler) load(ctx context.Context) (*pass, error) {
 	tiers, members, policies := &policyv1alpha1.TierList{}, &fleetv1alpha1.MemberClusterList{}, &policyv1alpha1.GlobalNetworkPolicyList{}
 	for _, l := range []client.ObjectList{tiers, members, policies} {
-		if err := r.HubClient.List(ctx, l); err != nil {
+		if err := r.HubClient.List(ctx, l, client.UnsafeDisableDeepCopy); err != nil {
 			return nil, err
 		}
 	}
-	return &pass{tiers: tiers.Items, members: members.Items, policies: policies.Items}, nil
+	return &pass{tiers: tiers.Items, members: members.Items, hub: compile.NewHub(tiers.Items, members.Items, policies.Items)}, nil
 }
 
-// member compiles every policy placed on the member (priorities are ordered over all of them),
-// writes this policy's Work and the member's shared Work, and reports the policy there.
+// member compiles the member (compile.Cache translates only what changed since its last
+// compilation: this policy, and those whose place in the form's numbering it moved), writes
+// this policy's Work and the member's shared Work, and reports the policy there.
 func (r *GlobalNetworkPolicyReconciler) member(ctx context.Context, g *policyv1alpha1.GlobalNetworkPolicy, member string, p *pass, current *fleetv1alpha1.ClusterWork) (policyv1alpha1.ClusterPolicyStatus, error) {
 	form, ok := r.Inventory.Form(member)
 	if !ok {
@@ -150,7 +154,7 @@ func (r *GlobalNetworkPolicyReconciler) member(ctx context.Context, g *policyv1a
 		}
 		return s, nil
 	}
-	in := compile.MemberInput(member, p.tiers, p.members, p.policies)
+	in := p.hub.MemberInput(member)
 	in.Namespaces = r.Inventory.Namespaces(member)
 	in.Pods = r.Inventory.Pods(compile.PeerClusters(in))
 	m, changed, err := r.Compiled.Compile(form, in)
@@ -256,7 +260,7 @@ func (r *GlobalNetworkPolicyReconciler) Handlers(ctx context.Context, hub client
 	send := func(name string) { r.enqueue(ctx, name) }
 	list := func() []policyv1alpha1.GlobalNetworkPolicy {
 		l := &policyv1alpha1.GlobalNetworkPolicyList{}
-		if err := hub.List(ctx, l); err != nil {
+		if err := hub.List(ctx, l, client.UnsafeDisableDeepCopy); err != nil { // read only
 			ctrl.LoggerFrom(ctx).Error(err, "Listing GlobalNetworkPolicies")
 			return nil
 		}

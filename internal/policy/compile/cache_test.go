@@ -36,7 +36,6 @@ func TestCacheRecompilesOnlyWhenTheInputChanges(t *testing.T) {
 		},
 		"a peer pod's address": func(in *translate.Input) { in.Pods[0].IP = "10.1.0.9" },
 		"a tier's priority":    func(in *translate.Input) { in.Tiers[0].Spec.Priority = 120 },
-		"a namespace's labels": func(in *translate.Input) { in.Namespaces[0].Labels = map[string]string{"team": "x"} },
 		"a policy recreated":   func(in *translate.Input) { in.Policies[0].UID = "other" },
 	} {
 		in := fixture()
@@ -56,6 +55,20 @@ func TestCacheRecompilesOnlyWhenTheInputChanges(t *testing.T) {
 	}
 	if again := compile(otherMember()); again == first {
 		t.Error("another member's input returned this member's compilation")
+	}
+
+	// Namespaces are an input of the NetworkPolicy form only (one object per namespace).
+	in = fixture()
+	in.Namespaces[0].Labels = map[string]string{"team": "x"}
+	if again := compile(in); again != first {
+		t.Error("a namespace's labels translated the Antrea form again")
+	}
+	np, _, err := c.Compile(policyv1alpha1.FormNetworkPolicy, fixture())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if again, _, _ := c.Compile(policyv1alpha1.FormNetworkPolicy, in); again == np || len(again.Translated) != len(again.Enforcement) {
+		t.Errorf("a namespace's labels: the NetworkPolicy form translated %v again, want every policy", again.Translated)
 	}
 }
 

@@ -29,6 +29,11 @@ type Member struct {
 	Shared *fleetv1alpha1.ClusterWork
 	// Enforcement of every policy by name.
 	Enforcement map[string]translate.Enforcement
+	// Translated names the policies the compilation that made this Member translated, in
+	// evaluation order; the others' Works and enforcement are the member's previous
+	// compilation's (Cache.Compile, which returns the previous Member itself when it translated
+	// nothing).
+	Translated []string
 }
 
 // WorkName is the ClusterWork of one policy in a member (in the member's hub namespace).
@@ -36,10 +41,11 @@ func WorkName(policy string) string {
 	return names.Join(names.DNSSubdomain, policyv1alpha1.WorkNamePrefix, policy)
 }
 
-// Compile orders and resolves the member's policies and translates them into the form. The
-// translators order priorities over all the member's policies, so a member is compiled whole;
-// the objects are then split by the policy they came from.
+// Compile orders and resolves the member's policies and translates them into the form, the
+// member whole, and splits the objects by the policy they came from. Cache.Compile gives the
+// same result translating only what changed.
 func Compile(form policyv1alpha1.Form, in translate.Input) (*Member, error) {
+	form = knownForm(form)
 	resolved, err := translate.Resolve(in)
 	if err != nil {
 		return nil, err
@@ -55,7 +61,6 @@ func Compile(form policyv1alpha1.Form, in translate.Input) (*Member, error) {
 	case policyv1alpha1.FormClusterNetworkPolicy:
 		res = cnp.Translate(resolved)
 	default:
-		form = policyv1alpha1.FormNetworkPolicy
 		res = netpol.Translate(resolved, in.Namespaces)
 	}
 	m := &Member{Form: form, Works: map[string]*fleetv1alpha1.ClusterWork{}, Enforcement: map[string]translate.Enforcement{}}
@@ -63,6 +68,7 @@ func Compile(form policyv1alpha1.Form, in translate.Input) (*Member, error) {
 	var shared []client.Object
 	for _, p := range res.Policies {
 		m.Enforcement[p.Policy] = p
+		m.Translated = append(m.Translated, p.Policy)
 	}
 	for _, o := range res.Objects {
 		owner := ownerOf(form, o, m.Enforcement)
@@ -88,6 +94,16 @@ func Compile(form policyv1alpha1.Form, in translate.Input) (*Member, error) {
 		}
 	}
 	return m, nil
+}
+
+// knownForm is the form a member is compiled in: NetworkPolicy, which every member serves, for
+// a form Compile does not know.
+func knownForm(f policyv1alpha1.Form) policyv1alpha1.Form {
+	switch f {
+	case policyv1alpha1.FormMeridian, policyv1alpha1.FormAntrea, policyv1alpha1.FormClusterNetworkPolicy:
+		return f
+	}
+	return policyv1alpha1.FormNetworkPolicy
 }
 
 var chunkSuffix = regexp.MustCompile(`-[0-9]+$`)

@@ -1,6 +1,7 @@
 package compile
 
 import (
+	"slices"
 	"sort"
 
 	fleetv1alpha1 "github.com/meridian-io/meridian/apis/fleet/v1alpha1"
@@ -13,7 +14,21 @@ import (
 // selects it (those in a tier that exists and not being deleted) with their placements, and the
 // tiers. The caller adds the member's namespaces and the pods of PeerClusters.
 func MemberInput(member string, tiers []policyv1alpha1.Tier, members []fleetv1alpha1.MemberCluster, policies []policyv1alpha1.GlobalNetworkPolicy) translate.Input {
-	in := translate.Input{Cluster: member, Tiers: tiers, Placements: map[string][]string{}}
+	return NewHub(tiers, members, policies).MemberInput(member)
+}
+
+// Hub is the hub's side of every member's translation, for a pass over several members: the
+// tiers, and the clusters each policy's placement selects, selected once.
+type Hub struct {
+	tiers      []policyv1alpha1.Tier
+	policies   []*policyv1alpha1.GlobalNetworkPolicy
+	placements map[string][]string
+}
+
+// NewHub selects the clusters of every policy in a tier that exists and not being deleted; a
+// policy whose placement is invalid is placed nowhere (its own pass reports it).
+func NewHub(tiers []policyv1alpha1.Tier, members []fleetv1alpha1.MemberCluster, policies []policyv1alpha1.GlobalNetworkPolicy) *Hub {
+	h := &Hub{tiers: tiers, placements: map[string][]string{}}
 	known := map[string]bool{}
 	for _, t := range tiers {
 		known[t.Name] = true
@@ -27,12 +42,19 @@ func MemberInput(member string, tiers []policyv1alpha1.Tier, members []fleetv1al
 		if err != nil {
 			continue
 		}
-		for _, c := range clusters {
-			if c == member {
-				in.Policies = append(in.Policies, *g)
-				in.Placements[g.Name] = clusters
-				break
-			}
+		h.policies = append(h.policies, g)
+		h.placements[g.Name] = clusters
+	}
+	return h
+}
+
+// MemberInput is MemberInput's answer for the member.
+func (h *Hub) MemberInput(member string) translate.Input {
+	in := translate.Input{Cluster: member, Tiers: h.tiers, Placements: map[string][]string{}}
+	for _, g := range h.policies {
+		if slices.Contains(h.placements[g.Name], member) {
+			in.Policies = append(in.Policies, *g)
+			in.Placements[g.Name] = h.placements[g.Name]
 		}
 	}
 	return in

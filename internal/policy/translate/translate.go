@@ -112,52 +112,97 @@ func rank(e policyv1alpha1.Enforcement) int {
 // Supported says whether the policy was written to the member.
 func (e Enforcement) Supported() bool { return e.Enforcement != policyv1alpha1.EnforcementUnsupported }
 
-// Resolve orders the member's policies as docs/policy.md evaluates them (non-baseline tiers by
-// priority and name, policies by priority and name; then the baseline tier) and resolves their
-// ClusterSet peers.
+// Resolve orders the member's policies as docs/policy.md evaluates them (see Before) and
+// resolves their ClusterSet peers.
 func Resolve(in Input) ([]Policy, error) {
-	tiers := map[string]*policyv1alpha1.Tier{}
-	for i := range in.Tiers {
-		tiers[in.Tiers[i].Name] = &in.Tiers[i]
-	}
+	tiers := Tiers(in.Tiers)
 	out := make([]Policy, 0, len(in.Policies))
 	for i := range in.Policies {
-		g := &in.Policies[i]
-		t, ok := tiers[g.TierName()]
-		if !ok {
-			return nil, fmt.Errorf("GlobalNetworkPolicy %s: tier %q does not exist", g.Name, g.TierName())
-		}
-		p := Policy{GNP: g, Tier: t.Name, TierPriority: t.Spec.Priority, Baseline: t.IsBaseline()}
-		placed := map[string]bool{}
-		for _, c := range in.Placements[g.Name] {
-			placed[c] = true
-		}
-		var err error
-		if p.Ingress, err = resolveRules(in, placed, g.Spec.Ingress); err != nil {
-			return nil, fmt.Errorf("GlobalNetworkPolicy %s ingress: %w", g.Name, err)
-		}
-		if p.Egress, err = resolveRules(in, placed, g.Spec.Egress); err != nil {
-			return nil, fmt.Errorf("GlobalNetworkPolicy %s egress: %w", g.Name, err)
+		p, err := ResolvePolicy(in, &in.Policies[i], tiers)
+		if err != nil {
+			return nil, err
 		}
 		out = append(out, p)
 	}
-	sort.SliceStable(out, func(i, j int) bool {
-		a, b := out[i], out[j]
-		if a.Baseline != b.Baseline {
-			return b.Baseline
-		}
-		if a.TierPriority != b.TierPriority {
-			return a.TierPriority < b.TierPriority
-		}
-		if a.Tier != b.Tier {
-			return a.Tier < b.Tier
-		}
-		if pa, pb := a.GNP.Spec.PriorityValue(), b.GNP.Spec.PriorityValue(); pa != pb {
-			return pa < pb
-		}
-		return a.GNP.Name < b.GNP.Name
-	})
+	sort.SliceStable(out, func(i, j int) bool { return Before(&out[i], &out[j]) })
 	return out, nil
+}
+
+// Tiers indexes tiers by name, for ResolvePolicy.
+func Tiers(tiers []policyv1alpha1.Tier) map[string]*policyv1alpha1.Tier {
+	out := make(map[string]*policyv1alpha1.Tier, len(tiers))
+	for i := range tiers {
+		out[tiers[i].Name] = &tiers[i]
+	}
+	return out
+}
+
+// ResolvePolicy resolves one of the input's policies alone: its tier and its ClusterSet peers
+// over the input's pods. Where it stands among the member's other policies is Before's to say.
+func ResolvePolicy(in Input, g *policyv1alpha1.GlobalNetworkPolicy, tiers map[string]*policyv1alpha1.Tier) (Policy, error) {
+	t, ok := tiers[g.TierName()]
+	if !ok {
+		return Policy{}, fmt.Errorf("GlobalNetworkPolicy %s: tier %q does not exist", g.Name, g.TierName())
+	}
+	p := Policy{GNP: g, Tier: t.Name, TierPriority: t.Spec.Priority, Baseline: t.IsBaseline()}
+	placed := map[string]bool{}
+	for _, c := range in.Placements[g.Name] {
+		placed[c] = true
+	}
+	var err error
+	if p.Ingress, err = resolveRules(in, placed, g.Spec.Ingress); err != nil {
+		return Policy{}, fmt.Errorf("GlobalNetworkPolicy %s ingress: %w", g.Name, err)
+	}
+	if p.Egress, err = resolveRules(in, placed, g.Spec.Egress); err != nil {
+		return Policy{}, fmt.Errorf("GlobalNetworkPolicy %s egress: %w", g.Name, err)
+	}
+	return p, nil
+}
+
+// Before says whether a is evaluated before b: non-baseline tiers by priority and name,
+// policies by priority and name; then the baseline tier.
+func Before(a, b *Policy) bool {
+	if a.Baseline != b.Baseline {
+		return b.Baseline
+	}
+	if a.TierPriority != b.TierPriority {
+		return a.TierPriority < b.TierPriority
+	}
+	if a.Tier != b.Tier {
+		return a.Tier < b.Tier
+	}
+	if pa, pb := a.GNP.Spec.PriorityValue(), b.GNP.Spec.PriorityValue(); pa != pb {
+		return pa < pb
+	}
+	return a.GNP.Name < b.GNP.Name
+}
+
+// Place is a policy's position in a form's priority numbering (Antrea's priorities within a
+// tier, the upstream ClusterNetworkPolicy's within its Admin or Baseline tier). Numbering needs
+// every policy of the member in evaluation order; translating a policy needs only its own
+// Place, so a policy whose Place did not change translates alone, to the same objects. Forms
+// without a numbering use the zero Place.
+type Place struct {
+	// Tier is the form's tier the policy is written to.
+	Tier string
+	// Priority is the first of the priorities the policy takes in Tier.
+	Priority int32
+	// Reason and Message say why the form has no place for the policy (it is Unsupported);
+	// empty when it is placed.
+	Reason, Message string
+}
+
+// Placed says whether the form has a place for the policy.
+func (p Place) Placed() bool { return p.Reason == "" }
+
+// Refuse marks every rule of the policy Unsupported for the place's reason.
+func (p Place) Refuse(pol Policy, e *Enforcement) {
+	for _, r := range pol.Ingress {
+		e.Note(policyv1alpha1.DirectionIngress, r.Name, policyv1alpha1.EnforcementUnsupported, p.Reason, p.Message)
+	}
+	for _, r := range pol.Egress {
+		e.Note(policyv1alpha1.DirectionEgress, r.Name, policyv1alpha1.EnforcementUnsupported, p.Reason, p.Message)
+	}
 }
 
 func resolveRules(in Input, placed map[string]bool, rules []policyv1alpha1.Rule) ([]Rule, error) {

@@ -25,55 +25,86 @@ const maxUserTierPriority = 250
 // Translate writes every policy whose tier Antrea can order as the hub does.
 func Translate(policies []translate.Policy) (translate.Result, error) {
 	var res translate.Result
+	places, tiers := Number(policies)
+	for i, p := range policies {
+		o, enf, err := TranslatePolicy(p, places[i])
+		if err != nil {
+			return res, err
+		}
+		if o != nil {
+			res.Objects = append(res.Objects, o)
+		}
+		res.Policies = append(res.Policies, enf)
+	}
+	objs, err := TierObjects(tiers)
+	if err != nil {
+		return res, err
+	}
+	res.Objects = append(res.Objects, objs...)
+	return res, nil
+}
+
+// Number places the policies, given in evaluation order, in Antrea's tiers: each its tier (or
+// why it has none) and its priority there, counted from 1 in each tier. It reads only the
+// policies' tiers and order. tiers are the Meridian tiers to write, by name.
+func Number(policies []translate.Policy) (places []translate.Place, tiers []*Tier) {
 	taken := map[int32]string{}
 	for name, prio := range StaticTiers {
 		taken[prio] = name
 	}
-	tiers := map[string]*Tier{}
-	next := map[string]float64{}
-	for _, p := range policies {
-		enf := translate.Enforcement{Policy: p.GNP.Name, Enforcement: policyv1alpha1.EnforcementExact}
-		tier, err := antreaTier(p, taken, tiers)
+	created := map[string]*Tier{}
+	next := map[string]int32{}
+	places = make([]translate.Place, len(policies))
+	for i, p := range policies {
+		tier, err := antreaTier(p, taken, created)
 		if err != nil {
-			for _, r := range p.Ingress {
-				enf.Note(policyv1alpha1.DirectionIngress, r.Name, policyv1alpha1.EnforcementUnsupported, policyv1alpha1.TierPriorityConflictReason, err.Error())
-			}
-			for _, r := range p.Egress {
-				enf.Note(policyv1alpha1.DirectionEgress, r.Name, policyv1alpha1.EnforcementUnsupported, policyv1alpha1.TierPriorityConflictReason, err.Error())
-			}
-			res.Policies = append(res.Policies, enf)
+			places[i] = translate.Place{Reason: policyv1alpha1.TierPriorityConflictReason, Message: err.Error()}
 			continue
 		}
 		next[tier]++
-		cnp := &ClusterNetworkPolicy{Spec: ClusterNetworkPolicySpec{
-			Tier:      tier,
-			Priority:  next[tier],
-			AppliedTo: []Peer{{NamespaceSelector: p.GNP.Spec.AppliedTo.NamespaceSelector.DeepCopy(), PodSelector: translate.EveryPod(p.GNP.Spec.AppliedTo.PodSelector)}},
-			Ingress:   rules(p, p.Ingress, true),
-			Egress:    rules(p, p.Egress, false),
-		}}
-		cnp.APIVersion, cnp.Kind = Group+"/"+Version, "ClusterNetworkPolicy"
-		cnp.Name = NamePrefix + p.GNP.Name
-		u, err := toUnstructured(cnp)
+		places[i] = translate.Place{Tier: tier, Priority: next[tier]}
+	}
+	for _, t := range created {
+		tiers = append(tiers, t)
+	}
+	sort.Slice(tiers, func(i, j int) bool { return tiers[i].Name < tiers[j].Name })
+	return places, tiers
+}
+
+// TranslatePolicy writes one policy at its place (from Number); nil when the place refuses it.
+func TranslatePolicy(p translate.Policy, place translate.Place) (client.Object, translate.Enforcement, error) {
+	enf := translate.Enforcement{Policy: p.GNP.Name, Enforcement: policyv1alpha1.EnforcementExact}
+	if !place.Placed() {
+		place.Refuse(p, &enf)
+		return nil, enf, nil
+	}
+	cnp := &ClusterNetworkPolicy{Spec: ClusterNetworkPolicySpec{
+		Tier:      place.Tier,
+		Priority:  float64(place.Priority),
+		AppliedTo: []Peer{{NamespaceSelector: p.GNP.Spec.AppliedTo.NamespaceSelector.DeepCopy(), PodSelector: translate.EveryPod(p.GNP.Spec.AppliedTo.PodSelector)}},
+		Ingress:   rules(p, p.Ingress, true),
+		Egress:    rules(p, p.Egress, false),
+	}}
+	cnp.APIVersion, cnp.Kind = Group+"/"+Version, "ClusterNetworkPolicy"
+	cnp.Name = NamePrefix + p.GNP.Name
+	u, err := toUnstructured(cnp)
+	if err != nil {
+		return nil, enf, err
+	}
+	return u, enf, nil
+}
+
+// TierObjects are the Meridian tiers (from Number) as objects to write.
+func TierObjects(tiers []*Tier) ([]client.Object, error) {
+	out := make([]client.Object, 0, len(tiers))
+	for _, t := range tiers {
+		u, err := toUnstructured(t)
 		if err != nil {
-			return res, err
+			return nil, err
 		}
-		res.Objects = append(res.Objects, u)
-		res.Policies = append(res.Policies, enf)
+		out = append(out, u)
 	}
-	names := make([]string, 0, len(tiers))
-	for n := range tiers {
-		names = append(names, n)
-	}
-	sort.Strings(names)
-	for _, n := range names {
-		u, err := toUnstructured(tiers[n])
-		if err != nil {
-			return res, err
-		}
-		res.Objects = append(res.Objects, u)
-	}
-	return res, nil
+	return out, nil
 }
 
 // antreaTier names the Antrea tier of a policy, creating a Meridian tier where Antrea has no

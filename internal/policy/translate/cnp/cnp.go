@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"math"
 	"net/netip"
+	"slices"
 
 	"k8s.io/apimachinery/pkg/util/intstr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -33,52 +34,97 @@ const NamePrefix = "meridian-"
 // Translate writes every policy the form can hold without allowing what it denies.
 func Translate(policies []translate.Policy) translate.Result {
 	var res translate.Result
-	next := map[npav1beta1.Tier]int32{}
-	for _, p := range policies {
-		enf := translate.Enforcement{Policy: p.GNP.Name, Enforcement: policyv1alpha1.EnforcementExact}
-		ingress := rules(p, p.Ingress, true, &enf)
-		egress := rules(p, p.Egress, false, &enf)
-		if !enf.Supported() {
-			res.Policies = append(res.Policies, enf)
-			continue
-		}
-		tier := npav1beta1.AdminTier
-		if p.Baseline {
-			tier = npav1beta1.BaselineTier
-		}
-		chunks := max(chunksOf(len(ingress)), chunksOf(len(egress)))
-		if next[tier]+int32(chunks)-1 > MaxPriority {
-			msg := fmt.Sprintf("the %s tier's %d priorities are used up by the policies before this one", tier, MaxPriority+1)
-			for _, r := range p.Ingress {
-				enf.Note(policyv1alpha1.DirectionIngress, r.Name, policyv1alpha1.EnforcementUnsupported, policyv1alpha1.TooManyPoliciesReason, msg)
-			}
-			for _, r := range p.Egress {
-				enf.Note(policyv1alpha1.DirectionEgress, r.Name, policyv1alpha1.EnforcementUnsupported, policyv1alpha1.TooManyPoliciesReason, msg)
-			}
-			res.Policies = append(res.Policies, enf)
-			continue
-		}
-		subject := npav1beta1.ClusterNetworkPolicySubject{Pods: &npav1beta1.NamespacedPod{
-			NamespaceSelector: *translate.EveryPod(p.GNP.Spec.AppliedTo.NamespaceSelector),
-			PodSelector:       *translate.EveryPod(p.GNP.Spec.AppliedTo.PodSelector),
-		}}
-		for i := range chunks {
-			c := &npav1beta1.ClusterNetworkPolicy{Spec: npav1beta1.ClusterNetworkPolicySpec{
-				Tier: tier, Priority: next[tier], Subject: *subject.DeepCopy(),
-				Ingress: convert[npav1beta1.ClusterNetworkPolicyIngressRule](window(ingress, i)),
-				Egress:  convert[npav1beta1.ClusterNetworkPolicyEgressRule](window(egress, i)),
-			}}
-			next[tier]++
-			c.SetGroupVersionKind(npav1beta1.SchemeGroupVersion.WithKind("ClusterNetworkPolicy"))
-			c.Name = NamePrefix + p.GNP.Name
-			if chunks > 1 {
-				c.Name = fmt.Sprintf("%s%s-%d", NamePrefix, p.GNP.Name, i+1)
-			}
-			res.Objects = append(res.Objects, client.Object(c))
-		}
+	prepared := make([]Prepared, len(policies))
+	for i, p := range policies {
+		prepared[i] = Prepare(p)
+	}
+	for i, place := range Number(prepared) {
+		objs, enf := TranslatePolicy(policies[i], prepared[i], place)
+		res.Objects = append(res.Objects, objs...)
 		res.Policies = append(res.Policies, enf)
 	}
 	return res
+}
+
+// Prepared is one policy translated up to its place: its rules, split to the API's limits, and
+// its enforcement so far.
+type Prepared struct {
+	Enforcement     translate.Enforcement
+	ingress, egress []any
+	tier            npav1beta1.Tier
+}
+
+// Prepare translates what does not depend on where the policy stands among the others.
+func Prepare(p translate.Policy) Prepared {
+	pr := Prepared{Enforcement: translate.Enforcement{Policy: p.GNP.Name, Enforcement: policyv1alpha1.EnforcementExact}, tier: npav1beta1.AdminTier}
+	pr.ingress = rules(p, p.Ingress, true, &pr.Enforcement)
+	pr.egress = rules(p, p.Egress, false, &pr.Enforcement)
+	if p.Baseline {
+		pr.tier = npav1beta1.BaselineTier
+	}
+	return pr
+}
+
+// Priorities is how many priorities the policy takes in its tier: one per object it is split
+// into, none when the form cannot hold it.
+func (pr Prepared) Priorities() int32 {
+	if !pr.Enforcement.Supported() {
+		return 0
+	}
+	return int32(max(chunksOf(len(pr.ingress)), chunksOf(len(pr.egress))))
+}
+
+// Number places the prepared policies, given in evaluation order: each takes the next
+// Priorities() priorities of its tier, or none when they are used up.
+func Number(prepared []Prepared) []translate.Place {
+	next := map[npav1beta1.Tier]int32{}
+	places := make([]translate.Place, len(prepared))
+	for i, pr := range prepared {
+		n := pr.Priorities()
+		switch {
+		case n == 0:
+		case next[pr.tier]+n-1 > MaxPriority:
+			places[i] = translate.Place{Reason: policyv1alpha1.TooManyPoliciesReason,
+				Message: fmt.Sprintf("the %s tier's %d priorities are used up by the policies before this one", pr.tier, MaxPriority+1)}
+		default:
+			places[i] = translate.Place{Tier: string(pr.tier), Priority: next[pr.tier]}
+			next[pr.tier] += n
+		}
+	}
+	return places
+}
+
+// TranslatePolicy writes one prepared policy at its place (from Number).
+func TranslatePolicy(p translate.Policy, pr Prepared, place translate.Place) ([]client.Object, translate.Enforcement) {
+	enf := pr.Enforcement
+	enf.Rules = slices.Clone(enf.Rules) // pr may be kept and placed again
+	if !enf.Supported() {
+		return nil, enf
+	}
+	if !place.Placed() {
+		place.Refuse(p, &enf)
+		return nil, enf
+	}
+	subject := npav1beta1.ClusterNetworkPolicySubject{Pods: &npav1beta1.NamespacedPod{
+		NamespaceSelector: *translate.EveryPod(p.GNP.Spec.AppliedTo.NamespaceSelector),
+		PodSelector:       *translate.EveryPod(p.GNP.Spec.AppliedTo.PodSelector),
+	}}
+	chunks := int(pr.Priorities())
+	objs := make([]client.Object, 0, chunks)
+	for i := range chunks {
+		c := &npav1beta1.ClusterNetworkPolicy{Spec: npav1beta1.ClusterNetworkPolicySpec{
+			Tier: pr.tier, Priority: place.Priority + int32(i), Subject: *subject.DeepCopy(),
+			Ingress: convert[npav1beta1.ClusterNetworkPolicyIngressRule](window(pr.ingress, i)),
+			Egress:  convert[npav1beta1.ClusterNetworkPolicyEgressRule](window(pr.egress, i)),
+		}}
+		c.SetGroupVersionKind(npav1beta1.SchemeGroupVersion.WithKind("ClusterNetworkPolicy"))
+		c.Name = NamePrefix + p.GNP.Name
+		if chunks > 1 {
+			c.Name = fmt.Sprintf("%s%s-%d", NamePrefix, p.GNP.Name, i+1)
+		}
+		objs = append(objs, client.Object(c))
+	}
+	return objs, enf
 }
 
 func convert[T any](xs []any) []T {

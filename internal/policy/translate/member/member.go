@@ -15,20 +15,27 @@ import (
 func Translate(policies []translate.Policy) translate.Result {
 	var res translate.Result
 	for _, p := range policies {
-		mnp := &memberv1alpha1.MemberNetworkPolicy{
-			Spec: memberv1alpha1.MemberNetworkPolicySpec{
-				Tier: p.Tier, TierPriority: p.TierPriority, Baseline: p.Baseline,
-				Priority: p.GNP.Spec.PriorityValue(), Policy: p.GNP.Name,
-				AppliedTo: *p.GNP.Spec.AppliedTo.DeepCopy(),
-				Ingress:   rules(p.Ingress), Egress: rules(p.Egress),
-			},
-		}
-		mnp.SetGroupVersionKind(memberv1alpha1.GroupVersion.WithKind("MemberNetworkPolicy"))
-		mnp.Name = p.GNP.Name
-		res.Objects = append(res.Objects, client.Object(mnp))
-		res.Policies = append(res.Policies, translate.Enforcement{Policy: p.GNP.Name, Enforcement: policyv1alpha1.EnforcementExact})
+		o, enf := TranslatePolicy(p)
+		res.Objects = append(res.Objects, o)
+		res.Policies = append(res.Policies, enf)
 	}
 	return res
+}
+
+// TranslatePolicy writes one policy; the form has no numbering (the agents order by the tier's
+// and the policy's own priorities), so every policy translates alone.
+func TranslatePolicy(p translate.Policy) (client.Object, translate.Enforcement) {
+	mnp := &memberv1alpha1.MemberNetworkPolicy{
+		Spec: memberv1alpha1.MemberNetworkPolicySpec{
+			Tier: p.Tier, TierPriority: p.TierPriority, Baseline: p.Baseline,
+			Priority: p.GNP.Spec.PriorityValue(), Policy: p.GNP.Name,
+			AppliedTo: *p.GNP.Spec.AppliedTo.DeepCopy(),
+			Ingress:   rules(p.Ingress), Egress: rules(p.Egress),
+		},
+	}
+	mnp.SetGroupVersionKind(memberv1alpha1.GroupVersion.WithKind("MemberNetworkPolicy"))
+	mnp.Name = p.GNP.Name
+	return mnp, translate.Enforcement{Policy: p.GNP.Name, Enforcement: policyv1alpha1.EnforcementExact}
 }
 
 func rules(rs []translate.Rule) []memberv1alpha1.MemberRule {

@@ -26,50 +26,55 @@ const NamePrefix = "meridian-"
 func Translate(policies []translate.Policy, namespaces []translate.Namespace) translate.Result {
 	var res translate.Result
 	for _, p := range policies {
-		enf := translate.Enforcement{Policy: p.GNP.Name, Enforcement: policyv1alpha1.EnforcementExact}
-		check := func(dir policyv1alpha1.Direction, rs []translate.Rule) {
-			for _, r := range rs {
-				switch r.Action {
-				case policyv1alpha1.ActionDrop, policyv1alpha1.ActionReject:
-					enf.Note(dir, r.Name, policyv1alpha1.EnforcementUnsupported, policyv1alpha1.DenyNotExpressibleReason,
-						"NetworkPolicy cannot deny: namespace owners can allow what this rule denies; use a member with Antrea, the ClusterNetworkPolicy API or Meridian's agent")
-				case policyv1alpha1.ActionPass:
-					if !p.Baseline {
-						enf.Note(dir, r.Name, policyv1alpha1.EnforcementUnsupported, policyv1alpha1.OrderNotExpressibleReason,
-							"NetworkPolicy has no rule order, so it cannot hand connections to the namespace's policies; use a member with Antrea, the ClusterNetworkPolicy API or Meridian's agent")
-					}
-				}
-			}
-		}
-		check(policyv1alpha1.DirectionIngress, p.Ingress)
-		check(policyv1alpha1.DirectionEgress, p.Egress)
-		if !enf.Supported() || p.Baseline {
-			// A baseline policy of Allow (and Pass) rules changes nothing: what it matches is
-			// allowed anyway after the baseline tier.
-			res.Policies = append(res.Policies, enf)
-			continue
-		}
-		objs, err := objects(p, namespaces)
-		if err != nil {
-			for _, r := range p.Ingress {
-				enf.Note(policyv1alpha1.DirectionIngress, r.Name, policyv1alpha1.EnforcementUnsupported, policyv1alpha1.InvalidSelectorReason, err.Error())
-			}
-			res.Policies = append(res.Policies, enf)
-			continue
-		}
-		if len(objs) > 0 {
-			const msg = "NetworkPolicy isolates the pods it selects: connections no rule allows are denied instead of going to the namespace's own policies and the baseline tier"
-			for _, r := range p.Ingress {
-				enf.Note(policyv1alpha1.DirectionIngress, r.Name, policyv1alpha1.EnforcementRestricted, policyv1alpha1.IsolationReason, msg)
-			}
-			for _, r := range p.Egress {
-				enf.Note(policyv1alpha1.DirectionEgress, r.Name, policyv1alpha1.EnforcementRestricted, policyv1alpha1.IsolationReason, msg)
-			}
-		}
+		objs, enf := TranslatePolicy(p, namespaces)
 		res.Objects = append(res.Objects, objs...)
 		res.Policies = append(res.Policies, enf)
 	}
 	return res
+}
+
+// TranslatePolicy writes one policy in the member's namespaces; NetworkPolicy has no order, so
+// every policy translates alone.
+func TranslatePolicy(p translate.Policy, namespaces []translate.Namespace) ([]client.Object, translate.Enforcement) {
+	enf := translate.Enforcement{Policy: p.GNP.Name, Enforcement: policyv1alpha1.EnforcementExact}
+	check := func(dir policyv1alpha1.Direction, rs []translate.Rule) {
+		for _, r := range rs {
+			switch r.Action {
+			case policyv1alpha1.ActionDrop, policyv1alpha1.ActionReject:
+				enf.Note(dir, r.Name, policyv1alpha1.EnforcementUnsupported, policyv1alpha1.DenyNotExpressibleReason,
+					"NetworkPolicy cannot deny: namespace owners can allow what this rule denies; use a member with Antrea, the ClusterNetworkPolicy API or Meridian's agent")
+			case policyv1alpha1.ActionPass:
+				if !p.Baseline {
+					enf.Note(dir, r.Name, policyv1alpha1.EnforcementUnsupported, policyv1alpha1.OrderNotExpressibleReason,
+						"NetworkPolicy has no rule order, so it cannot hand connections to the namespace's policies; use a member with Antrea, the ClusterNetworkPolicy API or Meridian's agent")
+				}
+			}
+		}
+	}
+	check(policyv1alpha1.DirectionIngress, p.Ingress)
+	check(policyv1alpha1.DirectionEgress, p.Egress)
+	if !enf.Supported() || p.Baseline {
+		// A baseline policy of Allow (and Pass) rules changes nothing: what it matches is
+		// allowed anyway after the baseline tier.
+		return nil, enf
+	}
+	objs, err := objects(p, namespaces)
+	if err != nil {
+		for _, r := range p.Ingress {
+			enf.Note(policyv1alpha1.DirectionIngress, r.Name, policyv1alpha1.EnforcementUnsupported, policyv1alpha1.InvalidSelectorReason, err.Error())
+		}
+		return nil, enf
+	}
+	if len(objs) > 0 {
+		const msg = "NetworkPolicy isolates the pods it selects: connections no rule allows are denied instead of going to the namespace's own policies and the baseline tier"
+		for _, r := range p.Ingress {
+			enf.Note(policyv1alpha1.DirectionIngress, r.Name, policyv1alpha1.EnforcementRestricted, policyv1alpha1.IsolationReason, msg)
+		}
+		for _, r := range p.Egress {
+			enf.Note(policyv1alpha1.DirectionEgress, r.Name, policyv1alpha1.EnforcementRestricted, policyv1alpha1.IsolationReason, msg)
+		}
+	}
+	return objs, enf
 }
 
 func objects(p translate.Policy, namespaces []translate.Namespace) ([]client.Object, error) {
