@@ -6,6 +6,12 @@ SHELL := /usr/bin/env bash -o pipefail
 ROOT := $(CURDIR)
 BIN := $(ROOT)/bin
 GO ?= go
+# Without -trimpath, Go keys the build cache of Meridian's own packages on the clone's folder, so
+# a fresh clone compiles, vets and links everything again although the cache is warm; with it,
+# every clone and worktree shares the cache (test/testbed.RepoRoot then finds the repository from
+# the working directory). The subprocesses the tests start (go build, go run) inherit it. GOFLAGS
+# in the environment hides `go env -w GOFLAGS=...`, so it starts from what go env says.
+export GOFLAGS := $(strip $(filter-out -trimpath,$(shell $(GO) env GOFLAGS)) -trimpath)
 
 KUBE_VERSION := v1.36.3
 KUBE_MINOR := 36
