@@ -435,6 +435,9 @@ func quietConfigMap() func(Gomega) {
 func stringDataSecret(edit bool) func(Gomega) {
 	GinkgoHelper()
 	ns := uniqueName("secret")
+	if edit {
+		ns = uniqueName("repaired") // uniqueName is unique per spec and prefix
+	}
 	By("a Secret given partly as stringData, in " + ns)
 	secret := &corev1.Secret{
 		TypeMeta:   metav1.TypeMeta{APIVersion: "v1", Kind: "Secret"},
