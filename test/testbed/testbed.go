@@ -15,6 +15,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"runtime"
 	"sync"
 
@@ -98,11 +99,32 @@ type WebhookServing struct {
 	CertDir string
 }
 
-// RepoRoot is the root of the Meridian repository.
+// RepoRoot is the root of the Meridian repository: two folders above this file, or, when the
+// build trimmed source paths (make builds tests with -trimpath, so that every clone of the
+// repository shares Go's build cache), the nearest folder above the working directory whose
+// go.mod is Meridian's module (go test runs a test in its package's folder).
 func RepoRoot() string {
 	_, file, _, _ := runtime.Caller(0)
-	return filepath.Clean(filepath.Join(filepath.Dir(file), "..", ".."))
+	if filepath.IsAbs(file) {
+		return filepath.Clean(filepath.Join(filepath.Dir(file), "..", ".."))
+	}
+	wd, err := os.Getwd()
+	if err != nil {
+		panic(fmt.Sprintf("testbed: finding the repository: %v", err))
+	}
+	for dir := wd; ; dir = filepath.Dir(dir) {
+		if mod, err := os.ReadFile(filepath.Join(dir, "go.mod")); err == nil && moduleLine.Match(mod) {
+			return dir
+		}
+		if filepath.Dir(dir) == dir {
+			panic(fmt.Sprintf("testbed: %s is not inside the Meridian repository (no go.mod of module %s above it); run from inside it", wd, module))
+		}
+	}
 }
+
+const module = "github.com/meridian-io/meridian"
+
+var moduleLine = regexp.MustCompile(`(?m)^module\s+` + regexp.QuoteMeta(module) + `\s*$`)
 
 // BinDir is where the Makefile puts the control plane binaries (MERIDIAN_BIN_DIR overrides).
 func BinDir() string {

@@ -227,21 +227,6 @@ var _ = Describe("Service discovery", func() {
 		Eventually(func(g Gomega) []netv1alpha1.GlobalServiceStatus { return current(ns)(g).Status.Services }, timeout, poll).Should(BeEmpty())
 	})
 
-	It("imports an export from a namespace no GlobalNamespace covers, only where that namespace exists", func() {
-		ns := uniqueName("plain")
-		for _, m := range []string{"member-2", "member-3"} {
-			Expect(bed.Member(m).Client.Create(bg(), &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}})).To(Succeed())
-		}
-		app("member-2", ns, "api", 1, port("grpc", 9090))
-		export("member-2", ns, "api", nil)
-		for _, m := range []string{"member-2", "member-3"} {
-			Eventually(importedEndpoints(m, ns, "api"), settle, poll).Should(HaveKeyWithValue("member-2", HaveLen(1)), "in %s", m)
-		}
-		Consistently(func() bool {
-			return apierrors.IsNotFound(bed.Member("member-1").Client.Get(bg(), client.ObjectKey{Name: ns}, &corev1.Namespace{}))
-		}, propagate, poll).Should(BeTrue(), "Meridian created the namespace in member-1")
-	})
-
 	It("merges the same service exported from two members, and reports a conflict on both exports (oldest wins)", func() {
 		ns := globalNamespace(netv1alpha1.ServiceDiscoveryExported, "")
 		app("member-1", ns, "cart", 1, port("http", 80))
@@ -330,34 +315,6 @@ var _ = Describe("Service discovery", func() {
 		Eventually(importedEndpoints("member-1", ns, "db-headless"), settle, poll).Should(HaveKeyWithValue("member-3", HaveLen(2)))
 	})
 
-	It("refuses to export an ExternalName Service or a missing one (Valid=False), importing nothing", func() {
-		ns := globalNamespace(netv1alpha1.ServiceDiscoveryExported, "")
-		Expect(bed.Member("member-1").Client.Create(bg(), &corev1.Service{
-			ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "ext"},
-			Spec:       corev1.ServiceSpec{Type: corev1.ServiceTypeExternalName, ExternalName: "example.com"},
-		})).To(Succeed())
-		export("member-1", ns, "ext", nil)
-		export("member-1", ns, "ghost", nil)
-		Eventually(exportCondition("member-1", ns, "ext", "Valid"), propagate, poll).Should(beFalseWith("InvalidServiceType"))
-		Eventually(exportCondition("member-1", ns, "ghost", "Valid"), propagate, poll).Should(beFalseWith("NoService"))
-		Expect(exportCondition("member-1", ns, "ext", "Ready")(Default)).To(HaveField("Status", metav1.ConditionFalse))
-		Consistently(func() bool {
-			return notFound(serviceImport("member-2", ns, "ext"))() && notFound(serviceImport("member-2", ns, "ghost"))()
-		}, propagate, poll).Should(BeTrue(), "an invalid export was imported")
-	})
-
-	It("honours the GlobalNamespace's mode: None turns discovery off, All exports every Service", func() {
-		off := globalNamespace(netv1alpha1.ServiceDiscoveryNone, "")
-		app("member-1", off, "quiet", 1, port("http", 80))
-		export("member-1", off, "quiet", nil)
-		Eventually(exportCondition("member-1", off, "quiet", "Valid"), propagate, poll).Should(beFalseWith("ServiceDiscoveryDisabled"))
-		Consistently(notFound(serviceImport("member-2", off, "quiet")), propagate, poll).Should(BeTrue())
-
-		all := globalNamespace(netv1alpha1.ServiceDiscoveryAll, "")
-		app("member-2", all, "loud", 1, port("http", 80))
-		Eventually(importedEndpoints("member-1", all, "loud"), settle, poll).Should(HaveKeyWithValue("member-2", HaveLen(1)))
-	})
-
 	It("leaves out a member that opts out of service discovery, and takes it back in", func() {
 		ns := globalNamespace(netv1alpha1.ServiceDiscoveryExported, "")
 		app("member-1", ns, "orders", 1, port("http", 80))
@@ -422,7 +379,11 @@ var _ = Describe("Service discovery", func() {
 		fleetSteady() // leave the fleet as the next spec expects it
 	})
 
-	It("is silent in steady state: no writes to hub or members while nothing changes", func() {
+	// Besides its own services, the steady state holds three cases whose negative half (something
+	// Meridian must never do) is checked over the steady-state window, beside the silence, instead
+	// of in three windows of their own one after the other: the cases are independent (namespaces of
+	// their own) and the window (settle) lasts longer than their positive bound (propagate).
+	It("is silent in steady state: no writes to hub or members while nothing changes; meanwhile an uncovered export makes no namespace, and an invalid export or one where discovery is off is not imported", func() {
 		ns := globalNamespace(netv1alpha1.ServiceDiscoveryExported, "quiet.global")
 		app("member-1", ns, "a", 2, port("http", 80))
 		export("member-1", ns, "a", nil)
@@ -438,6 +399,8 @@ var _ = Describe("Service discovery", func() {
 			return svcs[0].ReadyEndpoints
 		}, timeout, poll).Should(Equal(int32(3)))
 		fleetSteady()
+		// Set up last, so that the window below follows closely on their positive checks.
+		never := []func(Gomega){uncoveredExport(), invalidExports(), discoveryModes()}
 		// Earlier specs' namespaces are deleted by each member's namespace controller, which
 		// writes to every resource in them; wait until that is over.
 		Eventually(func(g Gomega) {
@@ -486,10 +449,84 @@ var _ = Describe("Service discovery", func() {
 			silentSince(before, "in the last poll interval")(g)
 		}, settle, 3*time.Second).Should(Succeed())
 
+		// The negative checks every poll, the writes (four metrics scrapes) every 2 s, and once more
+		// at the end of the window.
 		before := writes(Default)
-		Consistently(silentSince(before, "in steady state"), settle, 2*time.Second).Should(Succeed())
+		counted := time.Now()
+		Consistently(func(g Gomega) {
+			for _, check := range never {
+				check(g)
+			}
+			if time.Since(counted) >= 2*time.Second {
+				counted = time.Now()
+				silentSince(before, "in steady state")(g)
+			}
+		}, settle, poll).Should(Succeed())
+		silentSince(before, "in steady state")(Default)
 		for i, after := range writes(Default) {
 			GinkgoWriter.Printf("%s writes in %s of steady state: %v\n", clusters[i].Name, settle, testbed.DiffWrites(before[i], after))
 		}
 	})
 })
+
+// uncoveredExport exports a service from a namespace no GlobalNamespace covers, which exists in
+// member-2 and member-3 only: it is imported there. It returns the negative half: Meridian never
+// creates the namespace in member-1.
+func uncoveredExport() func(Gomega) {
+	GinkgoHelper()
+	By("an export from a namespace no GlobalNamespace covers: imported only where that namespace exists")
+	ns := uniqueName("plain")
+	for _, m := range []string{"member-2", "member-3"} {
+		Expect(bed.Member(m).Client.Create(bg(), &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}})).To(Succeed())
+	}
+	app("member-2", ns, "api", 1, port("grpc", 9090))
+	export("member-2", ns, "api", nil)
+	for _, m := range []string{"member-2", "member-3"} {
+		Eventually(importedEndpoints(m, ns, "api"), settle, poll).Should(HaveKeyWithValue("member-2", HaveLen(1)), "in %s", m)
+	}
+	return func(g Gomega) {
+		err := bed.Member("member-1").Client.Get(bg(), client.ObjectKey{Name: ns}, &corev1.Namespace{})
+		g.Expect(apierrors.IsNotFound(err)).To(BeTrue(), "Meridian created the namespace %s in member-1 (%v)", ns, err)
+	}
+}
+
+// invalidExports exports an ExternalName Service and a missing one: both Valid=False with a
+// reason. It returns the negative half: neither is imported.
+func invalidExports() func(Gomega) {
+	GinkgoHelper()
+	By("exporting an ExternalName Service and a missing one: refused (Valid=False)")
+	ns := globalNamespace(netv1alpha1.ServiceDiscoveryExported, "")
+	Expect(bed.Member("member-1").Client.Create(bg(), &corev1.Service{
+		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "ext"},
+		Spec:       corev1.ServiceSpec{Type: corev1.ServiceTypeExternalName, ExternalName: "example.com"},
+	})).To(Succeed())
+	export("member-1", ns, "ext", nil)
+	export("member-1", ns, "ghost", nil)
+	Eventually(exportCondition("member-1", ns, "ext", "Valid"), propagate, poll).Should(beFalseWith("InvalidServiceType"))
+	Eventually(exportCondition("member-1", ns, "ghost", "Valid"), propagate, poll).Should(beFalseWith("NoService"))
+	Expect(exportCondition("member-1", ns, "ext", "Ready")(Default)).To(HaveField("Status", metav1.ConditionFalse))
+	return func(g Gomega) {
+		for _, name := range []string{"ext", "ghost"} {
+			g.Expect(notFound(serviceImport("member-2", ns, name))()).To(BeTrue(), "the invalid export %s/%s was imported", ns, name)
+		}
+	}
+}
+
+// discoveryModes honours the GlobalNamespace's mode: None turns discovery off (the export says
+// so), All exports every Service. It returns the negative half: the export under None is not
+// imported.
+func discoveryModes() func(Gomega) {
+	GinkgoHelper()
+	By("a GlobalNamespace with discovery None, and one with All")
+	off := globalNamespace(netv1alpha1.ServiceDiscoveryNone, "")
+	app("member-1", off, "quiet", 1, port("http", 80))
+	export("member-1", off, "quiet", nil)
+	Eventually(exportCondition("member-1", off, "quiet", "Valid"), propagate, poll).Should(beFalseWith("ServiceDiscoveryDisabled"))
+
+	all := globalNamespace(netv1alpha1.ServiceDiscoveryAll, "")
+	app("member-2", all, "loud", 1, port("http", 80))
+	Eventually(importedEndpoints("member-1", all, "loud"), settle, poll).Should(HaveKeyWithValue("member-2", HaveLen(1)))
+	return func(g Gomega) {
+		g.Expect(notFound(serviceImport("member-2", off, "quiet"))()).To(BeTrue(), "%s/quiet was imported with discovery None", off)
+	}
+}
