@@ -9,6 +9,7 @@ import (
 	"k8s.io/apimachinery/pkg/api/equality"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	kerrors "k8s.io/apimachinery/pkg/util/errors"
+	"k8s.io/client-go/tools/events"
 	"k8s.io/utils/clock"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/builder"
@@ -36,6 +37,9 @@ type AgentConfigReconciler struct {
 	// Writes bounds the status writes: at most one per AgentConfig per heartbeat interval (its
 	// spec.config's), except the first status of a new generation, written at once.
 	Writes *agentstatus.Coalescer
+	// Recorder records the transitions a user acts on (agentConfigEvents), once each, when the
+	// status that says them is written (a coalesced pass that writes nothing records nothing).
+	Recorder events.EventRecorder
 }
 
 // +kubebuilder:rbac:groups=fleet.meridian.io,resources=agentconfigs,verbs=get;list;watch
@@ -228,6 +232,11 @@ func (r *AgentConfigReconciler) patchStatus(ctx context.Context, before, after *
 		return 0, client.IgnoreNotFound(err)
 	}
 	r.Writes.Wrote(after.Name)
+	if r.Recorder != nil {
+		for _, e := range agentConfigEvents(&before.Status, &after.Status) {
+			r.Recorder.Eventf(after, nil, e.Type, e.Reason, "Rollout", "%s", e.Message)
+		}
+	}
 	return 0, nil
 }
 

@@ -8,6 +8,7 @@ import (
 	"k8s.io/apimachinery/pkg/api/equality"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	kerrors "k8s.io/apimachinery/pkg/util/errors"
+	"k8s.io/client-go/tools/events"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/builder"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -42,6 +43,9 @@ type GlobalNetworkPolicyReconciler struct {
 	Compiled compile.Cache
 	// Realization times each member's realization of each policy generation.
 	Realization *realization.Timer
+	// Recorder records the transitions a user acts on (policyEvents), once each, when the status
+	// that says them is written.
+	Recorder events.EventRecorder
 }
 
 // +kubebuilder:rbac:groups=policy.meridian.io,resources=globalnetworkpolicies,verbs=get;list;watch
@@ -246,7 +250,15 @@ func (r *GlobalNetworkPolicyReconciler) patchStatus(ctx context.Context, before,
 	if equality.Semantic.DeepEqual(before.Status, after.Status) {
 		return nil
 	}
-	return client.IgnoreNotFound(r.HubClient.Status().Patch(ctx, after, client.MergeFrom(before)))
+	if err := r.HubClient.Status().Patch(ctx, after, client.MergeFrom(before)); err != nil {
+		return client.IgnoreNotFound(err)
+	}
+	if r.Recorder != nil {
+		for _, e := range policyEvents(&before.Status, &after.Status) {
+			r.Recorder.Eventf(after, nil, e.Type, e.Reason, "Reconcile", "%s", e.Message)
+		}
+	}
+	return nil
 }
 
 // Handlers are the inventory's handlers: a member's change re-queues every policy (its form or
