@@ -22,6 +22,7 @@ import (
 
 	fleetv1alpha1 "github.com/meridian-io/meridian/apis/fleet/v1alpha1"
 	"github.com/meridian-io/meridian/controllers/internal/hubwork"
+	"github.com/meridian-io/meridian/controllers/internal/written"
 	"github.com/meridian-io/meridian/internal/agentconfig"
 	"github.com/meridian-io/meridian/internal/agentstatus"
 )
@@ -40,6 +41,8 @@ type AgentConfigReconciler struct {
 	// Recorder records the transitions a user acts on (agentConfigEvents), once each, when the
 	// status that says them is written (a coalesced pass that writes nothing records nothing).
 	Recorder events.EventRecorder
+	// written is each AgentConfig's last written status, which the Events are decided against.
+	written written.Statuses[fleetv1alpha1.AgentConfigStatus]
 }
 
 // +kubebuilder:rbac:groups=fleet.meridian.io,resources=agentconfigs,verbs=get;list;watch
@@ -52,6 +55,7 @@ func (r *AgentConfigReconciler) Reconcile(ctx context.Context, req ctrl.Request)
 	if err := r.HubClient.Get(ctx, req.NamespacedName, ac); err != nil {
 		if apierrors.IsNotFound(err) {
 			r.Writes.Forget(req.Name)
+			r.written.Forget(req.Name)
 		}
 		return ctrl.Result{}, client.IgnoreNotFound(err)
 	}
@@ -232,8 +236,9 @@ func (r *AgentConfigReconciler) patchStatus(ctx context.Context, before, after *
 		return 0, client.IgnoreNotFound(err)
 	}
 	r.Writes.Wrote(after.Name)
+	was := r.written.Swap(after.Name, after.UID, *before.Status.DeepCopy(), *after.Status.DeepCopy())
 	if r.Recorder != nil {
-		for _, e := range agentConfigEvents(&before.Status, &after.Status) {
+		for _, e := range agentConfigEvents(&was, &after.Status) {
 			r.Recorder.Eventf(after, nil, e.Type, e.Reason, "Rollout", "%s", e.Message)
 		}
 	}

@@ -22,6 +22,7 @@ import (
 	fleetv1alpha1 "github.com/meridian-io/meridian/apis/fleet/v1alpha1"
 	policyv1alpha1 "github.com/meridian-io/meridian/apis/policy/v1alpha1"
 	"github.com/meridian-io/meridian/controllers/internal/hubwork"
+	"github.com/meridian-io/meridian/controllers/internal/written"
 	"github.com/meridian-io/meridian/internal/placement"
 	"github.com/meridian-io/meridian/internal/policy/compile"
 	"github.com/meridian-io/meridian/internal/policy/inventory"
@@ -46,6 +47,8 @@ type GlobalNetworkPolicyReconciler struct {
 	// Recorder records the transitions a user acts on (policyEvents), once each, when the status
 	// that says them is written.
 	Recorder events.EventRecorder
+	// written is each policy's last written status, which the Events are decided against.
+	written written.Statuses[policyv1alpha1.GlobalNetworkPolicyStatus]
 }
 
 // +kubebuilder:rbac:groups=policy.meridian.io,resources=globalnetworkpolicies,verbs=get;list;watch
@@ -58,6 +61,7 @@ func (r *GlobalNetworkPolicyReconciler) Reconcile(ctx context.Context, req ctrl.
 	g := &policyv1alpha1.GlobalNetworkPolicy{}
 	if err := r.HubClient.Get(ctx, req.NamespacedName, g); apierrors.IsNotFound(err) {
 		r.Realization.Forget(req.Name)
+		r.written.Forget(req.Name)
 		return ctrl.Result{}, r.deleteWorks(ctx, req.Name)
 	} else if err != nil {
 		return ctrl.Result{}, err
@@ -253,8 +257,9 @@ func (r *GlobalNetworkPolicyReconciler) patchStatus(ctx context.Context, before,
 	if err := r.HubClient.Status().Patch(ctx, after, client.MergeFrom(before)); err != nil {
 		return client.IgnoreNotFound(err)
 	}
+	was := r.written.Swap(after.Name, after.UID, *before.Status.DeepCopy(), *after.Status.DeepCopy())
 	if r.Recorder != nil {
-		for _, e := range policyEvents(&before.Status, &after.Status) {
+		for _, e := range policyEvents(&was, &after.Status) {
 			r.Recorder.Eventf(after, nil, e.Type, e.Reason, "Reconcile", "%s", e.Message)
 		}
 	}
