@@ -202,6 +202,7 @@ func Setup(ctx context.Context, mgr ctrl.Manager, opts Options) (*membercache.Ca
 	policyEvents := make(chan event.GenericEvent, 1024)
 	gnps := &policyctrl.GlobalNetworkPolicyReconciler{
 		HubClient: mgr.GetClient(), HubReader: mgr.GetAPIReader(), Events: policyEvents, Realization: realization.New(clock.RealClock{}),
+		Recorder: mgr.GetEventRecorder("meridian-globalnetworkpolicy"),
 	}
 	gnps.Inventory = policyinventory.New(gnps.Handlers(ctx, mgr.GetClient()))
 	if err := mgr.Add(gnps.Inventory); err != nil {
@@ -236,7 +237,8 @@ func Setup(ctx context.Context, mgr ctrl.Manager, opts Options) (*membercache.Ca
 	}).SetupWithManager(mgr); err != nil {
 		return nil, fmt.Errorf("set up the agent status controller: %w", err)
 	}
-	if err := (&fleet.AgentConfigReconciler{HubClient: mgr.GetClient(), HubReader: mgr.GetAPIReader()}).SetupWithManager(mgr); err != nil {
+	if err := (&fleet.AgentConfigReconciler{HubClient: mgr.GetClient(), HubReader: mgr.GetAPIReader(),
+		Recorder: mgr.GetEventRecorder("meridian-agentconfig")}).SetupWithManager(mgr); err != nil {
 		return nil, fmt.Errorf("set up the AgentConfig controller: %w", err)
 	}
 

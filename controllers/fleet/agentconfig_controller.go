@@ -9,6 +9,7 @@ import (
 	"k8s.io/apimachinery/pkg/api/equality"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	kerrors "k8s.io/apimachinery/pkg/util/errors"
+	"k8s.io/client-go/tools/events"
 	"k8s.io/utils/clock"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/builder"
@@ -21,6 +22,7 @@ import (
 
 	fleetv1alpha1 "github.com/meridian-io/meridian/apis/fleet/v1alpha1"
 	"github.com/meridian-io/meridian/controllers/internal/hubwork"
+	"github.com/meridian-io/meridian/controllers/internal/written"
 	"github.com/meridian-io/meridian/internal/agentconfig"
 	"github.com/meridian-io/meridian/internal/agentstatus"
 )
@@ -36,6 +38,11 @@ type AgentConfigReconciler struct {
 	// Writes bounds the status writes: at most one per AgentConfig per heartbeat interval (its
 	// spec.config's), except the first status of a new generation, written at once.
 	Writes *agentstatus.Coalescer
+	// Recorder records the transitions a user acts on (agentConfigEvents), once each, when the
+	// status that says them is written (a coalesced pass that writes nothing records nothing).
+	Recorder events.EventRecorder
+	// written is each AgentConfig's last written status, which the Events are decided against.
+	written written.Statuses[fleetv1alpha1.AgentConfigStatus]
 }
 
 // +kubebuilder:rbac:groups=fleet.meridian.io,resources=agentconfigs,verbs=get;list;watch
@@ -48,6 +55,7 @@ func (r *AgentConfigReconciler) Reconcile(ctx context.Context, req ctrl.Request)
 	if err := r.HubClient.Get(ctx, req.NamespacedName, ac); err != nil {
 		if apierrors.IsNotFound(err) {
 			r.Writes.Forget(req.Name)
+			r.written.Forget(req.Name)
 		}
 		return ctrl.Result{}, client.IgnoreNotFound(err)
 	}
@@ -228,6 +236,12 @@ func (r *AgentConfigReconciler) patchStatus(ctx context.Context, before, after *
 		return 0, client.IgnoreNotFound(err)
 	}
 	r.Writes.Wrote(after.Name)
+	was := r.written.Swap(after.Name, after.UID, *before.Status.DeepCopy(), *after.Status.DeepCopy())
+	if r.Recorder != nil {
+		for _, e := range agentConfigEvents(&was, &after.Status) {
+			r.Recorder.Eventf(after, nil, e.Type, e.Reason, "Rollout", "%s", e.Message)
+		}
+	}
 	return 0, nil
 }
 

@@ -8,6 +8,7 @@ import (
 	"k8s.io/apimachinery/pkg/api/equality"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	kerrors "k8s.io/apimachinery/pkg/util/errors"
+	"k8s.io/client-go/tools/events"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/builder"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -21,6 +22,7 @@ import (
 	fleetv1alpha1 "github.com/meridian-io/meridian/apis/fleet/v1alpha1"
 	policyv1alpha1 "github.com/meridian-io/meridian/apis/policy/v1alpha1"
 	"github.com/meridian-io/meridian/controllers/internal/hubwork"
+	"github.com/meridian-io/meridian/controllers/internal/written"
 	"github.com/meridian-io/meridian/internal/placement"
 	"github.com/meridian-io/meridian/internal/policy/compile"
 	"github.com/meridian-io/meridian/internal/policy/inventory"
@@ -42,6 +44,11 @@ type GlobalNetworkPolicyReconciler struct {
 	Compiled compile.Cache
 	// Realization times each member's realization of each policy generation.
 	Realization *realization.Timer
+	// Recorder records the transitions a user acts on (policyEvents), once each, when the status
+	// that says them is written.
+	Recorder events.EventRecorder
+	// written is each policy's last written status, which the Events are decided against.
+	written written.Statuses[policyv1alpha1.GlobalNetworkPolicyStatus]
 }
 
 // +kubebuilder:rbac:groups=policy.meridian.io,resources=globalnetworkpolicies,verbs=get;list;watch
@@ -54,6 +61,7 @@ func (r *GlobalNetworkPolicyReconciler) Reconcile(ctx context.Context, req ctrl.
 	g := &policyv1alpha1.GlobalNetworkPolicy{}
 	if err := r.HubClient.Get(ctx, req.NamespacedName, g); apierrors.IsNotFound(err) {
 		r.Realization.Forget(req.Name)
+		r.written.Forget(req.Name)
 		return ctrl.Result{}, r.deleteWorks(ctx, req.Name)
 	} else if err != nil {
 		return ctrl.Result{}, err
@@ -250,7 +258,16 @@ func (r *GlobalNetworkPolicyReconciler) patchStatus(ctx context.Context, before,
 	if equality.Semantic.DeepEqual(before.Status, after.Status) {
 		return nil
 	}
-	return client.IgnoreNotFound(r.HubClient.Status().Patch(ctx, after, client.MergeFrom(before)))
+	if err := r.HubClient.Status().Patch(ctx, after, client.MergeFrom(before)); err != nil {
+		return client.IgnoreNotFound(err)
+	}
+	was := r.written.Swap(after.Name, after.UID, *before.Status.DeepCopy(), *after.Status.DeepCopy())
+	if r.Recorder != nil {
+		for _, e := range policyEvents(&was, &after.Status) {
+			r.Recorder.Eventf(after, nil, e.Type, e.Reason, "Reconcile", "%s", e.Message)
+		}
+	}
+	return nil
 }
 
 // Handlers are the inventory's handlers: a member's change re-queues every policy (its form or

@@ -22,3 +22,16 @@ func Set(conds *[]metav1.Condition, c metav1.Condition) {
 	}
 	meta.SetStatusCondition(conds, c)
 }
+
+// TurnedTrue returns condition t of after when it is True and in before was not, or was True with
+// another reason: a transition worth one Event. It returns nil while the condition stays as it was.
+func TurnedTrue(before, after []metav1.Condition, t string) *metav1.Condition {
+	c := meta.FindStatusCondition(after, t)
+	if c == nil || c.Status != metav1.ConditionTrue {
+		return nil
+	}
+	if old := meta.FindStatusCondition(before, t); old != nil && old.Status == metav1.ConditionTrue && old.Reason == c.Reason {
+		return nil
+	}
+	return c
+}

@@ -17,11 +17,14 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
 	. "github.com/onsi/ginkgo/v2"
 	. "github.com/onsi/gomega"
 	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	eventsv1 "k8s.io/api/events/v1"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
@@ -129,6 +132,30 @@ var _ = Describe("AgentConfig rollout across members", Ordered, func() {
 		}
 		Expect(bed.Hub.Client.Create(ctx, ac)).To(Succeed())
 		rollsInOrder(ctx)
+
+		By("recording the first wave's start and the rollout's completion once each")
+		Eventually(func(g Gomega) {
+			list := &eventsv1.EventList{}
+			g.Expect(bed.Hub.Client.List(ctx, list)).To(Succeed())
+			reasons := map[string]int{}
+			for _, e := range list.Items {
+				if e.Regarding.Kind != "AgentConfig" || e.Regarding.Name != ac.Name {
+					continue
+				}
+				g.Expect(e.ReportingController).To(Equal("meridian-agentconfig"))
+				// The recorder folds a repeated Event into a series: none means it was sent once.
+				g.Expect(e.Series).To(BeNil(), "%s recorded again: %s", e.Reason, e.Note)
+				g.Expect(e.Type).To(Equal(corev1.EventTypeNormal), "%s: %s", e.Reason, e.Note)
+				if e.Reason == "WaveStarted" && strings.HasPrefix(e.Note, "Rolling out wave 1 of 2 ") {
+					reasons["WaveStarted 1"]++
+				} else {
+					reasons[e.Reason]++
+				}
+			}
+			// Wave 2's start is written only if the coalesced status write falls within it.
+			delete(reasons, "WaveStarted")
+			g.Expect(reasons).To(Equal(map[string]int{"WaveStarted 1": 1, fleetv1alpha1.RolloutCompleteReason: 1}))
+		}).WithContext(ctx).WithTimeout(30 * time.Second).WithPolling(200 * time.Millisecond).Should(Succeed())
 	}, SpecTimeout(5*time.Minute))
 
 	It("rolls a config change out wave by wave", func(ctx SpecContext) {

@@ -9,6 +9,7 @@ import (
 	. "github.com/onsi/gomega"
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
+	eventsv1 "k8s.io/api/events/v1"
 	networkingv1 "k8s.io/api/networking/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -184,6 +185,28 @@ var _ = Describe("GlobalNetworkPolicy", func() {
 		}, settle, poll).Should(Succeed())
 		Expect(clusterStatus("forms", "member-1")(Default).Enforcement).To(Equal(policyv1alpha1.EnforcementExact))
 		Expect(clusterStatus("forms", "member-3")(Default).Rules).To(ContainElement(HaveField("Reason", policyv1alpha1.IsolationReason)))
+
+		By("recording one Realized Event per member, on the transition, not one per pass")
+		Eventually(func(g Gomega) {
+			list := &eventsv1.EventList{}
+			g.Expect(bed.Hub.Client.List(bg(), list)).To(Succeed())
+			realized := map[string]int{}
+			for _, e := range list.Items {
+				if e.Regarding.Kind != "GlobalNetworkPolicy" || e.Regarding.Name != "forms" || e.Reason != "Realized" {
+					continue
+				}
+				g.Expect(e.Type).To(Equal(corev1.EventTypeNormal))
+				g.Expect(e.ReportingController).To(Equal("meridian-globalnetworkpolicy"))
+				// The recorder folds a repeated Event into a series: none means it was sent once.
+				g.Expect(e.Series).To(BeNil(), "%s recorded again", e.Note)
+				for m, form := range want {
+					if strings.HasPrefix(e.Note, "Realized in cluster "+m+" (form "+string(form)+",") {
+						realized[m]++
+					}
+				}
+			}
+			g.Expect(realized).To(Equal(map[string]int{"member-1": 1, "member-2": 1, "member-3": 1}))
+		}, settle, poll).Should(Succeed())
 	})
 
 	It("follows a ClusterSet peer's pods scaled up and down in another member", func() {
