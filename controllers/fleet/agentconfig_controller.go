@@ -22,6 +22,7 @@ import (
 
 	fleetv1alpha1 "github.com/meridian-io/meridian/apis/fleet/v1alpha1"
 	"github.com/meridian-io/meridian/controllers/internal/hubwork"
+	"github.com/meridian-io/meridian/controllers/internal/transition"
 	"github.com/meridian-io/meridian/controllers/internal/written"
 	"github.com/meridian-io/meridian/internal/agentconfig"
 	"github.com/meridian-io/meridian/internal/agentstatus"
@@ -237,11 +238,7 @@ func (r *AgentConfigReconciler) patchStatus(ctx context.Context, before, after *
 	}
 	r.Writes.Wrote(after.Name)
 	was := r.written.Swap(after.Name, after.UID, *before.Status.DeepCopy(), *after.Status.DeepCopy())
-	if r.Recorder != nil {
-		for _, e := range agentConfigEvents(&was, &after.Status) {
-			r.Recorder.Eventf(after, nil, e.Type, e.Reason, "Rollout", "%s", e.Message)
-		}
-	}
+	transition.Record(ctx, r.Recorder, r.HubClient, after, "Rollout", agentConfigEvents(&was, &after.Status))
 	return 0, nil
 }
 

@@ -8,6 +8,7 @@ import (
 	"k8s.io/apimachinery/pkg/api/meta"
 
 	fleetv1alpha1 "github.com/meridian-io/meridian/apis/fleet/v1alpha1"
+	"github.com/meridian-io/meridian/controllers/internal/transition"
 	"github.com/meridian-io/meridian/internal/conditions"
 )
 
@@ -20,17 +21,12 @@ const (
 	RolloutResumedEventReason = "RolloutResumed"
 )
 
-// statusEvent is one Event a status change produces.
-type statusEvent struct {
-	Type, Reason, Message string
-}
-
 // agentConfigEvents says which Events the change of an AgentConfig's status from before to after
 // produces: one per transition a user acts on (a wave started or resumed, the rollout turning
 // Complete, Paused or Stalled, a conflict with another AgentConfig found), none for a status
 // that stays as it was.
-func agentConfigEvents(before, after *fleetv1alpha1.AgentConfigStatus) []statusEvent {
-	var out []statusEvent
+func agentConfigEvents(before, after *fleetv1alpha1.AgentConfigStatus) []transition.Event {
+	var out []transition.Event
 	was, now := before.Rollout, after.Rollout
 	if was == nil {
 		was = &fleetv1alpha1.RolloutStatus{}
@@ -42,27 +38,24 @@ func agentConfigEvents(before, after *fleetv1alpha1.AgentConfigStatus) []statusE
 			if was.Phase == fleetv1alpha1.RolloutPaused && was.Wave == now.Wave {
 				reason = RolloutResumedEventReason
 			}
-			out = append(out, statusEvent{corev1.EventTypeNormal, reason,
-				fmt.Sprintf("Rolling out wave %d of %d (%s updated). %s", now.Wave, now.Waves, now.Summary, message(after, fleetv1alpha1.ProgressingCondition))})
+			out = append(out, transition.Event{Type: corev1.EventTypeNormal, Reason: reason, Message: fmt.Sprintf("Rolling out wave %d of %d (%s updated). %s", now.Wave, now.Waves, now.Summary, message(after, fleetv1alpha1.ProgressingCondition))})
 		case fleetv1alpha1.RolloutComplete:
 			if was.Phase != fleetv1alpha1.RolloutComplete {
-				out = append(out, statusEvent{corev1.EventTypeNormal, fleetv1alpha1.RolloutCompleteReason,
-					fmt.Sprintf("Rollout complete: %s updated. %s", now.Summary, message(after, fleetv1alpha1.ReadyCondition))})
+				out = append(out, transition.Event{Type: corev1.EventTypeNormal, Reason: fleetv1alpha1.RolloutCompleteReason, Message: fmt.Sprintf("Rollout complete: %s updated. %s", now.Summary, message(after, fleetv1alpha1.ReadyCondition))})
 			}
 		case fleetv1alpha1.RolloutPaused:
 			if was.Phase != fleetv1alpha1.RolloutPaused {
-				out = append(out, statusEvent{corev1.EventTypeNormal, fleetv1alpha1.RolloutPausedReason,
-					fmt.Sprintf("Rollout paused at wave %d of %d (%s updated): spec.rollout.paused holds it.", now.Wave, now.Waves, now.Summary)})
+				out = append(out, transition.Event{Type: corev1.EventTypeNormal, Reason: fleetv1alpha1.RolloutPausedReason, Message: fmt.Sprintf("Rollout paused at wave %d of %d (%s updated): spec.rollout.paused holds it.", now.Wave, now.Waves, now.Summary)})
 			}
 		}
 	}
 	conflict := conflictFound(before, after)
 	if conflict != "" {
-		out = append(out, statusEvent{corev1.EventTypeWarning, fleetv1alpha1.AgentConfigConflictReason, conflict})
+		out = append(out, transition.Event{Type: corev1.EventTypeWarning, Reason: fleetv1alpha1.AgentConfigConflictReason, Message: conflict})
 	}
 	if s := conditions.TurnedTrue(before.Conditions, after.Conditions, fleetv1alpha1.StalledCondition); s != nil &&
 		(conflict == "" || s.Reason != fleetv1alpha1.AgentConfigConflictReason) {
-		out = append(out, statusEvent{corev1.EventTypeWarning, s.Reason, s.Message})
+		out = append(out, transition.Event{Type: corev1.EventTypeWarning, Reason: s.Reason, Message: s.Message})
 	}
 	for i := range out {
 		out[i].Message = strings.TrimSpace(out[i].Message)

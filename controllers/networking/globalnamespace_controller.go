@@ -22,6 +22,7 @@ import (
 	fleetv1alpha1 "github.com/meridian-io/meridian/apis/fleet/v1alpha1"
 	netv1alpha1 "github.com/meridian-io/meridian/apis/networking/v1alpha1"
 	"github.com/meridian-io/meridian/controllers/internal/hubwork"
+	"github.com/meridian-io/meridian/controllers/internal/transition"
 	"github.com/meridian-io/meridian/internal/globalns"
 	"github.com/meridian-io/meridian/internal/mcs"
 )
@@ -103,8 +104,8 @@ func (r *GlobalNamespaceReconciler) Reconcile(ctx context.Context, req ctrl.Requ
 			if deleted, err := r.removeWork(ctx, w); err != nil {
 				errs = append(errs, err)
 			} else if deleted {
-				r.Recorder.Eventf(g, nil, corev1.EventTypeNormal, "ClusterLeft", "Reconcile",
-					"Cluster %s left the placement; deletion policy %s applies to namespace %s there", member, g.Spec.DeletionPolicy, namespaceOf(w, g, member))
+				transition.Record(ctx, r.Recorder, r.HubClient, g, "Reconcile", []transition.Event{{Type: corev1.EventTypeNormal, Reason: "ClusterLeft", Cluster: member,
+					Message: fmt.Sprintf("Cluster %s left the placement; deletion policy %s applies to namespace %s there", member, g.Spec.DeletionPolicy, namespaceOf(w, g, member))}})
 			}
 		}
 		clusters = append(clusters, netv1alpha1.ClusterNamespaceStatus{Cluster: member, Namespace: namespaceOf(w, g, member),

@@ -22,6 +22,7 @@ import (
 	fleetv1alpha1 "github.com/meridian-io/meridian/apis/fleet/v1alpha1"
 	policyv1alpha1 "github.com/meridian-io/meridian/apis/policy/v1alpha1"
 	"github.com/meridian-io/meridian/controllers/internal/hubwork"
+	"github.com/meridian-io/meridian/controllers/internal/transition"
 	"github.com/meridian-io/meridian/controllers/internal/written"
 	"github.com/meridian-io/meridian/internal/placement"
 	"github.com/meridian-io/meridian/internal/policy/compile"
@@ -262,11 +263,7 @@ func (r *GlobalNetworkPolicyReconciler) patchStatus(ctx context.Context, before,
 		return client.IgnoreNotFound(err)
 	}
 	was := r.written.Swap(after.Name, after.UID, *before.Status.DeepCopy(), *after.Status.DeepCopy())
-	if r.Recorder != nil {
-		for _, e := range policyEvents(&was, &after.Status) {
-			r.Recorder.Eventf(after, nil, e.Type, e.Reason, "Reconcile", "%s", e.Message)
-		}
-	}
+	transition.Record(ctx, r.Recorder, r.HubClient, after, "Reconcile", policyEvents(&was, &after.Status))
 	return nil
 }
 

@@ -7,6 +7,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 
 	policyv1alpha1 "github.com/meridian-io/meridian/apis/policy/v1alpha1"
+	"github.com/meridian-io/meridian/controllers/internal/transition"
 	"github.com/meridian-io/meridian/internal/conditions"
 )
 
@@ -21,16 +22,11 @@ const (
 	EnforcementUnsupportedEventReason = "EnforcementUnsupported"
 )
 
-// statusEvent is one Event a status change produces.
-type statusEvent struct {
-	Type, Reason, Message string
-}
-
 // policyEvents says which Events the change of a policy's status from before to after produces:
 // one per transition a user acts on (a cluster turning Realized, Failed or Unsupported; the
 // policy turning Stalled, or Stalled for another reason), none for a status that stays as it was.
-func policyEvents(before, after *policyv1alpha1.GlobalNetworkPolicyStatus) []statusEvent {
-	var out []statusEvent
+func policyEvents(before, after *policyv1alpha1.GlobalNetworkPolicyStatus) []transition.Event {
+	var out []transition.Event
 	was := map[string]policyv1alpha1.ClusterPolicyStatus{}
 	for _, c := range before.Clusters {
 		was[c.Cluster] = c
@@ -44,22 +40,22 @@ func policyEvents(before, after *policyv1alpha1.GlobalNetworkPolicyStatus) []sta
 				if rules := unsupportedRules(c.Rules); rules != "" {
 					msg += ": " + rules
 				}
-				out = append(out, statusEvent{corev1.EventTypeWarning, EnforcementUnsupportedEventReason, msg + ". " + c.Message})
+				out = append(out, transition.Event{Type: corev1.EventTypeWarning, Reason: EnforcementUnsupportedEventReason, Message: msg + ". " + c.Message, Cluster: c.Cluster})
 			}
 		case c.Phase == policyv1alpha1.PhaseFailed:
 			if !known || old.Phase != policyv1alpha1.PhaseFailed {
-				out = append(out, statusEvent{corev1.EventTypeWarning, RealizationFailedEventReason,
-					fmt.Sprintf("Cluster %s (form %s): %s", c.Cluster, c.Form, c.Message)})
+				out = append(out, transition.Event{Type: corev1.EventTypeWarning, Reason: RealizationFailedEventReason,
+					Message: fmt.Sprintf("Cluster %s (form %s): %s", c.Cluster, c.Form, c.Message), Cluster: c.Cluster})
 			}
 		case c.Phase == policyv1alpha1.PhaseRealized:
 			if !known || old.Phase != policyv1alpha1.PhaseRealized {
-				out = append(out, statusEvent{corev1.EventTypeNormal, RealizedEventReason,
-					fmt.Sprintf("Realized in cluster %s (form %s, enforcement %s).", c.Cluster, c.Form, c.Enforcement)})
+				out = append(out, transition.Event{Type: corev1.EventTypeNormal, Reason: RealizedEventReason,
+					Message: fmt.Sprintf("Realized in cluster %s (form %s, enforcement %s).", c.Cluster, c.Form, c.Enforcement), Cluster: c.Cluster})
 			}
 		}
 	}
 	if s := conditions.TurnedTrue(before.Conditions, after.Conditions, policyv1alpha1.StalledCondition); s != nil {
-		out = append(out, statusEvent{corev1.EventTypeWarning, s.Reason, s.Message})
+		out = append(out, transition.Event{Type: corev1.EventTypeWarning, Reason: s.Reason, Message: s.Message})
 	}
 	return out
 }

@@ -7,6 +7,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	policyv1alpha1 "github.com/meridian-io/meridian/apis/policy/v1alpha1"
+	"github.com/meridian-io/meridian/controllers/internal/transition"
 )
 
 func TestPolicyEventsRecordTransitionsOnly(t *testing.T) {
@@ -27,17 +28,25 @@ func TestPolicyEventsRecordTransitionsOnly(t *testing.T) {
 	for _, tc := range []struct {
 		name          string
 		before, after *policyv1alpha1.GlobalNetworkPolicyStatus
-		want          []statusEvent
+		want          []transition.Event
 	}{{
 		name:   "pending to realized in one cluster",
 		before: status(nil, cluster("a", policyv1alpha1.PhasePending, policyv1alpha1.EnforcementExact), cluster("b", policyv1alpha1.PhaseRealized, policyv1alpha1.EnforcementExact)),
 		after:  status(nil, cluster("a", policyv1alpha1.PhaseRealized, policyv1alpha1.EnforcementExact), cluster("b", policyv1alpha1.PhaseRealized, policyv1alpha1.EnforcementExact)),
-		want:   []statusEvent{{"Normal", "Realized", "Realized in cluster a (form NetworkPolicy, enforcement Exact)."}},
+		want:   []transition.Event{{Type: "Normal", Reason: "Realized", Message: "Realized in cluster a (form NetworkPolicy, enforcement Exact).", Cluster: "a"}},
 	}, {
 		name:   "a new cluster realized at once",
 		before: status(nil),
 		after:  status(nil, cluster("a", policyv1alpha1.PhaseRealized, policyv1alpha1.EnforcementRestricted)),
-		want:   []statusEvent{{"Normal", "Realized", "Realized in cluster a (form NetworkPolicy, enforcement Restricted)."}},
+		want:   []transition.Event{{Type: "Normal", Reason: "Realized", Message: "Realized in cluster a (form NetworkPolicy, enforcement Restricted).", Cluster: "a"}},
+	}, {
+		name:   "two clusters realized in one pass: an Event each, about its cluster",
+		before: status(nil),
+		after:  status(nil, cluster("a", policyv1alpha1.PhaseRealized, policyv1alpha1.EnforcementExact), cluster("b", policyv1alpha1.PhaseRealized, policyv1alpha1.EnforcementExact)),
+		want: []transition.Event{
+			{Type: "Normal", Reason: "Realized", Message: "Realized in cluster a (form NetworkPolicy, enforcement Exact).", Cluster: "a"},
+			{Type: "Normal", Reason: "Realized", Message: "Realized in cluster b (form NetworkPolicy, enforcement Exact).", Cluster: "b"},
+		},
 	}, {
 		name:   "the same state again records nothing",
 		before: status(stalled("UnknownTier"), cluster("a", policyv1alpha1.PhaseRealized, policyv1alpha1.EnforcementExact), cluster("b", policyv1alpha1.PhaseFailed, policyv1alpha1.EnforcementExact), unsupported),
@@ -46,22 +55,22 @@ func TestPolicyEventsRecordTransitionsOnly(t *testing.T) {
 		name:   "failed, with the member's message",
 		before: status(nil, cluster("b", policyv1alpha1.PhaseRealized, policyv1alpha1.EnforcementExact)),
 		after:  status(nil, cluster("b", policyv1alpha1.PhaseFailed, policyv1alpha1.EnforcementExact)),
-		want:   []statusEvent{{"Warning", "RealizationFailed", "Cluster b (form NetworkPolicy): msg-b"}},
+		want:   []transition.Event{{Type: "Warning", Reason: "RealizationFailed", Message: "Cluster b (form NetworkPolicy): msg-b", Cluster: "b"}},
 	}, {
 		name:   "unsupported says the rules, not also Failed",
 		before: status(nil, cluster("c", policyv1alpha1.PhasePending, policyv1alpha1.EnforcementExact)),
 		after:  status(nil, unsupported),
-		want:   []statusEvent{{"Warning", "EnforcementUnsupported", "Cluster c (form NetworkPolicy) cannot hold the policy: ingress rule deny-web (DenyUnsupported). msg-c"}},
+		want:   []transition.Event{{Type: "Warning", Reason: "EnforcementUnsupported", Message: "Cluster c (form NetworkPolicy) cannot hold the policy: ingress rule deny-web (DenyUnsupported). msg-c", Cluster: "c"}},
 	}, {
 		name:   "stalled",
 		before: status(nil, cluster("a", policyv1alpha1.PhaseRealized, policyv1alpha1.EnforcementExact)),
 		after:  status(stalled("UnknownTier")),
-		want:   []statusEvent{{"Warning", "UnknownTier", "stalled: UnknownTier"}},
+		want:   []transition.Event{{Type: "Warning", Reason: "UnknownTier", Message: "stalled: UnknownTier"}},
 	}, {
 		name:   "stalled, then stalled for another reason",
 		before: status(stalled("UnknownTier")),
 		after:  status(stalled("NoClusters")),
-		want:   []statusEvent{{"Warning", "NoClusters", "stalled: NoClusters"}},
+		want:   []transition.Event{{Type: "Warning", Reason: "NoClusters", Message: "stalled: NoClusters"}},
 	}, {
 		name:   "realized to pending records nothing",
 		before: status(nil, cluster("a", policyv1alpha1.PhaseRealized, policyv1alpha1.EnforcementExact)),

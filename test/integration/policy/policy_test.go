@@ -1,6 +1,7 @@
 package policy_test
 
 import (
+	"context"
 	"encoding/json"
 	"strings"
 	"time"
@@ -20,6 +21,7 @@ import (
 
 	fleetv1alpha1 "github.com/meridian-io/meridian/apis/fleet/v1alpha1"
 	policyv1alpha1 "github.com/meridian-io/meridian/apis/policy/v1alpha1"
+	"github.com/meridian-io/meridian/test/testbed"
 )
 
 var (
@@ -150,6 +152,23 @@ func hasAddresses(obj string, want, gone []string) bool {
 	return true
 }
 
+// watchPhases counts, per member, the status writes in which a policy's phase there changed
+// (testbed.Transitions), keyed "member=Phase".
+func watchPhases(name string) *testbed.Transitions {
+	GinkgoHelper()
+	ctx, cancel := context.WithCancel(bg())
+	DeferCleanup(cancel)
+	t, err := bed.Hub.WatchTransitions(ctx, &policyv1alpha1.GlobalNetworkPolicyList{}, name, func(o client.Object) map[string]string {
+		out := map[string]string{}
+		for _, c := range o.(*policyv1alpha1.GlobalNetworkPolicy).Status.Clusters {
+			out[c.Cluster] = string(c.Phase)
+		}
+		return out
+	})
+	Expect(err).NotTo(HaveOccurred())
+	return t
+}
+
 var _ = Describe("GlobalNetworkPolicy", func() {
 	It("ensures the default tiers", func() {
 		for _, t := range policyv1alpha1.DefaultTiers {
@@ -162,6 +181,7 @@ var _ = Describe("GlobalNetworkPolicy", func() {
 	})
 
 	It("gives each member its form and shows it on the hub", func() {
+		phases := watchPhases("forms")
 		Expect(bed.Hub.Client.Create(bg(), allowFromDB("forms"))).To(Succeed())
 		want := map[string]policyv1alpha1.Form{
 			"member-1": policyv1alpha1.FormAntrea,
@@ -186,26 +206,36 @@ var _ = Describe("GlobalNetworkPolicy", func() {
 		Expect(clusterStatus("forms", "member-1")(Default).Enforcement).To(Equal(policyv1alpha1.EnforcementExact))
 		Expect(clusterStatus("forms", "member-3")(Default).Rules).To(ContainElement(HaveField("Reason", policyv1alpha1.IsolationReason)))
 
-		By("recording one Realized Event per member, on the transition, not one per pass")
+		By("recording one Realized Event per member and transition (as a watch sees the status written), not one per pass")
 		Eventually(func(g Gomega) {
 			list := &eventsv1.EventList{}
 			g.Expect(bed.Hub.Client.List(bg(), list)).To(Succeed())
-			realized := map[string]int{}
+			realized, inForm := map[string]int{}, map[string]bool{}
 			for _, e := range list.Items {
 				if e.Regarding.Kind != "GlobalNetworkPolicy" || e.Regarding.Name != "forms" || e.Reason != "Realized" {
 					continue
 				}
 				g.Expect(e.Type).To(Equal(corev1.EventTypeNormal))
 				g.Expect(e.ReportingController).To(Equal("meridian-globalnetworkpolicy"))
-				// The recorder folds a repeated Event into a series: none means it was sent once.
-				g.Expect(e.Series).To(BeNil(), "%s recorded again", e.Note)
-				for m, form := range want {
-					if strings.HasPrefix(e.Note, "Realized in cluster "+m+" (form "+string(form)+",") {
-						realized[m]++
-					}
+				// Each Event is about its cluster: the recorder folds Events of one object
+				// version, reason and related object into a series, keeping the first one's
+				// note, which would lose the others' clusters.
+				g.Expect(e.Related).NotTo(BeNil(), e.Note)
+				g.Expect(e.Related.Kind).To(Equal("MemberCluster"), e.Note)
+				m := e.Related.Name
+				g.Expect(e.Note).To(HavePrefix("Realized in cluster " + m + " (form "))
+				inForm[m] = inForm[m] || strings.HasPrefix(e.Note, "Realized in cluster "+m+" (form "+string(want[m])+",")
+				realized[m]++
+				if e.Series != nil {
+					realized[m] += int(e.Series.Count) - 1
 				}
 			}
-			g.Expect(realized).To(Equal(map[string]int{"member-1": 1, "member-2": 1, "member-3": 1}))
+			seen, err := phases.Counts()
+			g.Expect(err).NotTo(HaveOccurred())
+			for m := range want {
+				g.Expect(inForm[m]).To(BeTrue(), "no Realized Event for %s in form %s", m, want[m])
+				g.Expect(realized[m]).To(Equal(seen[m+"="+string(policyv1alpha1.PhaseRealized)]), "Realized Events of %s against its transitions into Realized", m)
+			}
 		}, settle, poll).Should(Succeed())
 	})
 
