@@ -3,7 +3,9 @@ package networking
 import (
 	"context"
 	"errors"
+	"maps"
 	"sort"
+	"sync"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
@@ -52,6 +54,9 @@ type ServiceDiscoveryReconciler struct {
 	GlobalNamespaceEvents chan<- event.TypedGenericEvent[*netv1alpha1.GlobalNamespace]
 
 	requests chan event.TypedGenericEvent[*metav1.PartialObjectMetadata]
+	// specWrites holds, per import Work, the generation of this controller's last spec write:
+	// the update that reports it needs no reconcile (importWorkChanged).
+	specWrites sync.Map
 	// refusals are the MCS status writes members refused, reported in the service's status.
 	refusals *mcs.Refusals
 }
@@ -203,6 +208,24 @@ func (r *ServiceDiscoveryReconciler) wakeGlobalNamespaces(gns map[string]*netv1a
 	}
 }
 
+// importWorkChanged says whether an update of an import Work changes what a reconcile of its
+// service reads from it: its labels, its import state (mcs.WorkImportState: deletion, Applied,
+// objects refused or in conflict, with their messages), or its spec written by another hand
+// than this controller's (which the reconcile writes back).
+func (r *ServiceDiscoveryReconciler) importWorkChanged(old, now *fleetv1alpha1.ClusterWork) bool {
+	if !maps.Equal(old.Labels, now.Labels) {
+		return true
+	}
+	if old.Generation != now.Generation {
+		if g, ok := r.specWrites.Load(client.ObjectKeyFromObject(now)); !ok || g.(int64) != now.Generation {
+			return true
+		}
+	}
+	oldState, oldMsg := mcs.WorkImportState(old, false, false)
+	state, msg := mcs.WorkImportState(now, false, false)
+	return oldState != state || oldMsg != msg
+}
+
 // NewImportWorkCache returns a cache of the hub's import ClusterWorks (those labelled with a
 // service), for ImportWorks; the caller adds it to the manager.
 func NewImportWorkCache(mgr ctrl.Manager) (cache.Cache, error) {
@@ -250,12 +273,18 @@ func (r *ServiceDiscoveryReconciler) SetupWithManager(mgr ctrl.Manager) error {
 		}
 		return []reconcile.Request{{NamespacedName: types.NamespacedName{Namespace: l[netv1alpha1.ServiceNamespaceLabel], Name: l[netv1alpha1.ServiceNameLabel]}}}
 	})
-	// A Work's status (applied, refused, member unreachable) is what the exports report; its
-	// deletion lets a renamed Work be made. Creations are this controller's own.
+	// A Work's import state (applied, refused, member unreachable) is what the exports
+	// report; its deletion lets a renamed Work be made. Creations and spec writes are this
+	// controller's own, and most status writes (a new generation applied) leave the import's
+	// state as it was: they do not queue the service again (importWorkChanged).
 	workChanged := predicate.TypedFuncs[*fleetv1alpha1.ClusterWork]{
 		CreateFunc: func(event.TypedCreateEvent[*fleetv1alpha1.ClusterWork]) bool { return false },
 		UpdateFunc: func(e event.TypedUpdateEvent[*fleetv1alpha1.ClusterWork]) bool {
-			return e.ObjectOld.GetResourceVersion() != e.ObjectNew.GetResourceVersion()
+			return r.importWorkChanged(e.ObjectOld, e.ObjectNew)
+		},
+		DeleteFunc: func(e event.TypedDeleteEvent[*fleetv1alpha1.ClusterWork]) bool {
+			r.specWrites.Delete(client.ObjectKeyFromObject(e.Object))
+			return true
 		},
 		GenericFunc: func(event.TypedGenericEvent[*fleetv1alpha1.ClusterWork]) bool { return false },
 	}

@@ -110,6 +110,9 @@ func (r *ServiceDiscoveryReconciler) importWorks(ctx context.Context, ns, name s
 // carries something else is ErrNameTaken.
 func (r *ServiceDiscoveryReconciler) ensureWork(ctx context.Context, desired, current *fleetv1alpha1.ClusterWork) (*fleetv1alpha1.ClusterWork, error) {
 	w, err := hubwork.WriteWork(ctx, r.HubClient, desired, current)
+	if err == nil && w != nil {
+		r.specWrites.Store(client.ObjectKeyFromObject(w), w.Generation)
+	}
 	switch {
 	case apierrors.IsNotFound(err):
 		return nil, nil
