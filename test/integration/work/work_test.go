@@ -153,10 +153,26 @@ var _ = Describe("ClusterWork", func() {
 		Expect(st.State).To(Equal(fleetv1alpha1.ObjectConflict))
 		Expect(st.ConflictManagers).To(ContainElement("team-a-deployer"))
 		Expect(st.Message).To(ContainSubstring("team-a-deployer"))
-		Consistently(func() (string, error) {
+		// The engine has no periodic pass: a pass follows a change of the Work or of the
+		// member's object. Both are made below, and the checks follow the passes they cause:
+		// for the Work, the Conflict reported for its new generation; for the member's edit,
+		// a window of a few seconds (its pass comes within milliseconds).
+		unchanged := func() (string, error) {
 			cm, err := memberCM("member-2", ns, "theirs")()
 			return cm.ResourceVersion, err
-		}, timeout, 200*time.Millisecond).Should(Equal(before.ResourceVersion), "the object was modified")
+		}
+		Expect(unchanged()).To(Equal(before.ResourceVersion), "the object was modified")
+		updateWork("member-2", ns, func(w *fleetv1alpha1.ClusterWork) {
+			w.Spec.Objects = objects(configMap(ns, "theirs", map[string]string{"owner": "meridian", "pass": "2"}))
+		})
+		Eventually(workCondition("member-2", ns, fleetv1alpha1.AppliedCondition), timeout, poll).Should(beFalseWith(fleetv1alpha1.ConflictReason))
+		Expect(unchanged()).To(Equal(before.ResourceVersion), "the object was modified by a pass over a new generation")
+		theirs, err = memberCM("member-2", ns, "theirs")()
+		Expect(err).NotTo(HaveOccurred())
+		theirs.Data["owner"] = "team-a, edited"
+		Expect(member.Client.Update(bg(), theirs, client.FieldOwner("team-a-deployer"))).To(Succeed())
+		edited := theirs.ResourceVersion
+		Consistently(unchanged, 5*time.Second, 200*time.Millisecond).Should(Equal(edited), "the object was modified after its owner's edit")
 
 		By("setting adopt")
 		updateWork("member-2", ns, func(w *fleetv1alpha1.ClusterWork) {
@@ -165,7 +181,7 @@ var _ = Describe("ClusterWork", func() {
 		Eventually(workCondition("member-2", ns, fleetv1alpha1.AppliedCondition), timeout, poll).Should(beTrueWith(fleetv1alpha1.AllAppliedReason))
 		cm, err := memberCM("member-2", ns, "theirs")()
 		Expect(err).NotTo(HaveOccurred())
-		Expect(cm.Data).To(Equal(map[string]string{"owner": "meridian"}))
+		Expect(cm.Data).To(Equal(map[string]string{"owner": "meridian", "pass": "2"}))
 		Expect(cm.Labels).To(HaveKeyWithValue(fleetv1alpha1.ManagedByLabel, fleetv1alpha1.ManagedByValue))
 		Expect(cm.Labels).To(HaveKeyWithValue(fleetv1alpha1.AdoptedLabel, "true"))
 
@@ -182,8 +198,15 @@ var _ = Describe("ClusterWork", func() {
 			g.Expect(cm.Annotations).NotTo(HaveKey(fleetv1alpha1.WorkAnnotation))
 			g.Expect(cm.Annotations).NotTo(HaveKey(fleetv1alpha1.OrphanedFromAnnotation))
 		}, timeout, poll).Should(Succeed())
-		Consistently(memberCM("member-2", ns, "theirs"), timeout, 200*time.Millisecond).Should(
-			HaveField("Data", Equal(map[string]string{"owner": "meridian"})), "the adopted object was deleted")
+		// The pass that orphaned it is the Work's last (no periodic pass follows): its status
+		// for the new generation says so; a short window then covers a pass it set off.
+		Eventually(func(g Gomega) {
+			w := getWork(g, "member-2", ns)
+			g.Expect(w.Status.ObservedGeneration).To(Equal(w.Generation))
+			g.Expect(w.Status.Objects).To(BeEmpty())
+		}, timeout, poll).Should(Succeed())
+		Consistently(memberCM("member-2", ns, "theirs"), 5*time.Second, 200*time.Millisecond).Should(
+			HaveField("Data", Equal(map[string]string{"owner": "meridian", "pass": "2"})), "the adopted object was deleted")
 	})
 
 	It("takes back, without adopt, an object it created and orphaned for the same Work", func() {
