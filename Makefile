@@ -6,6 +6,7 @@ SHELL := /usr/bin/env bash -o pipefail
 ROOT := $(CURDIR)
 BIN := $(ROOT)/bin
 GO ?= go
+export GO
 # Without -trimpath, Go keys the build cache of Meridian's own packages on the clone's folder, so
 # a fresh clone compiles, vets and links everything again although the cache is warm; with it,
 # every clone and worktree shares the cache (test/testbed.RepoRoot then finds the repository from
@@ -54,29 +55,29 @@ AGENT_IMG ?= meridian-node-agent:$(AGENT_VERSION)
 .PHONY: all
 all: build
 
-##@ Tools (built once from Go modules, cached in bin/)
+##@ Tools (built from Go modules into bin/; hack/tool.sh keeps each binary in a cache outside the clone, keyed by what it is built from)
 
 $(KUBE_APISERVER): $(KUBE_INPUTS)
-	cd hack/kube && $(GO) build -trimpath -ldflags '$(KUBE_LDFLAGS)' -o $@ k8s.io/kubernetes/cmd/kube-apiserver
+	hack/tool.sh $@ hack/kube -trimpath -ldflags '$(KUBE_LDFLAGS)' k8s.io/kubernetes/cmd/kube-apiserver
 
 $(KUBECTL): $(KUBE_INPUTS)
-	cd hack/kube && $(GO) build -trimpath -ldflags '$(KUBE_LDFLAGS)' -o $@ k8s.io/kubernetes/cmd/kubectl
+	hack/tool.sh $@ hack/kube -trimpath -ldflags '$(KUBE_LDFLAGS)' k8s.io/kubernetes/cmd/kubectl
 
 $(KUBE_CONTROLLER_MANAGER): $(KUBE_INPUTS)
-	cd hack/kube && $(GO) build -trimpath -ldflags '$(KUBE_LDFLAGS)' -o $@ k8s.io/kubernetes/cmd/kube-controller-manager
+	hack/tool.sh $@ hack/kube -trimpath -ldflags '$(KUBE_LDFLAGS)' k8s.io/kubernetes/cmd/kube-controller-manager
 
 $(KUBE_SCHEDULER): $(KUBE_INPUTS)
-	cd hack/kube && $(GO) build -trimpath -ldflags '$(KUBE_LDFLAGS)' -o $@ k8s.io/kubernetes/cmd/kube-scheduler
+	hack/tool.sh $@ hack/kube -trimpath -ldflags '$(KUBE_LDFLAGS)' k8s.io/kubernetes/cmd/kube-scheduler
 
 # kwok simulates kubelets for live members; its own module keeps its dependencies out of Meridian's.
 $(KWOK): $(KWOK_INPUTS)
-	cd hack/kwok && $(GO) build -trimpath -ldflags '-s -w' -o $@ sigs.k8s.io/kwok/cmd/kwok
+	hack/tool.sh $@ hack/kwok -trimpath -ldflags '-s -w' sigs.k8s.io/kwok/cmd/kwok
 
 $(ETCD): $(ETCD_INPUTS)
-	cd hack/etcd && $(GO) build -trimpath -ldflags '-s -w' -o $@ .
+	hack/tool.sh $@ hack/etcd -trimpath -ldflags '-s -w' .
 
 $(CONTROLLER_GEN): $(GEN_INPUTS)
-	cd hack/controller-gen && $(GO) build -trimpath -o $@ sigs.k8s.io/controller-tools/cmd/controller-gen
+	hack/tool.sh $@ hack/controller-gen -trimpath sigs.k8s.io/controller-tools/cmd/controller-gen
 
 .PHONY: test-tools
 test-tools: $(KUBE_APISERVER) $(ETCD) $(KUBE_CONTROLLER_MANAGER) $(KUBE_SCHEDULER) $(KWOK) ## Build the control plane binaries the test bed runs (live members need the last three).
