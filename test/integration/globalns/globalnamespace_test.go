@@ -1,8 +1,6 @@
 package globalns_test
 
 import (
-	"time"
-
 	. "github.com/onsi/ginkgo/v2"
 	. "github.com/onsi/gomega"
 	corev1 "k8s.io/api/core/v1"
@@ -66,16 +64,15 @@ var _ = Describe("GlobalNamespace", func() {
 			"member-1": netv1alpha1.ClusterNamespaceApplied, "member-3": netv1alpha1.ClusterNamespaceApplied,
 		}))
 		Expect(condition(name, netv1alpha1.ReadyCondition)(Default)).To(beTrueWith(netv1alpha1.AllAppliedReason))
-		// The member's Work is gone once its finalizer carried out Retain: no pass of Meridian's
-		// touches that namespace afterwards (the engine has no periodic pass). A short window
-		// then covers a deletion already on its way.
+		// After the member's Work is gone (its finalizer carried out Retain), a window as long
+		// as the bound in which a deletion would have come.
 		Eventually(func(g Gomega) []fleetv1alpha1.ClusterWork {
 			works := &fleetv1alpha1.ClusterWorkList{}
 			g.Expect(bed.Hub.Client.List(bg(), works, client.MatchingLabels{
 				netv1alpha1.GlobalNamespaceLabel: name, fleetv1alpha1.MemberClusterLabel: "member-2"})).To(Succeed())
 			return works.Items
 		}, timeout, poll).Should(BeEmpty())
-		Consistently(gone("member-2", name), 5*time.Second, poll).Should(BeFalse(), "Retain deleted a namespace")
+		Consistently(gone("member-2", name), timeout, poll).Should(BeFalse(), "Retain deleted a namespace")
 
 		By("member-2 joining again: its retained namespace is taken back without adopt")
 		setMemberLabels("member-2", map[string]string{"env": "prod"})
@@ -154,10 +151,10 @@ var _ = Describe("GlobalNamespace", func() {
 		Eventually(clusterStates(name), timeout, poll).Should(Equal(map[string]netv1alpha1.ClusterNamespaceState{
 			"member-1": netv1alpha1.ClusterNamespaceApplied, "member-3": netv1alpha1.ClusterNamespaceConflict,
 		}))
-		// The engine has no periodic pass: a pass follows a change of the Work (here from a
-		// change of the GlobalNamespace) or of the member's namespace. Both are made, and the
-		// checks follow the passes they cause: Conflict reported for the Work's new
-		// generation; for the owner's edit, a window of a few seconds.
+		// A pass follows a change of the Work (here from a change of the GlobalNamespace) or of
+		// the member's namespace: both are made, the first check follows the pass over the
+		// Work's new generation (its Conflict reported), and the window after the owner's edit
+		// is as long as the bound in which a pass would act.
 		unchanged := func() (string, error) {
 			ns, err := memberNS("member-3", name)()
 			return ns.ResourceVersion, err
@@ -185,7 +182,7 @@ var _ = Describe("GlobalNamespace", func() {
 		Expect(err).NotTo(HaveOccurred())
 		owned.Labels["edited"] = "yes"
 		Expect(member.Client.Update(bg(), owned, client.FieldOwner("team-billing"))).To(Succeed())
-		Consistently(unchanged, 5*time.Second, poll).Should(Equal(owned.ResourceVersion), "the namespace was modified after its owner's edit")
+		Consistently(unchanged, timeout, poll).Should(Equal(owned.ResourceVersion), "the namespace was modified")
 
 		By("setting adopt")
 		updateGNS(name, func(g *netv1alpha1.GlobalNamespace) { g.Spec.Adopt = true })

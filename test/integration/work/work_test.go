@@ -153,10 +153,10 @@ var _ = Describe("ClusterWork", func() {
 		Expect(st.State).To(Equal(fleetv1alpha1.ObjectConflict))
 		Expect(st.ConflictManagers).To(ContainElement("team-a-deployer"))
 		Expect(st.Message).To(ContainSubstring("team-a-deployer"))
-		// The engine has no periodic pass: a pass follows a change of the Work or of the
-		// member's object. Both are made below, and the checks follow the passes they cause:
-		// for the Work, the Conflict reported for its new generation; for the member's edit,
-		// a window of a few seconds (its pass comes within milliseconds).
+		// A pass follows a change of the Work or of the member's object: both are made below,
+		// the first check follows the pass over the Work's new generation (its Conflict
+		// reported), and the window after the owner's edit is as long as the bound in which a
+		// pass would act.
 		unchanged := func() (string, error) {
 			cm, err := memberCM("member-2", ns, "theirs")()
 			return cm.ResourceVersion, err
@@ -172,7 +172,7 @@ var _ = Describe("ClusterWork", func() {
 		theirs.Data["owner"] = "team-a, edited"
 		Expect(member.Client.Update(bg(), theirs, client.FieldOwner("team-a-deployer"))).To(Succeed())
 		edited := theirs.ResourceVersion
-		Consistently(unchanged, 5*time.Second, 200*time.Millisecond).Should(Equal(edited), "the object was modified after its owner's edit")
+		Consistently(unchanged, timeout, 200*time.Millisecond).Should(Equal(edited), "the object was modified")
 
 		By("setting adopt")
 		updateWork("member-2", ns, func(w *fleetv1alpha1.ClusterWork) {
@@ -198,14 +198,14 @@ var _ = Describe("ClusterWork", func() {
 			g.Expect(cm.Annotations).NotTo(HaveKey(fleetv1alpha1.WorkAnnotation))
 			g.Expect(cm.Annotations).NotTo(HaveKey(fleetv1alpha1.OrphanedFromAnnotation))
 		}, timeout, poll).Should(Succeed())
-		// The pass that orphaned it is the Work's last (no periodic pass follows): its status
-		// for the new generation says so; a short window then covers a pass it set off.
+		// After the pass that orphaned it (the Work's status for the new generation says so), a
+		// window as long as the bound in which a pass would act.
 		Eventually(func(g Gomega) {
 			w := getWork(g, "member-2", ns)
 			g.Expect(w.Status.ObservedGeneration).To(Equal(w.Generation))
 			g.Expect(w.Status.Objects).To(BeEmpty())
 		}, timeout, poll).Should(Succeed())
-		Consistently(memberCM("member-2", ns, "theirs"), 5*time.Second, 200*time.Millisecond).Should(
+		Consistently(memberCM("member-2", ns, "theirs"), timeout, 200*time.Millisecond).Should(
 			HaveField("Data", Equal(map[string]string{"owner": "meridian", "pass": "2"})), "the adopted object was deleted")
 	})
 
