@@ -152,7 +152,7 @@ bench-live: test-tools ## Measure live members: start time, memory, and one memb
 	$(GO) run ./test/bench/live $(BENCH_LIVE_ARGS)
 
 .PHONY: bench-mcs
-bench-mcs: build test-tools ## Service discovery over 3 live members: endpoint propagation p50/p99, writes per change, memory (BENCH_SERVICES, BENCH_CHANGES, BENCH_QUICK=1); writes bench/out/mcs.json.
+bench-mcs: build test-tools ## Service discovery over 3 live members: endpoint propagation p50/p99, writes per change, memory (BENCH_SERVICES, BENCH_CHANGES, BENCH_QUICK=1, BENCH_MANAGER=another build to compare); writes bench/out/mcs.json.
 	$(GO) run ./test/bench/mcs
 
 .PHONY: bench-policy

@@ -43,7 +43,8 @@ type Manager struct {
 	log *os.File
 }
 
-// StartManager runs bin/manager against the bed's hub with extra flags, logging to
+// StartManager runs bin/manager (or $BENCH_MANAGER, another build to compare in one window)
+// against the bed's hub with extra flags, logging to
 // bench/out/<logName>.
 func StartManager(bed *testbed.Bed, logName string, extra ...string) (*Manager, error) {
 	dir := filepath.Join(bed.Dir(), "manager")
@@ -66,7 +67,12 @@ func StartManager(bed *testbed.Bed, logName string, extra ...string) (*Manager, 
 	}
 	args := append([]string{"--enable-webhooks=false", "--metrics-bind-address=0",
 		fmt.Sprintf("--health-probe-bind-address=127.0.0.1:%d", port)}, extra...)
-	cmd := exec.Command(filepath.Join(testbed.BinDir(), "manager"), args...)
+	bin := filepath.Join(testbed.BinDir(), "manager")
+	if b := os.Getenv("BENCH_MANAGER"); b != "" {
+		// Another build of the manager (an older commit's), to compare two in one window.
+		bin = b
+	}
+	cmd := exec.Command(bin, args...)
 	cmd.Env = append(os.Environ(), "KUBECONFIG="+filepath.Join(dir, "hub.kubeconfig"))
 	cmd.Stdout, cmd.Stderr = log, log
 	if err := cmd.Start(); err != nil {

@@ -45,15 +45,20 @@ const namespace = "bench"
 var members = []string{"member-1", "member-2", "member-3"}
 
 type result struct {
-	Services               int     `json:"services"`
-	ReplicasPerService     int     `json:"replicas_per_service"`
-	Clusters               int     `json:"clusters"`
-	ConvergeSeconds        float64 `json:"converge_seconds"`
-	Changes                int     `json:"changes"`
-	Samples                int     `json:"samples"`
-	P50Ms                  float64 `json:"propagation_p50_ms"`
-	P99Ms                  float64 `json:"propagation_p99_ms"`
-	MaxMs                  float64 `json:"propagation_max_ms"`
+	Services           int     `json:"services"`
+	ReplicasPerService int     `json:"replicas_per_service"`
+	Clusters           int     `json:"clusters"`
+	ConvergeSeconds    float64 `json:"converge_seconds"`
+	Changes            int     `json:"changes"`
+	Samples            int     `json:"samples"`
+	P50Ms              float64 `json:"propagation_p50_ms"`
+	P99Ms              float64 `json:"propagation_p99_ms"`
+	MaxMs              float64 `json:"propagation_max_ms"`
+	// The two halves of a change's path: the source member's slice to the first import Work's
+	// new spec on the hub (inventory, service discovery), and that to the imported slices (the
+	// work engine and the members).
+	ToHubP50Ms             float64 `json:"source_to_hub_work_p50_ms"`
+	HubToMemberP50         float64 `json:"hub_work_to_imported_p50_ms"`
 	MemberWritesPerChange  float64 `json:"member_writes_per_endpoint_change_per_importing_cluster"`
 	HubWritesPerChange     float64 `json:"hub_writes_per_endpoint_change"`
 	SourceSliceWrites      float64 `json:"source_endpointslice_writes_per_change"`
@@ -157,6 +162,10 @@ func run() (reterr error) {
 	}); err != nil {
 		return fmt.Errorf("MCS CRDs established in the members: %w", err)
 	}
+	hubWorks, err := watchImportWorks(ctx, bed.Hub)
+	if err != nil {
+		return err
+	}
 	watchers := map[string]*sliceWatch{}
 	for _, m := range members {
 		w, err := watchSlices(ctx, bed.Member(m))
@@ -197,7 +206,7 @@ func run() (reterr error) {
 	if err != nil {
 		return err
 	}
-	var samples []time.Duration
+	var samples, toHub, fromHub []time.Duration
 	current := map[int]int{}
 	for k := range changes {
 		i := (k * 7) % services
@@ -235,6 +244,12 @@ func run() (reterr error) {
 			samples = append(samples, t.Sub(t0))
 			_ = m
 		}
+		if h := hubWorks.specChangedAfter(name(i), changed); !h.IsZero() {
+			toHub = append(toHub, h.Sub(t0))
+			for _, t := range times {
+				fromHub = append(fromHub, t.Sub(h))
+			}
+		}
 	}
 	after, err := benchkit.WriteSnapshot(ctx, clusters)
 	if err != nil {
@@ -243,6 +258,7 @@ func run() (reterr error) {
 	hub, meridianMembers, sourceSlices := attribute(before, after)
 	r.Samples = len(samples)
 	r.P50Ms, r.P99Ms, r.MaxMs = benchkit.Percentile(samples, 50), benchkit.Percentile(samples, 99), benchkit.Percentile(samples, 100)
+	r.ToHubP50Ms, r.HubToMemberP50 = benchkit.Percentile(toHub, 50), benchkit.Percentile(fromHub, 50)
 	// Every member imports every service (its own exports included), so one change is written
 	// to all members' imported slices.
 	r.MemberWritesPerChange = meridianMembers / float64(changes*len(members))
@@ -483,6 +499,8 @@ func printTable(r result) {
 	fmt.Printf("%-58s %10.0f\n", fmt.Sprintf("pod change -> imported slices, p50 ms (%d samples)", r.Samples), r.P50Ms)
 	fmt.Printf("%-58s %10.0f\n", "pod change -> imported slices, p99 ms", r.P99Ms)
 	fmt.Printf("%-58s %10.0f\n", "pod change -> imported slices, max ms", r.MaxMs)
+	fmt.Printf("%-58s %10.0f\n", "  of which source slice -> import Work on the hub, p50 ms", r.ToHubP50Ms)
+	fmt.Printf("%-58s %10.0f\n", "  of which import Work -> imported slices, p50 ms", r.HubToMemberP50)
 	fmt.Printf("%-58s %10.2f\n", "Meridian member writes per change per importing cluster", r.MemberWritesPerChange)
 	fmt.Printf("%-58s %10.2f\n", "Meridian hub writes per change", r.HubWritesPerChange)
 	fmt.Printf("%-58s %10.2f\n", "the source member's own EndpointSlice writes per change", r.SourceSliceWrites)
@@ -490,4 +508,55 @@ func printTable(r result) {
 	fmt.Printf("%-58s %10.1f\n", "manager RSS MiB, members joined, no services", r.ManagerRSSIdleMiB)
 	fmt.Printf("%-58s %10.1f\n", fmt.Sprintf("manager RSS MiB, %d services imported", r.Services), r.ManagerRSSServicesMiB)
 	fmt.Printf("%-58s %10.1f\n", "hub kube-apiserver RSS MiB", r.HubAPIServerRSSMiB)
+}
+
+// workWatch records when the hub's import ClusterWorks of each service got a new spec.
+type workWatch struct {
+	mu      sync.Mutex
+	changes map[string][]time.Time // by service name
+}
+
+func watchImportWorks(ctx context.Context, hub *testbed.Cluster) (*workWatch, error) {
+	wc, err := client.NewWithWatch(hub.Config, client.Options{Scheme: hub.Client.Scheme()})
+	if err != nil {
+		return nil, err
+	}
+	w, err := wc.Watch(ctx, &fleetv1alpha1.ClusterWorkList{}, client.HasLabels{netv1alpha1.ServiceNameLabel})
+	if err != nil {
+		return nil, err
+	}
+	ww := &workWatch{changes: map[string][]time.Time{}}
+	generation := map[string]int64{}
+	go func() {
+		defer w.Stop()
+		for ev := range w.ResultChan() {
+			cw, ok := ev.Object.(*fleetv1alpha1.ClusterWork)
+			if !ok {
+				continue
+			}
+			key := cw.Namespace + "/" + cw.Name
+			if generation[key] == cw.Generation {
+				continue
+			}
+			generation[key] = cw.Generation
+			ww.mu.Lock()
+			svc := cw.Labels[netv1alpha1.ServiceNameLabel]
+			ww.changes[svc] = append(ww.changes[svc], time.Now())
+			ww.mu.Unlock()
+		}
+	}()
+	return ww, nil
+}
+
+// specChangedAfter is the first new spec of one of the service's import Works after t (zero
+// if none).
+func (w *workWatch) specChangedAfter(service string, t time.Time) time.Time {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	for _, at := range w.changes[service] {
+		if at.After(t) {
+			return at
+		}
+	}
+	return time.Time{}
 }
