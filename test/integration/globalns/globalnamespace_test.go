@@ -66,12 +66,7 @@ var _ = Describe("GlobalNamespace", func() {
 		Expect(condition(name, netv1alpha1.ReadyCondition)(Default)).To(beTrueWith(netv1alpha1.AllAppliedReason))
 		// After the member's Work is gone (its finalizer carried out Retain), a window as long
 		// as the bound in which a deletion would have come.
-		Eventually(func(g Gomega) []fleetv1alpha1.ClusterWork {
-			works := &fleetv1alpha1.ClusterWorkList{}
-			g.Expect(bed.Hub.Client.List(bg(), works, client.MatchingLabels{
-				netv1alpha1.GlobalNamespaceLabel: name, fleetv1alpha1.MemberClusterLabel: "member-2"})).To(Succeed())
-			return works.Items
-		}, timeout, poll).Should(BeEmpty())
+		Eventually(memberWorks(name, "member-2"), timeout, poll).Should(BeEmpty())
 		Consistently(gone("member-2", name), timeout, poll).Should(BeFalse(), "Retain deleted a namespace")
 
 		By("member-2 joining again: its retained namespace is taken back without adopt")
@@ -161,11 +156,9 @@ var _ = Describe("GlobalNamespace", func() {
 		}
 		Expect(unchanged()).To(Equal(before.ResourceVersion), "the namespace was modified")
 		workOf := func(g Gomega) *fleetv1alpha1.ClusterWork {
-			works := &fleetv1alpha1.ClusterWorkList{}
-			g.Expect(bed.Hub.Client.List(bg(), works, client.MatchingLabels{
-				netv1alpha1.GlobalNamespaceLabel: name, fleetv1alpha1.MemberClusterLabel: "member-3"})).To(Succeed())
-			g.Expect(works.Items).To(HaveLen(1))
-			return &works.Items[0]
+			works := memberWorks(name, "member-3")(g)
+			g.Expect(works).To(HaveLen(1))
+			return &works[0]
 		}
 		generation := workOf(Default).Generation
 		updateGNS(name, func(g *netv1alpha1.GlobalNamespace) { g.Spec.Labels["pass"] = "2" })

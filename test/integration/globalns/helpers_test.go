@@ -99,6 +99,16 @@ func clusterStates(name string) func(Gomega) map[string]netv1alpha1.ClusterNames
 	}
 }
 
+// memberWorks lists the GlobalNamespace's ClusterWorks for one member on the hub.
+func memberWorks(name, member string) func(Gomega) []fleetv1alpha1.ClusterWork {
+	return func(g Gomega) []fleetv1alpha1.ClusterWork {
+		works := &fleetv1alpha1.ClusterWorkList{}
+		g.Expect(bed.Hub.Client.List(bg(), works, client.MatchingLabels{
+			netv1alpha1.GlobalNamespaceLabel: name, fleetv1alpha1.MemberClusterLabel: member})).To(Succeed())
+		return works.Items
+	}
+}
+
 func memberNS(member, name string) func() (*corev1.Namespace, error) {
 	return func() (*corev1.Namespace, error) {
 		ns := &corev1.Namespace{}
