@@ -85,6 +85,21 @@ func (c *Cluster) requestsByVerb(ctx context.Context, include func(verb string) 
 	return out, nil
 }
 
+// RequestSecondsByVerb reads apiserver_request_duration_seconds: the seconds spent serving the
+// requests of each verb and resource ("VERB group/resource") so far.
+func (c *Cluster) RequestSecondsByVerb(ctx context.Context) (map[string]float64, error) {
+	families, err := c.metrics(ctx)
+	if err != nil {
+		return nil, err
+	}
+	out := map[string]float64{}
+	for _, m := range families["apiserver_request_duration_seconds"].GetMetric() {
+		labels := labelsOf(m)
+		out[labels["verb"]+" "+labels["group"]+"/"+labels["resource"]] += m.GetHistogram().GetSampleSum()
+	}
+	return out, nil
+}
+
 // WritesExcept sums the writes of every resource but those listed.
 func WritesExcept(writes map[string]float64, except ...string) float64 {
 	skip := map[string]bool{}

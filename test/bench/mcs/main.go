@@ -15,6 +15,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"sort"
 	"strings"
 	"sync"
 	"time"
@@ -57,18 +58,27 @@ type result struct {
 	// The two halves of a change's path: the source member's slice to the first import Work's
 	// new spec on the hub (inventory, service discovery), and that to the imported slices (the
 	// work engine and the members).
-	ToHubP50Ms             float64 `json:"source_to_hub_work_p50_ms"`
-	HubToMemberP50         float64 `json:"hub_work_to_imported_p50_ms"`
-	MemberWritesPerChange  float64 `json:"member_writes_per_endpoint_change_per_importing_cluster"`
-	HubWritesPerChange     float64 `json:"hub_writes_per_endpoint_change"`
-	SourceSliceWrites      float64 `json:"source_endpointslice_writes_per_change"`
-	SteadyStateSeconds     int     `json:"steady_state_seconds"`
-	SteadyStateWrites      float64 `json:"steady_state_writes"`
-	ManagerRSSIdleMiB      float64 `json:"manager_rss_mib_no_services"`
-	ManagerRSSServicesMiB  float64 `json:"manager_rss_mib_with_services"`
-	HubAPIServerRSSMiB     float64 `json:"hub_apiserver_rss_mib"`
-	ImportedEndpointsTotal int     `json:"imported_endpoints_total"`
-	Machine                string  `json:"machine"`
+	ToHubP50Ms            float64 `json:"source_to_hub_work_p50_ms"`
+	HubToMemberP50        float64 `json:"hub_work_to_imported_p50_ms"`
+	MemberWritesPerChange float64 `json:"member_writes_per_endpoint_change_per_importing_cluster"`
+	HubWritesPerChange    float64 `json:"hub_writes_per_endpoint_change"`
+	// HubReads are the reads (GET, LIST) the hub served per change, by resource, with the mean
+	// time it took to serve one: the requests on a change's path besides the writes.
+	HubReads               []hubRead `json:"hub_reads_per_endpoint_change"`
+	SourceSliceWrites      float64   `json:"source_endpointslice_writes_per_change"`
+	SteadyStateSeconds     int       `json:"steady_state_seconds"`
+	SteadyStateWrites      float64   `json:"steady_state_writes"`
+	ManagerRSSIdleMiB      float64   `json:"manager_rss_mib_no_services"`
+	ManagerRSSServicesMiB  float64   `json:"manager_rss_mib_with_services"`
+	HubAPIServerRSSMiB     float64   `json:"hub_apiserver_rss_mib"`
+	ImportedEndpointsTotal int       `json:"imported_endpoints_total"`
+	Machine                string    `json:"machine"`
+}
+
+type hubRead struct {
+	Request   string  `json:"request"`
+	PerChange float64 `json:"per_change"`
+	MeanMs    float64 `json:"mean_ms"`
 }
 
 func main() {
@@ -206,6 +216,10 @@ func run() (reterr error) {
 	if err != nil {
 		return err
 	}
+	readsBefore, err := hubReads(ctx, bed.Hub)
+	if err != nil {
+		return err
+	}
 	var samples, toHub, fromHub []time.Duration
 	current := map[int]int{}
 	for k := range changes {
@@ -255,6 +269,11 @@ func run() (reterr error) {
 	if err != nil {
 		return err
 	}
+	readsAfter, err := hubReads(ctx, bed.Hub)
+	if err != nil {
+		return err
+	}
+	r.HubReads = readsBetween(readsBefore, readsAfter, changes)
 	hub, meridianMembers, sourceSlices := attribute(before, after)
 	r.Samples = len(samples)
 	r.P50Ms, r.P99Ms, r.MaxMs = benchkit.Percentile(samples, 50), benchkit.Percentile(samples, 99), benchkit.Percentile(samples, 100)
@@ -480,6 +499,40 @@ func attribute(before, after []map[string]float64) (hub, members, ownSlices floa
 	return hub, members, ownSlices
 }
 
+// readCounts are a cluster's reads served so far, and the seconds spent serving them, by
+// "VERB group/resource".
+type readCounts struct{ count, seconds map[string]float64 }
+
+func hubReads(ctx context.Context, hub *testbed.Cluster) (readCounts, error) {
+	count, err := hub.RequestsByVerb(ctx)
+	if err != nil {
+		return readCounts{}, err
+	}
+	seconds, err := hub.RequestSecondsByVerb(ctx)
+	return readCounts{count, seconds}, err
+}
+
+// readsBetween returns the GETs and LISTs between two readings, per change, the most frequent
+// first; the ones under one in twenty changes are left out.
+func readsBetween(before, after readCounts, changes int) []hubRead {
+	var out []hubRead
+	for k, n := range testbed.DiffWrites(before.count, after.count) {
+		verb, _, _ := strings.Cut(k, " ")
+		if (verb != "GET" && verb != "LIST") || n/float64(changes) < 0.05 {
+			continue
+		}
+		out = append(out, hubRead{Request: k, PerChange: n / float64(changes),
+			MeanMs: 1000 * (after.seconds[k] - before.seconds[k]) / n})
+	}
+	sort.Slice(out, func(i, j int) bool {
+		if out[i].PerChange != out[j].PerChange {
+			return out[i].PerChange > out[j].PerChange
+		}
+		return out[i].Request < out[j].Request
+	})
+	return out
+}
+
 func apiserverRSS(c *testbed.Cluster) float64 {
 	procs, err := c.Processes()
 	if err != nil {
@@ -503,6 +556,9 @@ func printTable(r result) {
 	fmt.Printf("%-58s %10.0f\n", "  of which import Work -> imported slices, p50 ms", r.HubToMemberP50)
 	fmt.Printf("%-58s %10.2f\n", "Meridian member writes per change per importing cluster", r.MemberWritesPerChange)
 	fmt.Printf("%-58s %10.2f\n", "Meridian hub writes per change", r.HubWritesPerChange)
+	for _, h := range r.HubReads {
+		fmt.Printf("%-58s %10.2f  (served in %.1f ms on average)\n", "  hub reads per change: "+h.Request, h.PerChange, h.MeanMs)
+	}
 	fmt.Printf("%-58s %10.2f\n", "the source member's own EndpointSlice writes per change", r.SourceSliceWrites)
 	fmt.Printf("%-58s %10.0f\n", fmt.Sprintf("Meridian writes in %d s of steady state", r.SteadyStateSeconds), r.SteadyStateWrites)
 	fmt.Printf("%-58s %10.1f\n", "manager RSS MiB, members joined, no services", r.ManagerRSSIdleMiB)
