@@ -93,8 +93,8 @@ func (r *ClusterWorkReconciler) Reconcile(ctx context.Context, req ctrl.Request)
 
 // Process syncs one Work to its member and records the result. It runs on the member's workers.
 func (r *ClusterWorkReconciler) Process(ctx context.Context, s *work.MemberSyncer, key types.NamespacedName) (_ time.Duration, reterr error) {
-	w := &fleetv1alpha1.ClusterWork{}
-	if err := r.HubReader.Get(ctx, key, w); err != nil {
+	w, err := r.readWork(ctx, key)
+	if err != nil {
 		if apierrors.IsNotFound(err) {
 			s.Forget(key)
 			return 0, nil
@@ -140,6 +140,26 @@ func (r *ClusterWorkReconciler) Process(ctx context.Context, s *work.MemberSynce
 	}
 	r.recordTransitions(w, before)
 	return res.RequeueAfter, res.Err
+}
+
+// readWork reads a Work whole from the hub, at least as new as the version the manager's cache
+// of Works' metadata holds (which queued this pass): the hub serves such a read from its watch
+// cache, where a read without a version is a quorum read from etcd, slower under write load by
+// the time the hub's storage takes. A Work the cache does not hold yet is read from etcd.
+func (r *ClusterWorkReconciler) readWork(ctx context.Context, key types.NamespacedName) (*fleetv1alpha1.ClusterWork, error) {
+	var opts []client.GetOption
+	m := &metav1.PartialObjectMetadata{}
+	m.SetGroupVersionKind(fleetv1alpha1.GroupVersion.WithKind("ClusterWork"))
+	if r.HubClient.Get(ctx, key, m) == nil && m.ResourceVersion != "" {
+		opts = append(opts, &client.GetOptions{Raw: &metav1.GetOptions{ResourceVersion: m.ResourceVersion}})
+	}
+	w := &fleetv1alpha1.ClusterWork{}
+	err := r.HubReader.Get(ctx, key, w, opts...)
+	if len(opts) > 0 && apierrors.HasStatusCause(err, metav1.CauseTypeResourceVersionTooLarge) {
+		// Another hub apiserver than the one the cache watches, behind it: read from etcd.
+		err = r.HubReader.Get(ctx, key, w)
+	}
+	return w, err
 }
 
 // recordTransitions sends an Event when the Work turned Ready (everything applied and available)
