@@ -55,6 +55,11 @@ type MemberSyncer struct {
 	// applied records, per object, the digest of the manifest last applied and the projection of
 	// the live object the member returned: the object is in sync while both still hold.
 	applied map[ObjectKey]appliedRecord
+	// applying holds, per object whose apply is in flight, the resourceVersion of the last watch
+	// event of it that arrived meanwhile ("" for none). The member often sends the event of an
+	// apply before the apply's answer is read: without this, that echo of the syncer's own write
+	// would look like someone else's change and queue the Work for a pass that finds nothing to do.
+	applying map[ObjectKey]string
 	// waiting lists, per namespace the member lacks, the Works that wait for it.
 	waiting map[string]map[types.NamespacedName]bool
 }
@@ -104,6 +109,7 @@ func newMemberSyncer(m *membercache.Member, workers int, process ProcessFunc) *M
 		informers:    map[schema.GroupVersionResource]cache.SharedIndexInformer{},
 		desired:      map[ObjectKey]desiredEntry{},
 		applied:      map[ObjectKey]appliedRecord{},
+		applying:     map[ObjectKey]string{},
 		waiting:      map[string]map[types.NamespacedName]bool{},
 	}
 	for range workers {
@@ -321,6 +327,11 @@ func (s *MemberSyncer) isOwnEcho(obj any) bool {
 	t := trimmedOf(u)
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if _, inFlight := s.applying[key]; inFlight {
+		// Judged when the apply's answer arrives (applyDone).
+		s.applying[key] = u.GetResourceVersion()
+		return true
+	}
 	rec, ok := s.applied[key]
 	if ok {
 		rec = s.learnLocked(key, rec, u, t.Projection) // the echo of a metadata-only apply

@@ -265,6 +265,7 @@ func (s *MemberSyncer) apply(ctx context.Context, work *fleetv1alpha1.ClusterWor
 	ri := s.resource(mapping.Resource, m.Key.Namespace)
 	// The member's slot is held for the requests alone; what is computed from the answer is not.
 	s.acquire()
+	s.applyStarts(m.Key)
 	began := time.Now()
 	force := true
 	opts := metav1.PatchOptions{FieldManager: fleetv1alpha1.FieldManager, Force: &force}
@@ -285,6 +286,15 @@ func (s *MemberSyncer) apply(ctx context.Context, work *fleetv1alpha1.ClusterWor
 	}
 	writeTime.Add(int64(time.Since(began)))
 	s.release()
+	answered := ""
+	switch {
+	case err != nil:
+	case metadataOnly && !retaken:
+		answered = appliedMeta.ResourceVersion
+	default:
+		answered = applied.GetResourceVersion()
+	}
+	s.applyDone(m.Key, types.NamespacedName{Namespace: work.Namespace, Name: work.Name}, answered)
 	switch ClassifyApply(err, m.Key.Namespace != "") {
 	case ApplyWaitForNamespace:
 		st.State, st.Message = fleetv1alpha1.ObjectPending, fmt.Sprintf("Namespace %s does not exist in the member yet.", m.Key.Namespace)
@@ -313,6 +323,26 @@ func (s *MemberSyncer) apply(ctx context.Context, work *fleetv1alpha1.ClusterWor
 	s.applied[m.Key] = rec
 	s.mu.Unlock()
 	return st, writes, 0, nil
+}
+
+// applyStarts marks an object's apply as in flight: its watch events wait for the answer.
+func (s *MemberSyncer) applyStarts(key ObjectKey) {
+	s.mu.Lock()
+	s.applying[key] = ""
+	s.mu.Unlock()
+}
+
+// applyDone ends an object's apply; answered is the resourceVersion the member answered with (""
+// when the apply failed). A watch event of another version that arrived meanwhile (someone else's
+// write, or the first of two writes) queues the Work again, as it would have without the wait.
+func (s *MemberSyncer) applyDone(key ObjectKey, work types.NamespacedName, answered string) {
+	s.mu.Lock()
+	seen := s.applying[key]
+	delete(s.applying, key)
+	s.mu.Unlock()
+	if seen != "" && seen != answered {
+		s.queue.Add(work)
+	}
 }
 
 // statusless are the kinds whose objects have no status: their health never changes and a write
