@@ -71,31 +71,29 @@ func (c *Cluster) RequestsByVerb(ctx context.Context) (map[string]float64, error
 }
 
 func (c *Cluster) requestsByVerb(ctx context.Context, include func(verb string) bool) (map[string]float64, error) {
-	families, err := c.metrics(ctx)
-	if err != nil {
-		return nil, err
-	}
-	out := map[string]float64{}
-	for _, m := range families["apiserver_request_total"].GetMetric() {
-		labels := labelsOf(m)
-		if include(labels["verb"]) {
-			out[labels["verb"]+" "+labels["group"]+"/"+labels["resource"]] += m.GetCounter().GetValue()
-		}
-	}
-	return out, nil
+	return c.sumByVerb(ctx, "apiserver_request_total", include, func(m *dto.Metric) float64 { return m.GetCounter().GetValue() })
 }
 
 // RequestSecondsByVerb reads apiserver_request_duration_seconds: the seconds spent serving the
 // requests of each verb and resource ("VERB group/resource") so far.
 func (c *Cluster) RequestSecondsByVerb(ctx context.Context) (map[string]float64, error) {
+	return c.sumByVerb(ctx, "apiserver_request_duration_seconds", func(string) bool { return true },
+		func(m *dto.Metric) float64 { return m.GetHistogram().GetSampleSum() })
+}
+
+// sumByVerb sums a value of one of the apiserver's metric families by "VERB group/resource", over
+// the verbs included.
+func (c *Cluster) sumByVerb(ctx context.Context, family string, include func(verb string) bool, value func(*dto.Metric) float64) (map[string]float64, error) {
 	families, err := c.metrics(ctx)
 	if err != nil {
 		return nil, err
 	}
 	out := map[string]float64{}
-	for _, m := range families["apiserver_request_duration_seconds"].GetMetric() {
+	for _, m := range families[family].GetMetric() {
 		labels := labelsOf(m)
-		out[labels["verb"]+" "+labels["group"]+"/"+labels["resource"]] += m.GetHistogram().GetSampleSum()
+		if include(labels["verb"]) {
+			out[labels["verb"]+" "+labels["group"]+"/"+labels["resource"]] += value(m)
+		}
 	}
 	return out, nil
 }
