@@ -54,7 +54,14 @@ func TestWatchEventOfAnApplyInFlight(t *testing.T) {
 					t.Fatalf("event %s during the apply: not held for the answer", rv)
 				}
 			}
-			s.applyDone(key, work, c.answered)
+			var answer *appliedRecord
+			if c.answered != "" {
+				answer = &appliedRecord{manifest: "m", projection: "p-" + c.answered, resourceVersion: c.answered}
+			}
+			s.applyDone(key, work, answer)
+			if got := s.applied[key].resourceVersion; answer != nil && got != c.answered {
+				t.Fatalf("recorded resourceVersion %q after the apply, want the answer's %q", got, c.answered)
+			}
 			if got := q.Len() == 1; got != c.queued {
 				t.Fatalf("Work queued = %v, want %v", got, c.queued)
 			}

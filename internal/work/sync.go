@@ -286,15 +286,10 @@ func (s *MemberSyncer) apply(ctx context.Context, work *fleetv1alpha1.ClusterWor
 	}
 	writeTime.Add(int64(time.Since(began)))
 	s.release()
-	answered := ""
-	switch {
-	case err != nil:
-	case metadataOnly && !retaken:
-		answered = appliedMeta.ResourceVersion
-	default:
-		answered = applied.GetResourceVersion()
+	workKey := types.NamespacedName{Namespace: work.Namespace, Name: work.Name}
+	if err != nil {
+		s.applyDone(m.Key, workKey, nil)
 	}
-	s.applyDone(m.Key, types.NamespacedName{Namespace: work.Namespace, Name: work.Name}, answered)
 	switch ClassifyApply(err, m.Key.Namespace != "") {
 	case ApplyWaitForNamespace:
 		st.State, st.Message = fleetv1alpha1.ObjectPending, fmt.Sprintf("Namespace %s does not exist in the member yet.", m.Key.Namespace)
@@ -319,9 +314,7 @@ func (s *MemberSyncer) apply(ctx context.Context, work *fleetv1alpha1.ClusterWor
 		rec.projection = Digest(Project(m.Object.Object, applied.Object))
 	}
 	rec.observed = observedDigest(trimmed{Health: st.Health, HealthMsg: st.Message, Feedback: st.Feedback})
-	s.mu.Lock()
-	s.applied[m.Key] = rec
-	s.mu.Unlock()
+	s.applyDone(m.Key, workKey, &rec)
 	return st, writes, 0, nil
 }
 
@@ -332,15 +325,19 @@ func (s *MemberSyncer) applyStarts(key ObjectKey) {
 	s.mu.Unlock()
 }
 
-// applyDone ends an object's apply; answered is the resourceVersion the member answered with (""
-// when the apply failed). A watch event of another version that arrived meanwhile (someone else's
-// write, or the first of two writes) queues the Work again, as it would have without the wait.
-func (s *MemberSyncer) applyDone(key ObjectKey, work types.NamespacedName, answered string) {
+// applyDone ends an object's apply and records what the member answered (nil: the apply failed),
+// in one step, so that no watch event is judged between the two. A watch event of another version
+// than the answer's that arrived meanwhile (someone else's write, or the first of two writes)
+// queues the Work again, as it would have without the wait.
+func (s *MemberSyncer) applyDone(key ObjectKey, work types.NamespacedName, rec *appliedRecord) {
 	s.mu.Lock()
 	seen := s.applying[key]
 	delete(s.applying, key)
+	if rec != nil {
+		s.applied[key] = *rec
+	}
 	s.mu.Unlock()
-	if seen != "" && seen != answered {
+	if seen != "" && (rec == nil || seen != rec.resourceVersion) {
 		s.queue.Add(work)
 	}
 }

@@ -61,18 +61,16 @@ func (c *Cluster) WriteRequests(ctx context.Context) (map[string]float64, error)
 
 // WritesByVerb is WriteRequests keyed "VERB group/resource", e.g. "PATCH discovery.k8s.io/endpointslices".
 func (c *Cluster) WritesByVerb(ctx context.Context) (map[string]float64, error) {
-	return c.requestsByVerb(ctx, func(verb string) bool { return WriteVerbs[verb] })
+	return c.sumByVerb(ctx, "apiserver_request_total", func(verb string) bool { return WriteVerbs[verb] }, counterValue)
 }
 
 // RequestsByVerb is every request the apiserver served (reads and watches too), keyed
 // "VERB group/resource".
 func (c *Cluster) RequestsByVerb(ctx context.Context) (map[string]float64, error) {
-	return c.requestsByVerb(ctx, func(string) bool { return true })
+	return c.sumByVerb(ctx, "apiserver_request_total", func(string) bool { return true }, counterValue)
 }
 
-func (c *Cluster) requestsByVerb(ctx context.Context, include func(verb string) bool) (map[string]float64, error) {
-	return c.sumByVerb(ctx, "apiserver_request_total", include, func(m *dto.Metric) float64 { return m.GetCounter().GetValue() })
-}
+func counterValue(m *dto.Metric) float64 { return m.GetCounter().GetValue() }
 
 // RequestSecondsByVerb reads apiserver_request_duration_seconds: the seconds spent serving the
 // requests of each verb and resource ("VERB group/resource") so far.
