@@ -23,6 +23,7 @@ import (
 	netv1alpha1 "github.com/meridian-io/meridian/apis/networking/v1alpha1"
 	policyv1alpha1 "github.com/meridian-io/meridian/apis/policy/v1alpha1"
 	"github.com/meridian-io/meridian/controllers/fleet"
+	"github.com/meridian-io/meridian/controllers/internal/hubwork"
 	"github.com/meridian-io/meridian/controllers/networking"
 	policyctrl "github.com/meridian-io/meridian/controllers/policy"
 	workctrl "github.com/meridian-io/meridian/controllers/work"
@@ -110,8 +111,23 @@ func Setup(ctx context.Context, mgr ctrl.Manager, opts Options) (*membercache.Ca
 	if err := mgr.Add(members); err != nil {
 		return nil, err
 	}
+	// Service discovery and the GlobalNamespace controller cache their own Works whole (small,
+	// and read on each of their passes); the work engine reads those Works from there too.
+	importWorks, err := hubwork.NewWorkCache(mgr, netv1alpha1.ServiceNameLabel)
+	if err != nil {
+		return nil, fmt.Errorf("the import ClusterWorks' cache: %w", err)
+	}
+	globalNamespaceWorks, err := hubwork.NewWorkCache(mgr, netv1alpha1.GlobalNamespaceLabel)
+	if err != nil {
+		return nil, fmt.Errorf("the GlobalNamespaces' ClusterWorks' cache: %w", err)
+	}
+	for _, c := range []cache.Cache{importWorks, globalNamespaceWorks} {
+		if err := mgr.Add(c); err != nil {
+			return nil, err
+		}
+	}
 	works := &workctrl.ClusterWorkReconciler{HubClient: mgr.GetClient(), HubReader: mgr.GetAPIReader(), Members: members,
-		Recorder: mgr.GetEventRecorder("meridian-clusterwork")}
+		WholeWorks: []client.Reader{importWorks, globalNamespaceWorks}, Recorder: mgr.GetEventRecorder("meridian-clusterwork")}
 	works.Engine = work.NewEngine(opts.WorkersPerMember, works.Process)
 	if err := mgr.Add(works.Engine); err != nil {
 		return nil, err
@@ -172,13 +188,6 @@ func Setup(ctx context.Context, mgr ctrl.Manager, opts Options) (*membercache.Ca
 		HubClient: mgr.GetClient(), HubReader: mgr.GetAPIReader(), Engine: works.Engine, Catalog: catalog, GlobalNamespaceEvents: serviceEvents,
 	}
 	discovery.NewRequests()
-	importWorks, err := networking.NewImportWorkCache(mgr)
-	if err != nil {
-		return nil, fmt.Errorf("the import ClusterWorks' cache: %w", err)
-	}
-	if err := mgr.Add(importWorks); err != nil {
-		return nil, err
-	}
 	discovery.ImportWorks = importWorks
 	inventory := mcs.NewInventory(discovery.Handlers())
 	discovery.Inventory = inventory
@@ -191,6 +200,7 @@ func Setup(ctx context.Context, mgr ctrl.Manager, opts Options) (*membercache.Ca
 	}
 	if err := (&networking.GlobalNamespaceReconciler{
 		HubClient:     mgr.GetClient(),
+		Works:         globalNamespaceWorks,
 		HubReader:     mgr.GetAPIReader(),
 		Recorder:      mgr.GetEventRecorder("meridian-globalnamespace"),
 		Catalog:       catalog,

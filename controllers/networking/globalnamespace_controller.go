@@ -12,11 +12,13 @@ import (
 	"k8s.io/client-go/tools/events"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/builder"
+	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
 	"sigs.k8s.io/controller-runtime/pkg/event"
 	"sigs.k8s.io/controller-runtime/pkg/handler"
 	"sigs.k8s.io/controller-runtime/pkg/predicate"
+	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 	"sigs.k8s.io/controller-runtime/pkg/source"
 
 	fleetv1alpha1 "github.com/meridian-io/meridian/apis/fleet/v1alpha1"
@@ -32,8 +34,12 @@ import (
 // talks to a member.
 type GlobalNamespaceReconciler struct {
 	HubClient client.Client
-	// HubReader reads ClusterWorks from the hub: the manager caches them by metadata only, as
-	// they carry whole manifests.
+	// Works caches the GlobalNamespaces' own ClusterWorks whole, and only those
+	// (hubwork.NewWorkCache): the manager caches ClusterWorks by metadata only, as most
+	// carry whole manifests, and a GlobalNamespace's Works carry one namespace each.
+	Works cache.Cache
+	// HubReader reads from the hub past every cache: a Work the cache does not hold yet, and
+	// the last check that no Work is left before the finalizer goes.
 	HubReader client.Reader
 	Recorder  events.EventRecorder
 	// Catalog holds the services imported across the cluster set, for status.services.
@@ -53,7 +59,7 @@ func (r *GlobalNamespaceReconciler) Reconcile(ctx context.Context, req ctrl.Requ
 	if err := r.HubClient.Get(ctx, req.NamespacedName, g); err != nil {
 		return ctrl.Result{}, client.IgnoreNotFound(err)
 	}
-	works, err := r.works(ctx, g)
+	works, err := r.works(ctx, r.Works, g)
 	if err != nil {
 		return ctrl.Result{}, err
 	}
@@ -138,10 +144,11 @@ func (r *GlobalNamespaceReconciler) services(g *netv1alpha1.GlobalNamespace) []n
 	return out
 }
 
-// works returns the GlobalNamespace's ClusterWorks by member.
-func (r *GlobalNamespaceReconciler) works(ctx context.Context, g *netv1alpha1.GlobalNamespace) (map[string]*fleetv1alpha1.ClusterWork, error) {
+// works returns the GlobalNamespace's ClusterWorks by member, read from from (the Works cache,
+// or the hub itself).
+func (r *GlobalNamespaceReconciler) works(ctx context.Context, from client.Reader, g *netv1alpha1.GlobalNamespace) (map[string]*fleetv1alpha1.ClusterWork, error) {
 	list := &fleetv1alpha1.ClusterWorkList{}
-	if err := r.HubReader.List(ctx, list, client.MatchingLabels{netv1alpha1.GlobalNamespaceLabel: g.Name}); err != nil {
+	if err := from.List(ctx, list, client.MatchingLabels{netv1alpha1.GlobalNamespaceLabel: g.Name}); err != nil {
 		return nil, err
 	}
 	out := map[string]*fleetv1alpha1.ClusterWork{}
@@ -169,15 +176,49 @@ func (r *GlobalNamespaceReconciler) ensureWork(ctx context.Context, g *netv1alph
 		return current, releasing, err
 	}
 	w, err := hubwork.WriteWork(ctx, r.HubClient, next, current)
+	if current == nil && apierrors.IsAlreadyExists(err) {
+		// The cache does not hold the Work yet (made by the pass before this one): go on
+		// from the hub's copy, if it is this GlobalNamespace's.
+		if current, err = r.liveWork(ctx, desired); err != nil {
+			return nil, "", err
+		}
+		if next, releasing, err = globalns.NextWork(current, desired); err != nil || next == nil {
+			return current, releasing, err
+		}
+		w, err = hubwork.WriteWork(ctx, r.HubClient, next, current)
+	}
 	if current == nil && apierrors.IsNotFound(err) {
 		return nil, "", fmt.Errorf("the hub namespace %s of member %s does not exist yet", desired.Namespace, member)
 	}
 	return w, releasing, err
 }
 
+// liveWork reads from the hub the Work of desired's name, which exists: an error if it is not
+// the same GlobalNamespace's Work for the same member.
+func (r *GlobalNamespaceReconciler) liveWork(ctx context.Context, desired *fleetv1alpha1.ClusterWork) (*fleetv1alpha1.ClusterWork, error) {
+	have := &fleetv1alpha1.ClusterWork{}
+	if err := r.HubReader.Get(ctx, client.ObjectKeyFromObject(desired), have); err != nil {
+		return nil, fmt.Errorf("read ClusterWork %s/%s: %w", desired.Namespace, desired.Name, err)
+	}
+	for _, k := range []string{netv1alpha1.GlobalNamespaceLabel, fleetv1alpha1.MemberClusterLabel} {
+		if have.Labels[k] != desired.Labels[k] {
+			return nil, fmt.Errorf("ClusterWork %s/%s already exists and is not this GlobalNamespace's (labels %v)", have.Namespace, have.Name, have.Labels)
+		}
+	}
+	return have, nil
+}
+
 // finalize deletes every Work of a deleted GlobalNamespace and lets it go once they are gone, so
 // that the deletion policy is carried out in every member first.
 func (r *GlobalNamespaceReconciler) finalize(ctx context.Context, g *netv1alpha1.GlobalNamespace, works map[string]*fleetv1alpha1.ClusterWork) error {
+	if len(works) == 0 && controllerutil.ContainsFinalizer(g, netv1alpha1.GlobalNamespaceFinalizer) {
+		// The cache may lag behind the hub (a Work made just before the deletion): the
+		// finalizer goes only once the hub itself holds none.
+		var err error
+		if works, err = r.works(ctx, r.HubReader, g); err != nil {
+			return err
+		}
+	}
 	if len(works) == 0 {
 		if !controllerutil.ContainsFinalizer(g, netv1alpha1.GlobalNamespaceFinalizer) {
 			return nil
@@ -264,7 +305,9 @@ func (r *GlobalNamespaceReconciler) SetupWithManager(mgr ctrl.Manager) error {
 	}
 	return b.
 		For(&netv1alpha1.GlobalNamespace{}, builder.WithPredicates(specOrDeletion)).
-		Watches(&fleetv1alpha1.ClusterWork{}, handler.EnqueueRequestsFromMapFunc(hubwork.ByLabel(netv1alpha1.GlobalNamespaceLabel)), builder.OnlyMetadata).
+		WatchesRawSource(source.Kind(r.Works, &fleetv1alpha1.ClusterWork{}, handler.TypedEnqueueRequestsFromMapFunc(func(ctx context.Context, w *fleetv1alpha1.ClusterWork) []reconcile.Request {
+			return hubwork.ByLabel(netv1alpha1.GlobalNamespaceLabel)(ctx, w)
+		}))).
 		Watches(&fleetv1alpha1.MemberCluster{}, handler.EnqueueRequestsFromMapFunc(hubwork.All(r.HubClient, func() client.ObjectList { return &netv1alpha1.GlobalNamespaceList{} }, "GlobalNamespaces")), builder.WithPredicates(memberChanged)).
 		Named("globalnamespace").
 		Complete(r)

@@ -8,8 +8,6 @@ import (
 	"sync"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/labels"
-	"k8s.io/apimachinery/pkg/selection"
 	"k8s.io/apimachinery/pkg/types"
 	kerrors "k8s.io/apimachinery/pkg/util/errors"
 	ctrl "sigs.k8s.io/controller-runtime"
@@ -43,7 +41,7 @@ type ServiceDiscoveryReconciler struct {
 	HubClient client.Client
 	// HubReader reads from the hub past every cache (a Work of a name the cache does not hold yet).
 	HubReader client.Reader
-	// ImportWorks caches the import ClusterWorks whole (and only those: NewImportWorkCache), so
+	// ImportWorks caches the import ClusterWorks whole (and only those: hubwork.NewWorkCache), so
 	// that a reconcile reads the service's Works without a request to the hub; the manager's own
 	// cache holds ClusterWorks by metadata only.
 	ImportWorks cache.Cache
@@ -224,22 +222,6 @@ func (r *ServiceDiscoveryReconciler) importWorkChanged(old, now *fleetv1alpha1.C
 	oldState, oldMsg := mcs.WorkImportState(old, false, false)
 	state, msg := mcs.WorkImportState(now, false, false)
 	return oldState != state || oldMsg != msg
-}
-
-// NewImportWorkCache returns a cache of the hub's import ClusterWorks (those labelled with a
-// service), for ImportWorks; the caller adds it to the manager.
-func NewImportWorkCache(mgr ctrl.Manager) (cache.Cache, error) {
-	imports, err := labels.NewRequirement(netv1alpha1.ServiceNameLabel, selection.Exists, nil)
-	if err != nil {
-		return nil, err
-	}
-	return cache.New(mgr.GetConfig(), cache.Options{
-		Scheme: mgr.GetScheme(),
-		Mapper: mgr.GetRESTMapper(),
-		ByObject: map[client.Object]cache.ByObject{
-			&fleetv1alpha1.ClusterWork{}: {Label: labels.NewSelector().Add(*imports)},
-		},
-	})
 }
 
 // SetupWithManager registers the reconciler: member changes arrive from the Inventory; on the

@@ -45,8 +45,12 @@ type ClusterWorkReconciler struct {
 	HubClient client.Client
 	// HubReader reads Works from the hub itself, not from the manager's (metadata-only) cache.
 	HubReader client.Reader
-	Members   *membercache.Cache
-	Engine    *work.Engine
+	// WholeWorks are caches that hold some Works whole: the controllers that make Works keep
+	// their own (hubwork.NewWorkCache). A pass takes its Work from one of them when it holds the
+	// version the metadata cache queued, and reads it from the hub otherwise.
+	WholeWorks []client.Reader
+	Members    *membercache.Cache
+	Engine     *work.Engine
 	// Recorder records the Work's transitions a user acts on: applied and ready, stalled.
 	Recorder events.EventRecorder
 
@@ -142,18 +146,25 @@ func (r *ClusterWorkReconciler) Process(ctx context.Context, s *work.MemberSynce
 	return res.RequeueAfter, res.Err
 }
 
-// readWork reads a Work whole from the hub, at least as new as the version the manager's cache
-// of Works' metadata holds (which queued this pass): the hub serves such a read from its watch
-// cache, where a read without a version is a quorum read from etcd, slower under write load by
-// the time the hub's storage takes. A Work the cache does not hold yet is read from etcd.
+// readWork reads a Work whole, at least as new as the version the manager's cache of Works'
+// metadata holds (which queued this pass): from a cache of whole Works that holds that version,
+// or else from the hub, which serves a read at a version from its watch cache, where a read
+// without a version is a quorum read from etcd, slower under write load by the time the hub's
+// storage takes. A Work the metadata cache does not hold yet is read from etcd.
 func (r *ClusterWorkReconciler) readWork(ctx context.Context, key types.NamespacedName) (*fleetv1alpha1.ClusterWork, error) {
 	var opts []client.GetOption
 	m := &metav1.PartialObjectMetadata{}
 	m.SetGroupVersionKind(fleetv1alpha1.GroupVersion.WithKind("ClusterWork"))
+	w := &fleetv1alpha1.ClusterWork{}
 	if r.HubClient.Get(ctx, key, m) == nil && m.ResourceVersion != "" {
+		for _, c := range r.WholeWorks {
+			if c.Get(ctx, key, w) == nil && w.ResourceVersion == m.ResourceVersion {
+				return w, nil
+			}
+		}
 		opts = append(opts, &client.GetOptions{Raw: &metav1.GetOptions{ResourceVersion: m.ResourceVersion}})
 	}
-	w := &fleetv1alpha1.ClusterWork{}
+	w = &fleetv1alpha1.ClusterWork{}
 	err := r.HubReader.Get(ctx, key, w, opts...)
 	if len(opts) > 0 && apierrors.HasStatusCause(err, metav1.CauseTypeResourceVersionTooLarge) {
 		// Another hub apiserver than the one the cache watches, behind it: read from etcd.

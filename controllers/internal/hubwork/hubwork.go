@@ -1,6 +1,7 @@
 // Package hubwork holds what the controllers that compile hub objects into ClusterWorks
 // (GlobalNamespace, service discovery, AgentConfig, GlobalNetworkPolicy) share: writing a Work
-// only when it differs, and the request mappers of their watches.
+// only when it differs, the caches of their own Works, and the request mappers of their
+// watches.
 package hubwork
 
 import (
@@ -8,9 +9,12 @@ import (
 	"fmt"
 
 	"k8s.io/apimachinery/pkg/api/meta"
+	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/selection"
 	"k8s.io/apimachinery/pkg/types"
 	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/handler"
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
@@ -18,6 +22,23 @@ import (
 	fleetv1alpha1 "github.com/meridian-io/meridian/apis/fleet/v1alpha1"
 	"github.com/meridian-io/meridian/internal/work"
 )
+
+// NewWorkCache returns a cache of the hub's ClusterWorks that carry label (whatever its value),
+// whole: one controller's own Works, which the manager caches by metadata only (most Works carry
+// whole manifests). The caller adds it to the manager.
+func NewWorkCache(mgr ctrl.Manager, label string) (cache.Cache, error) {
+	has, err := labels.NewRequirement(label, selection.Exists, nil)
+	if err != nil {
+		return nil, err
+	}
+	return cache.New(mgr.GetConfig(), cache.Options{
+		Scheme: mgr.GetScheme(),
+		Mapper: mgr.GetRESTMapper(),
+		ByObject: map[client.Object]cache.ByObject{
+			&fleetv1alpha1.ClusterWork{}: {Label: labels.NewSelector().Add(*has)},
+		},
+	})
+}
 
 // WriteWork makes the hub hold desired: it creates it when current is nil, and otherwise
 // patches current's spec, labels, annotations and owners when they differ from desired's
