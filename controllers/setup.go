@@ -57,6 +57,9 @@ type Options struct {
 	ArgoCDClusterSecretsNamespace string
 	// ArgoCDClusterSecretsGrace is how long a member may stay unready before its Secret goes.
 	ArgoCDClusterSecretsGrace time.Duration
+	// GlobalNamespaceServicesDelay gathers the changes of a GlobalNamespace's services into one
+	// write of its status.services (networking.GlobalNamespaceReconciler.ServicesDelay).
+	GlobalNamespaceServicesDelay time.Duration
 }
 
 // DefaultOptions are the manager's defaults.
@@ -66,11 +69,12 @@ func DefaultOptions() Options {
 		StatusRefreshInterval: 5 * time.Minute,
 		// No client-side limit: concurrency towards a member is bounded by its workers and
 		// probers, and the member's own priority and fairness is the real limit.
-		MemberQPS:                 -1,
-		MemberBurst:               0,
-		MaxConcurrentReconciles:   4,
-		WorkersPerMember:          8,
-		ArgoCDClusterSecretsGrace: 5 * time.Minute,
+		MemberQPS:                    -1,
+		MemberBurst:                  0,
+		MaxConcurrentReconciles:      4,
+		WorkersPerMember:             8,
+		ArgoCDClusterSecretsGrace:    5 * time.Minute,
+		GlobalNamespaceServicesDelay: networking.DefaultServicesDelay,
 	}
 }
 
@@ -205,6 +209,7 @@ func Setup(ctx context.Context, mgr ctrl.Manager, opts Options) (*membercache.Ca
 		Recorder:      mgr.GetEventRecorder("meridian-globalnamespace"),
 		Catalog:       catalog,
 		ServiceEvents: serviceEvents,
+		ServicesDelay: opts.GlobalNamespaceServicesDelay,
 	}).SetupWithManager(mgr); err != nil {
 		return nil, fmt.Errorf("set up the GlobalNamespace controller: %w", err)
 	}

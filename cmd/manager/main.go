@@ -49,6 +49,8 @@ func main() {
 	flag.DurationVar(&opts.ArgoCDClusterSecretsGrace, "argocd-cluster-secrets-grace", opts.ArgoCDClusterSecretsGrace,
 		"How long a MemberCluster may stay unready before its Argo CD cluster Secret is removed.")
 	zapOpts := zap.Options{}
+	flag.DurationVar(&opts.GlobalNamespaceServicesDelay, "globalnamespace-services-delay", opts.GlobalNamespaceServicesDelay,
+		"How long a GlobalNamespace gathers its services' changes before writing them to its status.services (0: each at once).")
 	zapOpts.BindFlags(flag.CommandLine)
 	flag.Parse()
 	opts.MemberQPS = float32(qps)

@@ -4,15 +4,19 @@ import (
 	"context"
 	"strings"
 	"testing"
+	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/util/workqueue"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/client/fake"
+	"sigs.k8s.io/controller-runtime/pkg/event"
+	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 
 	fleetv1alpha1 "github.com/meridian-io/meridian/apis/fleet/v1alpha1"
 	netv1alpha1 "github.com/meridian-io/meridian/apis/networking/v1alpha1"
@@ -127,4 +131,37 @@ func TestGlobalNamespaceReadsPastItsCacheWhereItMatters(t *testing.T) {
 			t.Errorf("its Work still names the GlobalNamespace in the member (%v); want it released", err)
 		}
 	})
+}
+
+// Changes of a GlobalNamespace's services within the delay are one reconcile, run once the
+// first change has waited the delay (not pushed back by the later ones).
+func TestServiceChangesGatheredForTheDelay(t *testing.T) {
+	const delay = 300 * time.Millisecond
+	q := workqueue.NewTypedRateLimitingQueue(workqueue.DefaultTypedControllerRateLimiter[reconcile.Request]())
+	defer q.ShutDown()
+	h := queueAfter(delay)
+	g := &netv1alpha1.GlobalNamespace{ObjectMeta: metav1.ObjectMeta{Name: "shop"}}
+	start := time.Now()
+	for range 3 {
+		h.Generic(context.Background(), event.TypedGenericEvent[*netv1alpha1.GlobalNamespace]{Object: g}, q)
+		time.Sleep(delay / 10) // changes arriving over a part of the delay
+	}
+	item, _ := q.Get()
+	waited := time.Since(start)
+	q.Done(item)
+	if item.Name != "shop" || waited < delay || waited > 2*delay {
+		t.Fatalf("got %v after %v; want shop after %v to %v", item, waited, delay, 2*delay)
+	}
+	// Nothing else is queued: the three changes were one reconcile. Waiting the delay again
+	// would show a second one.
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		if extra, shutdown := q.Get(); !shutdown {
+			t.Errorf("a second reconcile %v: the changes were not gathered", extra)
+		}
+	}()
+	time.Sleep(2 * delay)
+	q.ShutDown()
+	<-done
 }

@@ -4,12 +4,15 @@ package networking
 import (
 	"context"
 	"fmt"
+	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/equality"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/types"
 	kerrors "k8s.io/apimachinery/pkg/util/errors"
 	"k8s.io/client-go/tools/events"
+	"k8s.io/client-go/util/workqueue"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/builder"
 	"sigs.k8s.io/controller-runtime/pkg/cache"
@@ -46,7 +49,15 @@ type GlobalNamespaceReconciler struct {
 	Catalog *mcs.Catalog
 	// ServiceEvents wakes a GlobalNamespace whose namespace's services changed.
 	ServiceEvents <-chan event.TypedGenericEvent[*netv1alpha1.GlobalNamespace]
+	// ServicesDelay is how long a GlobalNamespace waits, after its services changed, before its
+	// status.services is brought up to date: the changes within it are written at once (a
+	// namespace whose endpoints churn costs the hub one status write per delay, not one per
+	// endpoint). Zero writes each change as it comes.
+	ServicesDelay time.Duration
 }
+
+// DefaultServicesDelay is ServicesDelay's default.
+const DefaultServicesDelay = time.Second
 
 // +kubebuilder:rbac:groups=networking.meridian.io,resources=globalnamespaces,verbs=get;list;watch;update;patch
 // +kubebuilder:rbac:groups=networking.meridian.io,resources=globalnamespaces/status,verbs=get;update;patch
@@ -283,6 +294,17 @@ func namespaceOf(w *fleetv1alpha1.ClusterWork, g *netv1alpha1.GlobalNamespace, m
 	return g.NamespaceIn(member)
 }
 
+// queueAfter queues a GlobalNamespace delay after an event. One already waiting is not pushed
+// back: the first change after a write is written at most delay later, with every change that
+// came meanwhile.
+func queueAfter(delay time.Duration) handler.TypedEventHandler[*netv1alpha1.GlobalNamespace, reconcile.Request] {
+	return handler.TypedFuncs[*netv1alpha1.GlobalNamespace, reconcile.Request]{
+		GenericFunc: func(_ context.Context, e event.TypedGenericEvent[*netv1alpha1.GlobalNamespace], q workqueue.TypedRateLimitingInterface[reconcile.Request]) {
+			q.AddAfter(reconcile.Request{NamespacedName: types.NamespacedName{Name: e.Object.GetName()}}, delay)
+		},
+	}
+}
+
 // SetupWithManager registers the reconciler. A GlobalNamespace is queued again when its Works'
 // status changes, and every GlobalNamespace when a MemberCluster's labels, hub namespace or
 // existence change.
@@ -301,7 +323,7 @@ func (r *GlobalNamespaceReconciler) SetupWithManager(mgr ctrl.Manager) error {
 	}
 	b := ctrl.NewControllerManagedBy(mgr)
 	if r.ServiceEvents != nil {
-		b = b.WatchesRawSource(source.Channel(r.ServiceEvents, &handler.TypedEnqueueRequestForObject[*netv1alpha1.GlobalNamespace]{}))
+		b = b.WatchesRawSource(source.Channel(r.ServiceEvents, queueAfter(r.ServicesDelay)))
 	}
 	return b.
 		For(&netv1alpha1.GlobalNamespace{}, builder.WithPredicates(specOrDeletion)).
