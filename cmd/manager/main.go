@@ -48,9 +48,9 @@ func main() {
 		"Keep an Argo CD cluster Secret in this namespace (Argo CD's) for each Ready MemberCluster, labelled with its labels; off when empty.")
 	flag.DurationVar(&opts.ArgoCDClusterSecretsGrace, "argocd-cluster-secrets-grace", opts.ArgoCDClusterSecretsGrace,
 		"How long a MemberCluster may stay unready before its Argo CD cluster Secret is removed.")
-	zapOpts := zap.Options{}
 	flag.DurationVar(&opts.GlobalNamespaceServicesDelay, "globalnamespace-services-delay", opts.GlobalNamespaceServicesDelay,
 		"How long a GlobalNamespace gathers its services' changes before writing them to its status.services (0: each at once).")
+	zapOpts := zap.Options{}
 	zapOpts.BindFlags(flag.CommandLine)
 	flag.Parse()
 	opts.MemberQPS = float32(qps)

@@ -2,6 +2,7 @@ package networking
 
 import (
 	"context"
+	"errors"
 	"strings"
 	"testing"
 	"time"
@@ -20,6 +21,7 @@ import (
 
 	fleetv1alpha1 "github.com/meridian-io/meridian/apis/fleet/v1alpha1"
 	netv1alpha1 "github.com/meridian-io/meridian/apis/networking/v1alpha1"
+	"github.com/meridian-io/meridian/controllers/internal/hubwork"
 	"github.com/meridian-io/meridian/internal/globalns"
 )
 
@@ -102,7 +104,7 @@ func TestGlobalNamespaceReadsPastItsCacheWhereItMatters(t *testing.T) {
 		hub := fake.NewClientBuilder().WithScheme(scheme).WithStatusSubresource(&netv1alpha1.GlobalNamespace{}).
 			WithObjects(g, member, hubWork(t, g, "another")).Build()
 		_, err := reconciler(hub).Reconcile(ctx, req)
-		if err == nil || !strings.Contains(err.Error(), "is not this GlobalNamespace's") {
+		if !errors.Is(err, hubwork.ErrNameTaken) || !strings.Contains(err.Error(), "carries something else") {
 			t.Fatalf("Reconcile: %v; want an error naming the Work as another's", err)
 		}
 	})

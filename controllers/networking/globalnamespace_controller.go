@@ -190,7 +190,7 @@ func (r *GlobalNamespaceReconciler) ensureWork(ctx context.Context, g *netv1alph
 	if current == nil && apierrors.IsAlreadyExists(err) {
 		// The cache does not hold the Work yet (made by the pass before this one): go on
 		// from the hub's copy, if it is this GlobalNamespace's.
-		if current, err = r.liveWork(ctx, desired); err != nil {
+		if current, err = hubwork.Existing(ctx, r.HubReader, desired, netv1alpha1.GlobalNamespaceLabel, fleetv1alpha1.MemberClusterLabel); err != nil {
 			return nil, "", err
 		}
 		if next, releasing, err = globalns.NextWork(current, desired); err != nil || next == nil {
@@ -202,21 +202,6 @@ func (r *GlobalNamespaceReconciler) ensureWork(ctx context.Context, g *netv1alph
 		return nil, "", fmt.Errorf("the hub namespace %s of member %s does not exist yet", desired.Namespace, member)
 	}
 	return w, releasing, err
-}
-
-// liveWork reads from the hub the Work of desired's name, which exists: an error if it is not
-// the same GlobalNamespace's Work for the same member.
-func (r *GlobalNamespaceReconciler) liveWork(ctx context.Context, desired *fleetv1alpha1.ClusterWork) (*fleetv1alpha1.ClusterWork, error) {
-	have := &fleetv1alpha1.ClusterWork{}
-	if err := r.HubReader.Get(ctx, client.ObjectKeyFromObject(desired), have); err != nil {
-		return nil, fmt.Errorf("read ClusterWork %s/%s: %w", desired.Namespace, desired.Name, err)
-	}
-	for _, k := range []string{netv1alpha1.GlobalNamespaceLabel, fleetv1alpha1.MemberClusterLabel} {
-		if have.Labels[k] != desired.Labels[k] {
-			return nil, fmt.Errorf("ClusterWork %s/%s already exists and is not this GlobalNamespace's (labels %v)", have.Namespace, have.Name, have.Labels)
-		}
-	}
-	return have, nil
 }
 
 // finalize deletes every Work of a deleted GlobalNamespace and lets it go once they are gone, so

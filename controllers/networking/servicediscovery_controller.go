@@ -23,6 +23,7 @@ import (
 
 	fleetv1alpha1 "github.com/meridian-io/meridian/apis/fleet/v1alpha1"
 	netv1alpha1 "github.com/meridian-io/meridian/apis/networking/v1alpha1"
+	"github.com/meridian-io/meridian/controllers/internal/hubwork"
 	"github.com/meridian-io/meridian/internal/mcs"
 	"github.com/meridian-io/meridian/internal/work"
 )
@@ -186,7 +187,7 @@ func (r *ServiceDiscoveryReconciler) importInto(ctx context.Context, gns map[str
 		return &mcs.MemberImport{Cluster: member, State: mcs.ImportPending, Message: "its ClusterWork is being renamed"}, r.deleteWork(ctx, current)
 	}
 	w, err := r.ensureWork(ctx, desired, current)
-	if errors.Is(err, ErrNameTaken) {
+	if errors.Is(err, hubwork.ErrNameTaken) {
 		return &mcs.MemberImport{Cluster: member, State: mcs.ImportFailed, Message: err.Error()}, err
 	} else if err != nil {
 		return &mcs.MemberImport{Cluster: member, State: mcs.ImportPending, Message: err.Error()}, err

@@ -22,9 +22,6 @@ import (
 
 // The service-discovery reconciler's writes: import Works and the MCS kinds' status.
 
-// ErrNameTaken: the ClusterWork a service's import needs exists and carries something else.
-var ErrNameTaken = errors.New("the name is taken")
-
 // exportStatus writes the ServiceExport's conditions when they differ from what it says now.
 func (r *ServiceDiscoveryReconciler) exportStatus(ctx context.Context, member string, se *mcsv1beta1.ServiceExport, want []metav1.Condition) error {
 	if r.Inventory.CRDs(member) == mcs.CRDsForeign {
@@ -107,7 +104,7 @@ func (r *ServiceDiscoveryReconciler) importWorks(ctx context.Context, ns, name s
 
 // ensureWork creates or updates a ClusterWork and returns it as it now is on the hub. A missing
 // hub namespace is no error: the member's namespace appearing retries. A Work of that name that
-// carries something else is ErrNameTaken.
+// carries something else is hubwork.ErrNameTaken.
 func (r *ServiceDiscoveryReconciler) ensureWork(ctx context.Context, desired, current *fleetv1alpha1.ClusterWork) (*fleetv1alpha1.ClusterWork, error) {
 	w, err := hubwork.WriteWork(ctx, r.HubClient, desired, current)
 	if err == nil && w != nil {
@@ -117,25 +114,12 @@ func (r *ServiceDiscoveryReconciler) ensureWork(ctx context.Context, desired, cu
 	case apierrors.IsNotFound(err):
 		return nil, nil
 	case apierrors.IsAlreadyExists(err):
-		return nil, r.sameSource(ctx, desired)
+		// The cache does not hold it yet (made by the pass before): no error if it is this
+		// import's, ErrNameTaken if it is another's.
+		_, err := hubwork.Existing(ctx, r.HubReader, desired, netv1alpha1.ServiceNamespaceLabel, netv1alpha1.ServiceNameLabel, fleetv1alpha1.MemberClusterLabel)
+		return nil, client.IgnoreNotFound(err)
 	}
 	return w, err
-}
-
-// sameSource tells whether the hub's ClusterWork of desired's name is desired's (a read behind
-// the hub): if it carries another source, that is an error naming both.
-func (r *ServiceDiscoveryReconciler) sameSource(ctx context.Context, desired *fleetv1alpha1.ClusterWork) error {
-	have := &fleetv1alpha1.ClusterWork{}
-	if err := r.HubReader.Get(ctx, client.ObjectKeyFromObject(desired), have); err != nil {
-		return client.IgnoreNotFound(err)
-	}
-	for _, k := range []string{netv1alpha1.ServiceNamespaceLabel, netv1alpha1.ServiceNameLabel, fleetv1alpha1.MemberClusterLabel} {
-		if have.Labels[k] != desired.Labels[k] {
-			return fmt.Errorf("ClusterWork %s/%s already exists and carries something else (labels %v), not %s/%s: %w",
-				have.Namespace, have.Name, have.Labels, desired.Labels[netv1alpha1.ServiceNamespaceLabel], desired.Labels[netv1alpha1.ServiceNameLabel], ErrNameTaken)
-		}
-	}
-	return nil
 }
 
 func (r *ServiceDiscoveryReconciler) deleteWork(ctx context.Context, w *fleetv1alpha1.ClusterWork) error {

@@ -155,16 +155,15 @@ func (r *ClusterWorkReconciler) readWork(ctx context.Context, key types.Namespac
 	var opts []client.GetOption
 	m := &metav1.PartialObjectMetadata{}
 	m.SetGroupVersionKind(fleetv1alpha1.GroupVersion.WithKind("ClusterWork"))
-	w := &fleetv1alpha1.ClusterWork{}
 	if r.HubClient.Get(ctx, key, m) == nil && m.ResourceVersion != "" {
 		for _, c := range r.WholeWorks {
-			if c.Get(ctx, key, w) == nil && w.ResourceVersion == m.ResourceVersion {
+			if w := (&fleetv1alpha1.ClusterWork{}); c.Get(ctx, key, w) == nil && w.ResourceVersion == m.ResourceVersion {
 				return w, nil
 			}
 		}
 		opts = append(opts, &client.GetOptions{Raw: &metav1.GetOptions{ResourceVersion: m.ResourceVersion}})
 	}
-	w = &fleetv1alpha1.ClusterWork{}
+	w := &fleetv1alpha1.ClusterWork{}
 	err := r.HubReader.Get(ctx, key, w, opts...)
 	if len(opts) > 0 && apierrors.HasStatusCause(err, metav1.CauseTypeResourceVersionTooLarge) {
 		// Another hub apiserver than the one the cache watches, behind it: read from etcd.

@@ -6,7 +6,9 @@ package hubwork
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"strings"
 
 	"k8s.io/apimachinery/pkg/api/meta"
 	"k8s.io/apimachinery/pkg/labels"
@@ -38,6 +40,31 @@ func NewWorkCache(mgr ctrl.Manager, label string) (cache.Cache, error) {
 			&fleetv1alpha1.ClusterWork{}: {Label: labels.NewSelector().Add(*has)},
 		},
 	})
+}
+
+// ErrNameTaken: the ClusterWork of the name a controller needs exists and is another's.
+var ErrNameTaken = errors.New("the name is taken")
+
+// Existing reads from the hub (r, past every cache) the ClusterWork of desired's name, for a
+// create that was answered AlreadyExists (the controller's cache did not hold it yet). It returns
+// the hub's copy when that carries desired's value of each label in keys, and otherwise an error
+// naming both, wrapping ErrNameTaken.
+func Existing(ctx context.Context, r client.Reader, desired *fleetv1alpha1.ClusterWork, keys ...string) (*fleetv1alpha1.ClusterWork, error) {
+	have := &fleetv1alpha1.ClusterWork{}
+	if err := r.Get(ctx, client.ObjectKeyFromObject(desired), have); err != nil {
+		return nil, fmt.Errorf("read ClusterWork %s/%s: %w", desired.Namespace, desired.Name, err)
+	}
+	var want []string
+	taken := false
+	for _, k := range keys {
+		want = append(want, k+"="+desired.Labels[k])
+		taken = taken || have.Labels[k] != desired.Labels[k]
+	}
+	if taken {
+		return nil, fmt.Errorf("ClusterWork %s/%s already exists and carries something else (labels %v), not %s: %w",
+			have.Namespace, have.Name, have.Labels, strings.Join(want, ","), ErrNameTaken)
+	}
+	return have, nil
 }
 
 // WriteWork makes the hub hold desired: it creates it when current is nil, and otherwise

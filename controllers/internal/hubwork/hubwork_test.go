@@ -2,8 +2,10 @@ package hubwork
 
 import (
 	"context"
+	"errors"
 	"testing"
 
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/types"
@@ -95,5 +97,27 @@ func TestMappers(t *testing.T) {
 	}
 	if reqs := by(context.Background(), &fleetv1alpha1.ClusterWork{}); reqs != nil {
 		t.Errorf("ByLabel without the label = %v", reqs)
+	}
+}
+
+func TestExistingIsTheHubsCopyOnlyWhenItIsTheSameWork(t *testing.T) {
+	scheme := runtime.NewScheme()
+	if err := fleetv1alpha1.AddToScheme(scheme); err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	work := func(owner string) *fleetv1alpha1.ClusterWork {
+		return &fleetv1alpha1.ClusterWork{ObjectMeta: metav1.ObjectMeta{Namespace: "meridian-member-m1", Name: "w",
+			Labels: map[string]string{"owner": owner, fleetv1alpha1.MemberClusterLabel: "m1"}}}
+	}
+	hub := fake.NewClientBuilder().WithScheme(scheme).WithObjects(work("a")).Build()
+	if got, err := Existing(ctx, hub, work("a"), "owner", fleetv1alpha1.MemberClusterLabel); err != nil || got.ResourceVersion == "" {
+		t.Errorf("same owner: %v, %v; want the hub's copy", got, err)
+	}
+	if _, err := Existing(ctx, hub, work("b"), "owner", fleetv1alpha1.MemberClusterLabel); !errors.Is(err, ErrNameTaken) {
+		t.Errorf("another owner: %v; want ErrNameTaken", err)
+	}
+	if _, err := Existing(ctx, fake.NewClientBuilder().WithScheme(scheme).Build(), work("a"), "owner"); !apierrors.IsNotFound(err) {
+		t.Errorf("gone meanwhile: %v; want NotFound", err)
 	}
 }
