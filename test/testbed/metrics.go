@@ -61,31 +61,32 @@ func (c *Cluster) WriteRequests(ctx context.Context) (map[string]float64, error)
 
 // WritesByVerb is WriteRequests keyed "VERB group/resource", e.g. "PATCH discovery.k8s.io/endpointslices".
 func (c *Cluster) WritesByVerb(ctx context.Context) (map[string]float64, error) {
-	return c.sumByVerb(ctx, "apiserver_request_total", func(verb string) bool { return WriteVerbs[verb] }, counterValue)
+	families, err := c.metrics(ctx)
+	return sumByVerb(families, "apiserver_request_total", func(verb string) bool { return WriteVerbs[verb] }, counterValue), err
 }
 
 // RequestsByVerb is every request the apiserver served (reads and watches too), keyed
 // "VERB group/resource".
 func (c *Cluster) RequestsByVerb(ctx context.Context) (map[string]float64, error) {
-	return c.sumByVerb(ctx, "apiserver_request_total", func(string) bool { return true }, counterValue)
+	families, err := c.metrics(ctx)
+	return sumByVerb(families, "apiserver_request_total", all, counterValue), err
 }
+
+// RequestsAndSecondsByVerb is RequestsByVerb and, from the same reading of the metrics, the
+// seconds spent serving those requests (apiserver_request_duration_seconds), by the same keys.
+func (c *Cluster) RequestsAndSecondsByVerb(ctx context.Context) (count, seconds map[string]float64, err error) {
+	families, err := c.metrics(ctx)
+	return sumByVerb(families, "apiserver_request_total", all, counterValue),
+		sumByVerb(families, "apiserver_request_duration_seconds", all, func(m *dto.Metric) float64 { return m.GetHistogram().GetSampleSum() }), err
+}
+
+func all(string) bool { return true }
 
 func counterValue(m *dto.Metric) float64 { return m.GetCounter().GetValue() }
 
-// RequestSecondsByVerb reads apiserver_request_duration_seconds: the seconds spent serving the
-// requests of each verb and resource ("VERB group/resource") so far.
-func (c *Cluster) RequestSecondsByVerb(ctx context.Context) (map[string]float64, error) {
-	return c.sumByVerb(ctx, "apiserver_request_duration_seconds", func(string) bool { return true },
-		func(m *dto.Metric) float64 { return m.GetHistogram().GetSampleSum() })
-}
-
 // sumByVerb sums a value of one of the apiserver's metric families by "VERB group/resource", over
 // the verbs included.
-func (c *Cluster) sumByVerb(ctx context.Context, family string, include func(verb string) bool, value func(*dto.Metric) float64) (map[string]float64, error) {
-	families, err := c.metrics(ctx)
-	if err != nil {
-		return nil, err
-	}
+func sumByVerb(families map[string]*dto.MetricFamily, family string, include func(verb string) bool, value func(*dto.Metric) float64) map[string]float64 {
 	out := map[string]float64{}
 	for _, m := range families[family].GetMetric() {
 		labels := labelsOf(m)
@@ -93,7 +94,7 @@ func (c *Cluster) sumByVerb(ctx context.Context, family string, include func(ver
 			out[labels["verb"]+" "+labels["group"]+"/"+labels["resource"]] += value(m)
 		}
 	}
-	return out, nil
+	return out
 }
 
 // WritesExcept sums the writes of every resource but those listed.

@@ -504,11 +504,7 @@ func attribute(before, after []map[string]float64) (hub, members, ownSlices floa
 type readCounts struct{ count, seconds map[string]float64 }
 
 func hubReads(ctx context.Context, hub *testbed.Cluster) (readCounts, error) {
-	count, err := hub.RequestsByVerb(ctx)
-	if err != nil {
-		return readCounts{}, err
-	}
-	seconds, err := hub.RequestSecondsByVerb(ctx)
+	count, seconds, err := hub.RequestsAndSecondsByVerb(ctx)
 	return readCounts{count, seconds}, err
 }
 
