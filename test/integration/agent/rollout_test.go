@@ -39,6 +39,7 @@ import (
 	memberv1alpha1 "github.com/meridian-io/meridian/apis/member/v1alpha1"
 	"github.com/meridian-io/meridian/internal/agent/agenttest/kubelet"
 	"github.com/meridian-io/meridian/internal/agentconfig"
+	"github.com/meridian-io/meridian/test/testbed"
 )
 
 var _ = Describe("AgentConfig rollout across members", Ordered, func() {
@@ -83,23 +84,69 @@ var _ = Describe("AgentConfig rollout across members", Ordered, func() {
 			ds.Status.ObservedGeneration == ds.Generation && ds.Status.DesiredNumberScheduled == 2 &&
 			ds.Status.UpdatedNumberScheduled == 2 && ds.Status.NumberReady == 2
 	}
-	// rollsInOrder watches the rollout to revision until the AgentConfig is Ready, and fails if
-	// member-3's Work gets the revision before member-2's DaemonSet runs it everywhere, ready.
-	rollsInOrder := func(ctx context.Context) {
+	// rolloutWatch watches, from before a change until ctx ends, the AgentConfig's status and its
+	// Works on the hub. A watch sees every write in the hub's order; a poll of the members can
+	// miss member-2's rollout, which with kwok takes a few hundred milliseconds.
+	type rolloutWatch struct {
+		// waves is keyed "waves": each cluster's phase and, once it has the revision, config hash.
+		waves *testbed.Transitions
+		// handOver is keyed "member-3 <revision>", written when member-3's Work first carries
+		// a revision: "member-2 done" when member-2's Work, as the hub held it at that moment,
+		// already reported its DaemonSet on that revision, observed, every agent updated and
+		// ready; "member-2 not done" otherwise.
+		handOver *testbed.Transitions
+	}
+	watchRollout := func(ctx context.Context) rolloutWatch {
+		GinkgoHelper()
+		waves, err := bed.Hub.WatchTransitions(ctx, &fleetv1alpha1.AgentConfigList{}, ac.Name, func(o client.Object) map[string]string {
+			var parts []string
+			for _, c := range o.(*fleetv1alpha1.AgentConfig).Status.Clusters {
+				parts = append(parts, fmt.Sprintf("%s=%s/%s", c.Cluster, c.Phase, c.ConfigHash))
+			}
+			return map[string]string{"waves": strings.Join(parts, " ")}
+		})
+		Expect(err).NotTo(HaveOccurred())
+		// Called in the watch's order, from one goroutine.
+		var m2 *fleetv1alpha1.ClusterWork
+		m3Revision := ""
+		handOver, err := bed.Hub.WatchTransitions(ctx, &fleetv1alpha1.ClusterWorkList{}, agentconfig.WorkName(ac), func(o client.Object) map[string]string {
+			w := o.(*fleetv1alpha1.ClusterWork)
+			switch w.Labels[fleetv1alpha1.MemberClusterLabel] {
+			case "member-2":
+				m2 = w
+			case "member-3":
+				rev := w.Annotations[agentconfig.RevisionAnnotation]
+				if rev == m3Revision {
+					break
+				}
+				m3Revision = rev
+				s := agentconfig.StateFromWork("member-2", rev, m2)
+				done := "member-2 not done"
+				if s.HasRevision && s.Observed && s.Desired == 2 && s.Updated == 2 && s.Ready == 2 {
+					done = "member-2 done"
+				}
+				return map[string]string{"member-3 " + rev: done}
+			}
+			return nil
+		})
+		Expect(err).NotTo(HaveOccurred())
+		return rolloutWatch{waves: waves, handOver: handOver}
+	}
+	// rollsInOrder follows the rollout to revision until the AgentConfig is Ready. It fails if
+	// member-3's Work got the revision before member-2's DaemonSet ran it everywhere, ready: as
+	// the member itself says (every poll) and in the hub's order of writes (watched, the
+	// member-2 Work's report of its DaemonSet before member-3's Work got the revision); and if
+	// the hub never said that member-3 waits for its wave while member-2 rolls out.
+	rollsInOrder := func(ctx context.Context, watched rolloutWatch) {
 		GinkgoHelper()
 		m2 := &fleetv1alpha1.MemberCluster{}
 		Expect(bed.Hub.Client.Get(ctx, client.ObjectKey{Name: "member-2"}, m2)).To(Succeed())
 		compiled, err := agentconfig.Compile(ac, m2)
 		Expect(err).NotTo(HaveOccurred())
-		sawSecondWaveWait := false
 		Eventually(func(g Gomega) {
-			m3HasIt := workRevision(ctx, g, "member-3") == compiled.Revision
-			m2Done := daemonSetDone(ctx, g, "member-2", compiled.ConfigHash)
-			if m3HasIt {
+			if workRevision(ctx, g, "member-3") == compiled.Revision {
 				// Checked in every poll, not only at the end: a violation fails at once.
-				Expect(m2Done).To(BeTrue(), "member-3 got the revision before member-2's agents were all updated and ready")
-			} else if workRevision(ctx, g, "member-2") == compiled.Revision && !m2Done {
-				sawSecondWaveWait = true
+				Expect(daemonSetDone(ctx, g, "member-2", compiled.ConfigHash)).To(BeTrue(), "member-3 got the revision before member-2's agents were all updated and ready")
 			}
 			got := &fleetv1alpha1.AgentConfig{}
 			g.Expect(bed.Hub.Client.Get(ctx, client.ObjectKeyFromObject(ac), got)).To(Succeed())
@@ -116,7 +163,14 @@ var _ = Describe("AgentConfig rollout across members", Ordered, func() {
 			}
 			g.Expect(daemonSetDone(ctx, g, "member-3", compiled.ConfigHash)).To(BeTrue())
 		}).WithContext(ctx).WithTimeout(4 * time.Minute).WithPolling(100 * time.Millisecond).Should(Succeed())
-		Expect(sawSecondWaveWait).To(BeTrue(), "never saw member-3 wait while member-2 rolled out")
+		seen, err := watched.waves.Counts()
+		Expect(err).NotTo(HaveOccurred())
+		wait := fmt.Sprintf("waves=member-2=%s/%s member-3=%s/", fleetv1alpha1.AgentClusterProgressing, compiled.ConfigHash, fleetv1alpha1.AgentClusterPending)
+		Expect(seen).To(HaveKey(wait), "the hub never said member-3 waits while member-2 rolls out")
+		handed, err := watched.handOver.Counts()
+		Expect(err).NotTo(HaveOccurred())
+		Expect(handed).To(HaveKeyWithValue("member-3 "+compiled.Revision+"=member-2 done", 1), "member-3's Work got the revision before member-2's reported its DaemonSet rolled out: %v", handed)
+		Expect(handed).NotTo(HaveKey("member-3 " + compiled.Revision + "=member-2 not done"))
 	}
 
 	It("installs the agent on the first member, then on the second once the first reports every agent ready", func(ctx SpecContext) {
@@ -139,8 +193,9 @@ var _ = Describe("AgentConfig rollout across members", Ordered, func() {
 			return nil
 		})
 		Expect(err).NotTo(HaveOccurred())
+		watched := watchRollout(watchCtx)
 		Expect(bed.Hub.Client.Create(ctx, ac)).To(Succeed())
-		rollsInOrder(ctx)
+		rollsInOrder(ctx, watched)
 
 		By("recording the first wave's start and the rollout's completion once per transition (as a watch sees the status written)")
 		Eventually(func(g Gomega) {
@@ -181,12 +236,15 @@ var _ = Describe("AgentConfig rollout across members", Ordered, func() {
 	}, SpecTimeout(5*time.Minute))
 
 	It("rolls a config change out wave by wave", func(ctx SpecContext) {
+		watchCtx, stopWatch := context.WithCancel(ctx)
+		defer stopWatch()
+		watched := watchRollout(watchCtx)
 		Eventually(func(g Gomega) {
 			g.Expect(bed.Hub.Client.Get(ctx, client.ObjectKeyFromObject(ac), ac)).To(Succeed())
 			ac.Spec.Config.LogVerbosity = 3
 			g.Expect(bed.Hub.Client.Update(ctx, ac)).To(Succeed())
 		}).WithContext(ctx).WithTimeout(30 * time.Second).Should(Succeed())
-		rollsInOrder(ctx)
+		rollsInOrder(ctx, watched)
 	}, SpecTimeout(5*time.Minute))
 
 	It("reports a second AgentConfig for the same clusters as a conflict on both, the younger Stalled, and leaves the clusters alone", func(ctx SpecContext) {
