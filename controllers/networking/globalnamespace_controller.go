@@ -182,21 +182,23 @@ func (r *GlobalNamespaceReconciler) ensureWork(ctx context.Context, g *netv1alph
 	if err := controllerutil.SetOwnerReference(g, desired, r.HubClient.Scheme()); err != nil {
 		return current, "", err
 	}
-	next, releasing, err := globalns.NextWork(current, desired)
-	if err != nil || next == nil {
-		return current, releasing, err
+	// write brings the Work from current (nil: none) to what desired asks of it.
+	write := func(current *fleetv1alpha1.ClusterWork) (*fleetv1alpha1.ClusterWork, string, error) {
+		next, releasing, err := globalns.NextWork(current, desired)
+		if err != nil || next == nil {
+			return current, releasing, err
+		}
+		w, err := hubwork.WriteWork(ctx, r.HubClient, next, current)
+		return w, releasing, err
 	}
-	w, err := hubwork.WriteWork(ctx, r.HubClient, next, current)
+	w, releasing, err := write(current)
 	if current == nil && apierrors.IsAlreadyExists(err) {
 		// The cache does not hold the Work yet (made by the pass before this one): go on
 		// from the hub's copy, if it is this GlobalNamespace's.
 		if current, err = hubwork.Existing(ctx, r.HubReader, desired, netv1alpha1.GlobalNamespaceLabel, fleetv1alpha1.MemberClusterLabel); err != nil {
 			return nil, "", err
 		}
-		if next, releasing, err = globalns.NextWork(current, desired); err != nil || next == nil {
-			return current, releasing, err
-		}
-		w, err = hubwork.WriteWork(ctx, r.HubClient, next, current)
+		w, releasing, err = write(current)
 	}
 	if current == nil && apierrors.IsNotFound(err) {
 		return nil, "", fmt.Errorf("the hub namespace %s of member %s does not exist yet", desired.Namespace, member)
